@@ -1,0 +1,60 @@
+"""`make gate`: fail when a metric in metrics.json is below its floor in params.yaml (evaluate.thresholds)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mltemplate.cli import CommandError
+from mltemplate.params import load_params
+from mltemplate.paths import METRICS_FILE
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    value: float | None
+    threshold: float
+
+    @property
+    def passed(self) -> bool:
+        return self.value is not None and self.value >= self.threshold
+
+
+def check(metrics: dict[str, Any], thresholds: dict[str, float]) -> list[Check]:
+    """One check per threshold; a metric missing from `metrics` fails."""
+    return [Check(name, metrics.get(name), floor) for name, floor in sorted(thresholds.items())]
+
+
+def read_metrics(path: Path = METRICS_FILE) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise CommandError(f"{path} not found: run `make run` (or `dvc repro`) first") from None
+
+
+def main() -> None:
+    checks = check(read_metrics(), load_params().evaluate.thresholds)
+    for c in checks:
+        shown = "missing" if c.value is None else f"{c.value:.4f}"
+        print(f"gate: {c.metric:<10} {shown:>8}  >= {c.threshold:.4f}  {'ok' if c.passed else 'FAIL'}")
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise CommandError(
+            "; ".join(
+                f"{c.metric} is missing from {METRICS_FILE}"
+                if c.value is None
+                else f"{c.metric} {c.value:.4f} is below its threshold {c.threshold:.4f} by {c.threshold - c.value:.4f}"
+                for c in failed
+            )
+        )
+    print(f"gate: all {len(checks)} thresholds met")
+
+
+if __name__ == "__main__":
+    from mltemplate.cli import run
+
+    sys.exit(run(main))

@@ -1,0 +1,161 @@
+"""Owns the model files: byte-stable skops save, safe load, hashes, and the one predict function
+that both `evaluate` and the service call, so what is measured is what is served."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+
+from mltemplate import atomic
+from mltemplate.paths import MODEL_FILE, MODEL_METADATA
+from mltemplate.schema import Schema
+
+# Types outside skops' default trust list that the template's estimators need. Anything else found in a
+# model file is refused at load time instead of being executed.
+TRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+
+# The earliest date a zip entry can carry; a fixed date keeps the archive byte-stable.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, altered, or holds types that are not trusted."""
+
+
+def _canonical_state(state: Any, ids: dict[int, int], files: dict[str, str]) -> Any:
+    # skops names objects by id() and uuid4, which change on every run; number them by first appearance.
+    if isinstance(state, dict):
+        out: dict[str, Any] = {}
+        for key, value in state.items():
+            if key == "__id__" and isinstance(value, int):
+                out[key] = ids.setdefault(value, len(ids) + 1)  # 0 would read as "no id" in skops
+            elif key == "file" and isinstance(value, str):
+                suffix = Path(value).suffix
+                out[key] = files.setdefault(value, f"{len(files)}{suffix}")
+            else:
+                out[key] = _canonical_state(value, ids, files)
+        return out
+    if isinstance(state, list):
+        return [_canonical_state(item, ids, files) for item in state]
+    return state
+
+
+def dumps(model: Pipeline) -> bytes:
+    """A skops archive that is identical, byte for byte, for identical models."""
+    with zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as source:
+        files: dict[str, str] = {}
+        schema = _canonical_state(json.loads(source.read("schema.json")), {}, files)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as target:
+
+            def put(name: str, data: bytes) -> None:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+                info.external_attr = 0o644 << 16
+                target.writestr(info, data)
+
+            put("schema.json", json.dumps(schema, indent=2, sort_keys=False).encode())
+            for old, new in sorted(files.items(), key=lambda item: int(Path(item[1]).stem)):
+                put(new, source.read(old))
+    return out.getvalue()
+
+
+def loads(data: bytes) -> Pipeline:
+    """Load a skops archive, refusing any type outside skops' defaults and TRUSTED_TYPES."""
+    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    if untrusted:
+        raise ModelError(f"model file holds untrusted types {sorted(untrusted)}; refusing to load it")
+    model = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    if not isinstance(model, Pipeline):
+        raise ModelError(f"model file holds a {type(model).__name__}, expected a scikit-learn Pipeline")
+    return model
+
+
+def md5(path: Path) -> str:
+    """The same md5 DVC records for the file in dvc.lock and .dvc files."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted pipeline with its input schema and the metadata written beside it."""
+
+    pipeline: Pipeline
+    schema: Schema
+    metadata: dict[str, Any]
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.pipeline.classes_]
+
+
+def save(model: TrainedModel, *, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> None:
+    """Write the archive and its metadata (which records the archive's md5)."""
+    data = dumps(model.pipeline)
+    metadata = {**model.metadata, "schema": model.schema.to_dict(), "classes": model.classes}
+    metadata["model_md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    atomic.write_bytes(model_path, data)
+    atomic.write_text(metadata_path, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
+def load(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> TrainedModel:
+    """Load and check a saved model; raises ModelError with what to do when it is missing or altered."""
+    if not model_path.exists() or not metadata_path.exists():
+        raise ModelError(f"no trained model at {model_path}: run `make run` first")
+    data = model_path.read_bytes()
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if actual != metadata.get("model_md5"):
+        raise ModelError(
+            f"{model_path} (md5 {actual}) is not the file {metadata_path} describes "
+            f"(md5 {metadata.get('model_md5')}): run `make run` to rebuild both"
+        )
+    return TrainedModel(pipeline=loads(data), schema=Schema.from_dict(metadata["schema"]), metadata=metadata)
+
+
+def to_frame(records: list[dict[str, Any]] | pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Records as the frame the pipeline was fitted on: schema column order and dtypes."""
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
+    frame = frame.reindex(columns=list(schema.features))
+    for column in schema.numeric:
+        frame[column] = frame[column].astype("float64")
+    for column in schema.categorical:
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def predict_proba(model: TrainedModel, records: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
+    """Class probabilities, columns in `model.classes` order."""
+    return np.asarray(model.pipeline.predict_proba(to_frame(records, model.schema)))
+
+
+def labels(model: TrainedModel, probabilities: np.ndarray) -> list[str]:
+    """The most probable class of each row."""
+    classes = model.classes
+    return [classes[i] for i in np.argmax(probabilities, axis=1)]
+
+
+def iter_rows(probabilities: np.ndarray, classes: list[str]) -> Iterator[dict[str, float]]:
+    """Each row's probabilities keyed by class."""
+    for row in probabilities:
+        yield {label: float(p) for label, p in zip(classes, row, strict=True)}

@@ -1,0 +1,173 @@
+"""The typed view of params.yaml: loaded once, validated at load time, frozen."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mltemplate import estimators
+from mltemplate.paths import PARAMS_FILE
+
+GATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+"""Metrics in [0, 1] where higher is better: the ones a threshold or a tolerance may name."""
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed or holds a value that is not allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class DataParams(_Section):
+    raw: Path = Field(description="CSV tracked by data.dvc, relative to the repo root.")
+    target: str = Field(min_length=1)
+    positive_class: str = Field(min_length=1, description="Target value counted as positive.")
+    task: Literal["binary"] = "binary"
+    features: list[str] | None = Field(
+        default=None, description="Feature columns; null means every column but target and drop."
+    )
+    categorical: list[str] = Field(default_factory=list, description="Features that are categories.")
+    drop: list[str] = Field(default_factory=list, description="Columns to ignore, e.g. ids.")
+
+    @field_validator("raw", mode="before")
+    @classmethod
+    def _path_from_str(cls, value: Any) -> Any:
+        return Path(value) if isinstance(value, str) else value
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _label_as_text(cls, value: Any) -> Any:
+        # Labels are read from the CSV as text, so a YAML `1` must match the CSV's "1".
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DataParams:
+        named = set(self.features or []) | set(self.categorical) | set(self.drop)
+        if self.target in named:
+            raise ValueError(f"target {self.target!r} is also listed as a feature, categorical or drop column")
+        if self.features is not None:
+            unknown = sorted(set(self.categorical) - set(self.features))
+            if unknown:
+                raise ValueError(f"categorical columns {unknown} are not in features")
+        return self
+
+
+class SplitParams(_Section):
+    test_size: float = Field(gt=0.0, lt=1.0, description="Fraction of rows held out for evaluate.")
+
+
+class ModelParams(_Section):
+    estimator: str
+    hyperparameters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per estimator name, keyword arguments for its constructor."
+    )
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, name: str) -> str:
+        if name not in estimators.ESTIMATORS:
+            raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(estimators.ESTIMATORS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _hyperparameters_accepted(self) -> ModelParams:
+        for name, kwargs in self.hyperparameters.items():
+            estimators.check_hyperparameters(name, kwargs)
+        return self
+
+    @property
+    def selected(self) -> dict[str, Any]:
+        """Hyperparameters of the chosen estimator."""
+        return dict(self.hyperparameters.get(self.estimator, {}))
+
+
+class EvaluateParams(_Section):
+    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="Floor per metric; `make gate` fails below it."
+    )
+    tolerance: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Largest drop against the base branch a PR may show."
+    )
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(GATED_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; thresholds apply to {list(GATED_METRICS)}")
+        return value
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Params(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Model name: MLflow experiment, registry, Bento.")
+    seed: int = Field(ge=0, description="random_state of the split and the estimator.")
+    data: DataParams
+    split: SplitParams
+    model: ModelParams
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_ints_are_floats(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("test_size"), int):
+            return {**value, "test_size": float(value["test_size"])}
+        return value
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<top level>"
+    message = first["msg"].removeprefix("Value error, ")
+    nested = re.match(r"^([\w.]+): (.*)$", message)
+    if first["type"] == "value_error" and nested:
+        # A validator named a deeper key (e.g. hyperparameters.random_forest.n_estimators): report it whole.
+        key, message = f"{key}.{nested[1]}" if first["loc"] else nested[1], nested[2]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in first and first["type"] not in {"value_error", "assertion_error"}:
+        message = f"{message} (got {first['input']!r})"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{path}: {key}: {message}{more}"
+
+
+def parse_params(raw: Any, *, source: Path = PARAMS_FILE) -> Params:
+    """Validate a params mapping; errors are one line naming the key, e.g. `params.yaml: model.estimator: ...`."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_describe(error, source)) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse_params(raw, source=path)

@@ -1,0 +1,83 @@
+"""The model's input schema: which columns are numeric or categorical, how to read them, what labels exist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mltemplate.params import DataParams
+
+
+class DataError(ValueError):
+    """A CSV does not match the schema that params.yaml describes."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Feature columns in CSV order, split by kind, plus the target and its labels."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    target: str
+    positive_class: str
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @classmethod
+    def from_columns(cls, columns: Sequence[str], p: DataParams) -> Schema:
+        """Resolve params against a CSV header; raises DataError naming a missing or unexpected column."""
+        present = list(columns)
+        duplicated = sorted({c for c in present if present.count(c) > 1})
+        if duplicated:
+            raise DataError(f"column {duplicated[0]!r} appears more than once")
+        wanted = [p.target, *(p.features or []), *p.categorical, *p.drop]
+        missing = [c for c in dict.fromkeys(wanted) if c not in present]
+        if missing:
+            raise DataError(f"missing column {missing[0]!r} (columns present: {present})")
+        if p.features is None:
+            features = [c for c in present if c not in {p.target, *p.drop}]
+        else:
+            unexpected = [c for c in present if c not in {p.target, *p.features, *p.drop}]
+            if unexpected:
+                raise DataError(
+                    f"unexpected column {unexpected[0]!r}: add it to data.features or data.drop in params.yaml"
+                )
+            features = [c for c in present if c in set(p.features)]
+        if not features:
+            raise DataError("no feature columns: the CSV holds only the target and dropped columns")
+        categorical = set(p.categorical)
+        return cls(
+            numeric=tuple(c for c in features if c not in categorical),
+            categorical=tuple(c for c in features if c in categorical),
+            target=p.target,
+            positive_class=p.positive_class,
+        )
+
+    def dtypes(self) -> dict[str, Any]:
+        """read_csv dtypes: labels and categories as text, everything else parsed by check_numeric."""
+        return {**{c: "string" for c in self.categorical}, self.target: "string"}
+
+    def read(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
+        """Read a prepared split as (features in schema order, labels)."""
+        frame = pd.read_csv(path, dtype=self.dtypes(), keep_default_na=True)
+        for column in self.numeric:
+            frame[column] = frame[column].astype("float64")
+        return frame[list(self.features)], frame[self.target]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Schema:
+        return cls(
+            numeric=tuple(raw["numeric"]),
+            categorical=tuple(raw["categorical"]),
+            target=raw["target"],
+            positive_class=raw["positive_class"],
+        )
