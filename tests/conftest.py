@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny in-memory data for unit tests, and real repository copies for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mltemplate.params import Params, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: this venv's tools first on PATH, no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure the assertion shows its output."""
+    result = subprocess.run(args, cwd=cwd, env=subprocess_env(**extra_env), capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the working tree (tracked and unignored files, as they are now) into a fresh git repo at `dest`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy"],
+    ):
+        subprocess.run(args, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository where `make data` and `dvc repro` have run (MLflow in a SQLite file there).
+    Shared by the session: tests must not change it; copy it when they need to."""
+    repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    run([sys.executable, "-m", "mltemplate.data"], cwd=repo)
+    run(["dvc", "repro"], cwd=repo)
+    return repo
+
+
+@pytest.fixture
+def params() -> Params:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def chdir_tmp(tmp_path: Path) -> Iterator[Path]:
+    """Run the test inside tmp_path, where stages write their relative outputs."""
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def mixed_frame() -> pd.DataFrame:
+    """Small data with a categorical column, missing values and text labels."""
+    rng = np.random.default_rng(0)
+    n = 80
+    age = rng.normal(50, 10, n).round(1)
+    dose = rng.normal(5, 2, n).round(2)
+    site = rng.choice(["north", "south", "east"], n)
+    label = np.where(age + 5 * (site == "north") + rng.normal(0, 5, n) > 52, "sick", "well")
+    frame = pd.DataFrame({"age": age, "dose": dose, "site": site, "outcome": label})
+    frame.loc[[3, 10], "dose"] = np.nan
+    frame.loc[[5], "site"] = np.nan
+    return frame
