@@ -17,7 +17,7 @@ help: ## List the targets
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 .PHONY: setup

@@ -40,7 +40,10 @@ def copy_repo(dest: Path) -> Path:
     """Copy the working tree (tracked and unignored files, as they are now) into a fresh git repo at `dest`."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = ROOT / name

@@ -140,7 +140,9 @@ def to_frame(records: list[dict[str, Any]] | pd.DataFrame, schema: Schema) -> pd
     for column in schema.numeric:
         frame[column] = frame[column].astype("float64")
     for column in schema.categorical:
-        frame[column] = frame[column].astype("string")
+        # Object dtype with NaN for missing: scikit-learn's imputers reject pandas' NA scalar.
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), np.nan)
     return frame
 
 

@@ -29,7 +29,11 @@ def read_raw(path: Path) -> pd.DataFrame:
 
 def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
     """Typed frame (features + target) and its schema; raises DataError naming the offending column."""
-    schema = Schema.from_columns([str(c) for c in raw.columns], p)
+    columns = [str(c) for c in raw.columns]
+    absent = [c for c in p.drop if c not in columns]
+    if absent:
+        raise DataError(f"data.drop names column {absent[0]!r}, which the CSV does not have")
+    schema = Schema.from_columns(columns, p)
     if raw.empty:
         raise DataError("no data rows: the CSV holds only a header")
     frame = raw[[*schema.features, schema.target]].copy()
@@ -45,11 +49,12 @@ def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
             )
         frame[column] = values.astype("float64")
     for column in schema.categorical:
-        frame[column] = frame[column].astype("string")
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), np.nan)
     target = frame[schema.target]
     if target.isna().any():
         raise DataError(f"target column {schema.target!r}: {int(target.isna().sum())} rows have no value")
-    frame[schema.target] = target.str.strip().astype("string")
+    frame[schema.target] = target.astype(str).str.strip()
     classes = sorted(frame[schema.target].unique())
     if len(classes) < 2:
         raise DataError(f"target column {schema.target!r} has a single class {classes}; need two to train")

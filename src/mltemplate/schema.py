@@ -36,7 +36,8 @@ class Schema:
         duplicated = sorted({c for c in present if present.count(c) > 1})
         if duplicated:
             raise DataError(f"column {duplicated[0]!r} appears more than once")
-        wanted = [p.target, *(p.features or []), *p.categorical, *p.drop]
+        # Dropped columns are checked by `prepare` against the raw CSV; prepared splits no longer hold them.
+        wanted = [p.target, *(p.features or []), *p.categorical]
         missing = [c for c in dict.fromkeys(wanted) if c not in present]
         if missing:
             raise DataError(f"missing column {missing[0]!r} (columns present: {present})")
@@ -60,15 +61,13 @@ class Schema:
         )
 
     def dtypes(self) -> dict[str, Any]:
-        """read_csv dtypes: labels and categories as text, everything else parsed by check_numeric."""
-        return {**{c: "string" for c in self.categorical}, self.target: "string"}
+        """read_csv dtypes: labels and categories as text (object, NaN when missing), numbers as float64."""
+        return {**{c: "float64" for c in self.numeric}, **{c: object for c in self.categorical}, self.target: object}
 
     def read(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
         """Read a prepared split as (features in schema order, labels)."""
         frame = pd.read_csv(path, dtype=self.dtypes(), keep_default_na=True)
-        for column in self.numeric:
-            frame[column] = frame[column].astype("float64")
-        return frame[list(self.features)], frame[self.target]
+        return frame[list(self.features)], frame[self.target].astype(str)
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mltemplate.params import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(raw)
+    *parents, last = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return changed
+
+
+def test_repository_params_load() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.model.estimator in params.model.hyperparameters
+    assert params.data.raw == Path("data/raw/breast_cancer.csv")
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "message"),
+    [
+        ("split.shuffle", True, r"^params.yaml: split.shuffle: unknown key$"),
+        ("seed", "forty-two", r"^params.yaml: seed: .*integer.*'forty-two'"),
+        ("seed", True, r"^params.yaml: seed: "),
+        ("split.test_size", 1.5, r"^params.yaml: split.test_size: .*less than 1"),
+        ("model.estimator", "svm", r"^params.yaml: model.estimator: unknown estimator 'svm'; choose one of"),
+        (
+            "model.hyperparameters.random_forest.n_trees",
+            10,
+            r"^params.yaml: model.hyperparameters.random_forest.n_trees: RandomForestClassifier takes no such",
+        ),
+        (
+            "model.hyperparameters.logistic_regression.C",
+            -1.0,
+            r"^params.yaml: model.hyperparameters.logistic_regression.C: .*'C' parameter",
+        ),
+        (
+            "model.hyperparameters.random_forest.random_state",
+            1,
+            r"^params.yaml: model.hyperparameters.random_forest.random_state: set by the top-level `seed`",
+        ),
+        ("evaluate.thresholds.recall", 1.2, r"^params.yaml: evaluate.thresholds.recall: .*less than or equal to 1"),
+        ("evaluate.thresholds.speed", 0.5, r"^params.yaml: evaluate.thresholds: unknown metric 'speed'"),
+        ("evaluate.tolerance", -0.1, r"^params.yaml: evaluate.tolerance: "),
+        ("data.task", "regression", r"^params.yaml: data.task: .*'binary'"),
+        ("name", "Has Spaces", r"^params.yaml: name: "),
+    ],
+)
+def test_bad_value_fails_with_one_line_naming_the_key(
+    raw: dict[str, Any], dotted: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ParamsError, match=message) as caught:
+        parse_params(with_value(raw, dotted, value), source=Path("params.yaml"))
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_section_is_named(raw: dict[str, Any]) -> None:
+    del raw["model"]
+    with pytest.raises(ParamsError, match=r"^params.yaml: model: required key is missing$"):
+        parse_params(raw, source=Path("params.yaml"))
+
+
+def test_integer_labels_match_csv_text(raw: dict[str, Any]) -> None:
+    params = parse_params(with_value(raw, "data.positive_class", 1))
+    assert params.data.positive_class == "1"
+
+
+def test_params_are_frozen(raw: dict[str, Any]) -> None:
+    params = parse_params(raw)
+    with pytest.raises(ValueError, match="frozen"):
+        params.seed = 1  # type: ignore[misc]
+
+
+def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: [1, 2\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML"):
+        load_params(path)
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_target_listed_as_feature_is_refused(raw: dict[str, Any]) -> None:
+    with pytest.raises(ParamsError, match=r"data: target 'diagnosis' is also listed"):
+        parse_params(with_value(raw, "data.drop", ["diagnosis"]))
