@@ -41,6 +41,7 @@ gate: setup ## Fail if a metric is below its threshold in params.yaml
 
 .PHONY: run
 run: repro ## Set up, get data, run the pipeline, print the metrics and check the thresholds
+	$(RUN) python -m mltemplate.tracking
 	@$(MAKE) metrics
 	@$(MAKE) gate
 

@@ -62,11 +62,12 @@ def copy_repo(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository where `make data` and `dvc repro` have run (MLflow in a SQLite file there).
+    """A copy of the repository where `make run`'s steps (data, `dvc repro`, tracking) have run (MLflow in a SQLite file there).
     Shared by the session: tests must not change it; copy it when they need to."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     run([sys.executable, "-m", "mltemplate.data"], cwd=repo)
     run(["dvc", "repro"], cwd=repo)
+    run([sys.executable, "-m", "mltemplate.tracking"], cwd=repo)
     return repo
 
 

@@ -158,12 +158,9 @@ def main() -> None:
         atomic.write_bytes(path, images[name])
     atomic.write_text(METRICS_FILE, json.dumps(evaluation.metrics, indent=2) + "\n")
 
-    run_id = tracking.find_run(params.name, trained.metadata["model_md5"])
-    if run_id is None:
-        print("evaluate: no MLflow run logged this model (was the tracking store reset?); metrics not tracked")
-    else:
-        scalars = {f"test_{k}": v for k, v in evaluation.metrics.items() if isinstance(v, float)}
-        tracking.log_evaluation(run_id, scalars, [METRICS_FILE, *PLOT_IMAGES.values()])
+    artifacts = [METRICS_FILE, *PLOT_IMAGES.values()]
+    tracked = tracking.log_evaluation(params.name, trained.metadata["model_md5"], evaluation.metrics, artifacts)
+    print(f"evaluate: {tracked}")
     summary = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.metrics.items() if isinstance(v, float))
     print(f"evaluate: {len(features)} held-out rows: {summary}")
 

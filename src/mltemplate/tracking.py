@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -110,11 +111,40 @@ def find_run(experiment: str, model_md5: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def log_evaluation(run_id: str, metrics: Mapping[str, float], artifacts: list[Path]) -> None:
-    """Held-out metrics and plots, added to the training run that produced the evaluated model."""
-    mlflow.set_tracking_uri(tracking_uri())
+def log_evaluation(experiment: str, model_md5: str, metrics: Mapping[str, Any], artifacts: list[Path]) -> str:
+    """Add held-out metrics (as `test_<name>`) and plots to the run that trained the model with this md5,
+    unless it already has them. Returns what was done, for the log line."""
+    run_id = find_run(experiment, model_md5)
+    if run_id is None:
+        return f"no MLflow run at {tracking_uri()} logged model {model_md5}; held-out metrics not tracked"
     client = MlflowClient()
-    for key, value in metrics.items():
+    scalars = {f"test_{key}": float(value) for key, value in metrics.items() if isinstance(value, int | float)}
+    logged = client.get_run(run_id).data.metrics
+    if all(logged.get(key) == value for key, value in scalars.items()):
+        return f"MLflow run {run_id} already has the held-out metrics"
+    for key, value in scalars.items():
         client.log_metric(run_id, key, value)
     for path in artifacts:
         client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    return f"held-out metrics logged to MLflow run {run_id}"
+
+
+def main() -> None:
+    """Log metrics.json and the plots to the run of the current model. `dvc repro` skips `evaluate` when its
+    committed outputs already match (a fresh clone), so `make run` calls this to complete the new run."""
+    from mltemplate.evaluate import PLOT_IMAGES
+    from mltemplate.params import load_params
+    from mltemplate.paths import METRICS_FILE, MODEL_METADATA
+
+    metadata = json.loads(MODEL_METADATA.read_text(encoding="utf-8"))
+    metrics = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+    artifacts = [METRICS_FILE, *PLOT_IMAGES.values()]
+    print(f"tracking: {log_evaluation(load_params().name, metadata['model_md5'], metrics, artifacts)}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from mltemplate.cli import run as run_command
+
+    sys.exit(run_command(main))
