@@ -26,7 +26,8 @@ def machine() -> str:
     if meminfo.exists():
         kib = int(meminfo.read_text().split()[1])
         memory = f", {kib / 2**20:.0f} GiB RAM"
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> None:
