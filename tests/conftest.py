@@ -18,6 +18,8 @@ from mltemplate.params import Params, load_params
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
+pytest_plugins = ["tests.job_summary"]  # test counts in the GitHub Actions job summary (ci.yml)
+
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: this venv's tools first on PATH, no analytics."""
@@ -62,7 +64,8 @@ def copy_repo(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository where `make run`'s steps (data, `dvc repro`, tracking) have run (MLflow in a SQLite file there).
+    """A copy of the repository where `make run`'s steps (data, `dvc repro`, tracking) have run, with MLflow
+    in a SQLite file there.
     Shared by the session: tests must not change it; copy it when they need to."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
     run([sys.executable, "-m", "mltemplate.data"], cwd=repo)

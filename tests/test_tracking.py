@@ -133,7 +133,11 @@ def test_pipeline_run_is_logged_to_an_mlflow_server_on_postgres(
 ) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(pipeline_repo, repo, symlinks=True)
-    run(["dvc", "repro", "--force", "--single-item", "train", "evaluate"], cwd=repo, MLFLOW_TRACKING_URI=mlflow_on_postgres)
+    run(
+        ["dvc", "repro", "--force", "--single-item", "train", "evaluate"],
+        cwd=repo,
+        MLFLOW_TRACKING_URI=mlflow_on_postgres,
+    )
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_on_postgres)
