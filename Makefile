@@ -39,6 +39,16 @@ metrics: setup ## Print the metrics of the last run
 gate: setup ## Fail if a metric is below its threshold in params.yaml
 	$(RUN) python -m mltemplate.gate
 
+ALIAS ?= production
+
+.PHONY: promote
+promote: setup ## Point the MLflow registry alias $(ALIAS) (default production) at the current model's version
+	$(RUN) python -m mltemplate.tracking promote --alias $(ALIAS)
+
+.PHONY: rollback
+rollback: setup ## Point the MLflow registry alias $(ALIAS) back at the version it held before the last promote
+	$(RUN) python -m mltemplate.tracking rollback --alias $(ALIAS)
+
 .PHONY: run
 run: repro ## Set up, get data, run the pipeline, print the metrics and check the thresholds
 	$(RUN) python -m mltemplate.tracking

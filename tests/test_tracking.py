@@ -143,3 +143,27 @@ def test_pipeline_run_is_logged_to_an_mlflow_server_on_postgres(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_on_postgres)
     mlflow.set_tracking_uri(mlflow_on_postgres)
     assert_run_is_complete(MlflowClient(tracking_uri=mlflow_on_postgres), repo)
+
+
+@pytest.mark.integration
+def test_promote_and_rollback_move_the_registry_alias(pipeline_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(pipeline_repo, repo, symlinks=True)
+    first = run([sys.executable, "-m", "mltemplate.tracking", "promote"], cwd=repo).stdout
+    assert "breast-cancer-classifier@production -> version 1 (was unset)" in first
+    run(["dvc", "exp", "run", "-S", "model.hyperparameters.logistic_regression.C=0.5"], cwd=repo)
+    second = run([sys.executable, "-m", "mltemplate.tracking", "promote"], cwd=repo).stdout
+    assert "@production -> version 2 (was 1)" in second
+    back = run([sys.executable, "-m", "mltemplate.tracking", "rollback"], cwd=repo).stdout
+    assert "@production rolled back to version 1" in back
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("breast-cancer-classifier", "production").version) == "1"
+    again = subprocess.run(
+        [sys.executable, "-m", "mltemplate.tracking", "rollback"],
+        cwd=repo,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1
+    assert "records no earlier version" in again.stderr

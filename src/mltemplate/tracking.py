@@ -129,17 +129,79 @@ def log_evaluation(experiment: str, model_md5: str, metrics: Mapping[str, Any], 
     return f"held-out metrics logged to MLflow run {run_id}"
 
 
-def main() -> None:
-    """Log metrics.json and the plots to the run of the current model. `dvc repro` skips `evaluate` when its
-    committed outputs already match (a fresh clone), so `make run` calls this to complete the new run."""
+PREVIOUS_TAG = "previous_version_of_alias."
+"""Model-version tag recording which version an alias pointed to before, so `rollback` can restore it."""
+
+
+def model_version(name: str, model_md5: str) -> str:
+    """The newest registered version of `name` whose run logged the model file with this md5."""
+    client = MlflowClient()
+    for version in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)):
+        if version.run_id and client.get_run(version.run_id).data.tags.get(MODEL_MD5_TAG) == model_md5:
+            return str(version.version)
+    raise LookupError(f"no version of registered model {name!r} was trained on model file {model_md5}")
+
+
+def promote(name: str, version: str, alias: str) -> str | None:
+    """Point `alias` at `version`; returns the version it pointed to before (None if it was unset)."""
+    client = MlflowClient()
+    try:
+        previous: str | None = str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        previous = None
+    if previous == version:
+        return previous
+    if previous is not None:
+        client.set_model_version_tag(name, version, f"{PREVIOUS_TAG}{alias}", previous)
+    client.set_registered_model_alias(name, alias, version)
+    return previous
+
+
+def rollback(name: str, alias: str) -> str:
+    """Point `alias` back at the version it held before the last `promote`; returns that version."""
+    client = MlflowClient()
+    current = client.get_model_version_by_alias(name, alias)
+    previous = current.tags.get(f"{PREVIOUS_TAG}{alias}")
+    if previous is None:
+        raise LookupError(f"{name}@{alias} is version {current.version}, which records no earlier version")
+    client.set_registered_model_alias(name, alias, previous)
+    return str(previous)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`log` (default): add metrics.json and the plots to the run of the current model; `dvc repro` skips
+    `evaluate` when its committed outputs already match (a fresh clone), so `make run` calls this.
+    `promote` / `rollback`: move a registry alias (e.g. production) to the current model / back."""
+    import argparse
+
+    from mltemplate.cli import CommandError
     from mltemplate.evaluate import PLOT_IMAGES
     from mltemplate.params import load_params
     from mltemplate.paths import METRICS_FILE, MODEL_METADATA
 
-    metadata = json.loads(MODEL_METADATA.read_text(encoding="utf-8"))
-    metrics = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
-    artifacts = [METRICS_FILE, *PLOT_IMAGES.values()]
-    print(f"tracking: {log_evaluation(load_params().name, metadata['model_md5'], metrics, artifacts)}")
+    parser = argparse.ArgumentParser(prog="python -m mltemplate.tracking", description=main.__doc__)
+    parser.add_argument("command", nargs="?", choices=["log", "promote", "rollback"], default="log")
+    parser.add_argument("--alias", default="production", help="registry alias to move (default: production)")
+    args = parser.parse_args(argv)
+    name = load_params().name
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        metadata = json.loads(MODEL_METADATA.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"{MODEL_METADATA} not found: run `make run` first") from None
+    try:
+        if args.command == "promote":
+            version = model_version(name, metadata["model_md5"])
+            previous = promote(name, version, args.alias)
+            print(f"tracking: {name}@{args.alias} -> version {version} (was {previous or 'unset'})")
+        elif args.command == "rollback":
+            print(f"tracking: {name}@{args.alias} rolled back to version {rollback(name, args.alias)}")
+        else:
+            metrics = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+            artifacts = [METRICS_FILE, *PLOT_IMAGES.values()]
+            print(f"tracking: {log_evaluation(name, metadata['model_md5'], metrics, artifacts)}")
+    except (LookupError, mlflow.exceptions.MlflowException) as error:
+        raise CommandError(str(error).splitlines()[0]) from None
 
 
 if __name__ == "__main__":
