@@ -3,6 +3,7 @@ and PNGs under plots/, and add them to the model's MLflow run."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -90,8 +91,6 @@ def evaluate(model: model_files.TrainedModel, features: pd.DataFrame, labels: pd
 
 def render(evaluation: Evaluation, classes: list[str], *, title: str) -> dict[str, bytes]:
     """One PNG per curve; fixed size and no version stamp, so unchanged data gives unchanged bytes."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,7 +116,7 @@ def render(evaluation: Evaluation, classes: list[str], *, title: str) -> dict[st
         if name in {"roc", "calibration"}:
             ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title}: {heading}", xlim=(0, 1), ylim=(0, 1.02))
-        images[name] = _png(fig, io, plt)
+        images[name] = _png(fig)
     matrix = confusion_matrix(
         [p["actual"] for p in curves["confusion"]], [p["predicted"] for p in curves["confusion"]], labels=classes
     )
@@ -134,11 +133,13 @@ def render(evaluation: Evaluation, classes: list[str], *, title: str) -> dict[st
         ylabel="Actual",
         title=f"{title}: confusion matrix",
     )
-    images["confusion"] = _png(fig, io, plt)
+    images["confusion"] = _png(fig)
     return images
 
 
-def _png(fig: Any, io: Any, plt: Any) -> bytes:
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", metadata={"Software": None})
