@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,10 +133,24 @@ def load(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA)
     return TrainedModel(pipeline=loads(data), schema=Schema.from_dict(metadata["schema"]), metadata=metadata)
 
 
-def to_frame(records: list[dict[str, Any]] | pd.DataFrame, schema: Schema) -> pd.DataFrame:
+Records = list[dict[str, Any]] | list[tuple[Any, ...]] | pd.DataFrame
+"""Rows as mappings by feature name, as tuples of values in `schema.features` order, or a DataFrame."""
+
+
+def to_frame(records: Records, schema: Schema) -> pd.DataFrame:
     """Records as the frame the pipeline was fitted on: schema column order and dtypes."""
-    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
-    frame = frame.reindex(columns=list(schema.features))
+    features = list(schema.features)
+    if isinstance(records, pd.DataFrame):
+        frame = records
+    else:
+        rows = [[r.get(c, np.nan) for c in features] if isinstance(r, Mapping) else r for r in records]
+        if not schema.categorical:
+            # All-numeric fast path (the service's): one float64 block instead of a per-column astype, ~50x
+            # faster for one record; same values, columns and dtypes as the general path below.
+            matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
+            return pd.DataFrame(matrix, columns=features)
+        frame = pd.DataFrame.from_records(rows, columns=features)
+    frame = frame.reindex(columns=features)
     for column in schema.numeric:
         frame[column] = frame[column].astype("float64")
     for column in schema.categorical:
@@ -146,7 +160,7 @@ def to_frame(records: list[dict[str, Any]] | pd.DataFrame, schema: Schema) -> pd
     return frame
 
 
-def predict_proba(model: TrainedModel, records: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
+def predict_proba(model: TrainedModel, records: Records) -> np.ndarray:
     """Class probabilities, columns in `model.classes` order."""
     return np.asarray(model.pipeline.predict_proba(to_frame(records, model.schema)))
 
