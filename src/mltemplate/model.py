@@ -118,18 +118,33 @@ def save(model: TrainedModel, *, model_path: Path = MODEL_FILE, metadata_path: P
     atomic.write_text(metadata_path, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
-def load(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> TrainedModel:
-    """Load and check a saved model; raises ModelError with what to do when it is missing or altered."""
+def _described(model_path: Path, metadata_path: Path) -> dict[str, Any]:
     if not model_path.exists() or not metadata_path.exists():
         raise ModelError(f"no trained model at {model_path}: run `make run` first")
-    data = model_path.read_bytes()
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return dict(json.loads(metadata_path.read_text(encoding="utf-8")))
+
+
+def _require_described(actual: str, metadata: dict[str, Any], model_path: Path, metadata_path: Path) -> None:
     if actual != metadata.get("model_md5"):
         raise ModelError(
             f"{model_path} (md5 {actual}) is not the file {metadata_path} describes "
             f"(md5 {metadata.get('model_md5')}): run `make run` to rebuild both"
         )
+
+
+def check(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> str:
+    """The model file's md5, proven equal to the one its metadata records, without loading the model."""
+    metadata = _described(model_path, metadata_path)
+    actual = md5(model_path)
+    _require_described(actual, metadata, model_path, metadata_path)
+    return actual
+
+
+def load(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> TrainedModel:
+    """Load and check a saved model; raises ModelError with what to do when it is missing or altered."""
+    metadata = _described(model_path, metadata_path)
+    data = model_path.read_bytes()
+    _require_described(hashlib.md5(data, usedforsecurity=False).hexdigest(), metadata, model_path, metadata_path)
     return TrainedModel(pipeline=loads(data), schema=Schema.from_dict(metadata["schema"]), metadata=metadata)
 
 

@@ -72,15 +72,7 @@ def locked_model_md5(lock: Path = DVC_LOCK, model_path: Path = MODEL_FILE) -> st
 def check_files(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA, lock: Path = DVC_LOCK) -> str:
     """Prove, without loading it, that the model file is the one the pipeline produced: its md5 must equal both
     the md5 in its metadata and the one dvc.lock records. Returns that md5; ModelError says what to do."""
-    if not model_path.exists() or not metadata_path.exists():
-        raise model_files.ModelError(f"no trained model at {model_path}: run `make run` first")
-    actual = model_files.md5(model_path)
-    described = json.loads(metadata_path.read_text(encoding="utf-8")).get("model_md5")
-    if actual != described:
-        raise model_files.ModelError(
-            f"{model_path} (md5 {actual}) is not the file {metadata_path} describes (md5 {described}): "
-            "run `make run` to rebuild both"
-        )
+    actual = model_files.check(model_path=model_path, metadata_path=metadata_path)
     locked = locked_model_md5(lock, model_path)
     if actual != locked:
         raise model_files.ModelError(
@@ -93,7 +85,8 @@ def check_files(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_ME
 def check_model(
     *, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA, lock: Path = DVC_LOCK
 ) -> model_files.TrainedModel:
-    """check_files, then load the model (which refuses untrusted types)."""
+    """check_files, then load the model (which refuses untrusted types): nothing is deserialised before both
+    hashes agree."""
     check_files(model_path=model_path, metadata_path=metadata_path, lock=lock)
     return model_files.load(model_path=model_path, metadata_path=metadata_path)
 
