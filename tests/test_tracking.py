@@ -16,12 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mltemplate import tracking
+from mltemplate.loadtest import free_port
 from tests.conftest import run, subprocess_env
-from tests.postgres import free_port, postgres_server
-
-
-def test_flatten_nested_params() -> None:
-    assert tracking.flatten("", {"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {"a.b": 1, "a.c.d": "x", "e": None}
+from tests.postgres import postgres_server
 
 
 def test_tracking_uri_defaults_to_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mltemplate.gate import check
-from mltemplate.params import GATED_METRICS
+from mltemplate.params import GATED_METRICS, flatten
 
 LOWER_IS_BETTER = frozenset({"log_loss"})
 """Metrics where a smaller value is the better model; GATED_METRICS are the higher-is-better ones."""
@@ -25,16 +25,6 @@ class Missing:
 
 
 MISSING = Missing()
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys: {"model": {"C": 1}} -> {"model.C": 1}; lists stay values."""
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value} if prefix else {}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -130,6 +131,17 @@ class Params(_Section):
         if isinstance(value, dict) and isinstance(value.get("test_size"), int):
             return {**value, "test_size": float(value["test_size"])}
         return value
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings (params, metrics) as dotted keys, as `dvc exp run -S` and MLflow spell them:
+    {"model": {"C": 1}} -> {"model.C": 1}; lists and empty mappings stay values."""
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value} if prefix else {}
 
 
 def _describe(error: ValidationError, path: Path) -> str:

@@ -16,6 +16,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mltemplate.model import TRUSTED_TYPES, TrainedModel
+from mltemplate.params import flatten
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"
@@ -42,16 +43,6 @@ def git_commit(cwd: Path | None = None) -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-def flatten(prefix: str, value: Any) -> dict[str, Any]:
-    """Nested params as MLflow's flat `a.b.c` keys."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
-        return out
-    return {prefix: value}
-
-
 @contextmanager
 def run(experiment: str, *, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
     """An MLflow run in `experiment`; yields its id."""
@@ -71,7 +62,7 @@ def log_training(
     registered_name: str,
 ) -> None:
     """Params, train metrics, the exact model files, and an MLflow model with signature, registered."""
-    mlflow.log_params(flatten("", params))
+    mlflow.log_params(flatten(params))
     mlflow.log_metrics(dict(metrics))
     for path in files:
         mlflow.log_artifact(str(path), artifact_path="pipeline")
