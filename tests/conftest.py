@@ -8,12 +8,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from mltemplate.metadata import ModelMetadata
+from mltemplate.model import TrainedModel
+from mltemplate.model import save as save_files
 from mltemplate.params import Params, load_params
+from mltemplate.schema import Schema
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -68,9 +73,9 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in a SQLite file there.
     Shared by the session: tests must not change it; copy it when they need to."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    run([sys.executable, "-m", "mltemplate.data"], cwd=repo)
+    run([sys.executable, "-m", "mltemplate.pipeline.data"], cwd=repo)
     run(["dvc", "repro"], cwd=repo)
-    run([sys.executable, "-m", "mltemplate.tracking"], cwd=repo)
+    run([sys.executable, "-m", "mltemplate.registry"], cwd=repo)
     return repo
 
 
@@ -103,3 +108,31 @@ def mixed_frame() -> pd.DataFrame:
     frame.loc[[3, 10], "dose"] = np.nan
     frame.loc[[5], "site"] = np.nan
     return frame
+
+
+DESCRIPTION: dict[str, Any] = {
+    "name": "demo",
+    "estimator": "logistic_regression",
+    "hyperparameters": {},
+    "seed": 0,
+    "data": {"path": "data/raw/demo.csv", "md5": "d" * 32, "train_rows": 0},
+    "libraries": {},
+}
+"""What the train stage records about a model, for models the tests fit themselves."""
+
+
+def trained_model(pipeline: Any, schema: Schema, **overrides: Any) -> TrainedModel:
+    """A fitted pipeline with metadata as the train stage would write it (model_md5 made up)."""
+    raw = {**DESCRIPTION, "schema": schema, "classes": [str(c) for c in pipeline.classes_], "model_md5": "0" * 32}
+    return TrainedModel(pipeline=pipeline, metadata=ModelMetadata.model_validate({**raw, **overrides}))
+
+
+def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, **overrides: Any) -> ModelMetadata:
+    """Save as the train stage does: the archive and metadata.json (with its md5) side by side."""
+    return save_files(
+        trained.pipeline,
+        trained.schema,
+        {**DESCRIPTION, **overrides},
+        model_path=model_path,
+        metadata_path=metadata_path,
+    )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mltemplate.loadtest import free_port
+from mltemplate.probe import free_port
 
 
 def pg_bin() -> Path:

@@ -10,6 +10,7 @@ import pytest
 from mltemplate import estimators
 from mltemplate import model as model_files
 from mltemplate.schema import Schema
+from tests.conftest import trained_model
 
 MIXED = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 NUMERIC = Schema(numeric=("age", "dose"), categorical=(), target="outcome", positive_class="sick")
@@ -19,7 +20,7 @@ def _trained(schema: Schema, frame: pd.DataFrame) -> model_files.TrainedModel:
     estimator = estimators.make_estimator("logistic_regression", {})
     pipeline = estimators.build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
     pipeline.fit(frame[list(schema.features)], frame["outcome"])
-    return model_files.TrainedModel(pipeline, schema, {})
+    return trained_model(pipeline, schema)
 
 
 @pytest.mark.parametrize("schema", [NUMERIC, MIXED], ids=["numeric", "mixed"])

@@ -270,7 +270,7 @@ def test_release_steps_check_lock_bento_and_card(pipeline_repo: Path, tmp_path: 
         result = make(repo, target, **env)
         assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
     version = subprocess.run(
-        ["python", "-m", "mltemplate.release", "version"],
+        ["python", "-m", "mltemplate.release.provenance", "version"],
         cwd=repo,
         env=subprocess_env(),
         capture_output=True,

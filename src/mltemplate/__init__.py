@@ -1,1 +1,2 @@
-"""ML CI/CD template: a DVC pipeline (prepare -> train -> evaluate) tracked in MLflow and served by BentoML."""
+"""ML CI/CD template. Core modules here (params, paths, schema, estimators, model, metadata, lock, git, probe,
+atomic, errors) are used by every job; each job has its folder: pipeline/, registry/, serving/, release/, report/."""

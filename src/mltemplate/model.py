@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,10 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from mltemplate import atomic
-from mltemplate.paths import MODEL_FILE, MODEL_METADATA
+from mltemplate.errors import Error
+from mltemplate.lock import locked_md5
+from mltemplate.metadata import MetadataError, ModelMetadata, read_model_metadata
+from mltemplate.paths import DVC_LOCK, MODEL_FILE, MODEL_METADATA
 from mltemplate.schema import Schema
 
 # Types outside skops' default trust list that the template's estimators need. Anything else found in a
@@ -35,7 +38,7 @@ TRUSTED_TYPES = frozenset(
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-class ModelError(RuntimeError):
+class ModelError(Error, RuntimeError):
     """A model file is missing, altered, or holds types that are not trusted."""
 
 
@@ -98,54 +101,97 @@ def md5(path: Path) -> str:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A fitted pipeline with its input schema and the metadata written beside it."""
+    """A fitted pipeline with the metadata written beside it (input schema, classes, provenance)."""
 
     pipeline: Pipeline
-    schema: Schema
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
+
+    @property
+    def schema(self) -> Schema:
+        return self.metadata.input_schema
 
     @property
     def classes(self) -> list[str]:
-        return [str(c) for c in self.pipeline.classes_]
+        return self.metadata.classes
 
 
-def save(model: TrainedModel, *, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> None:
-    """Write the archive and its metadata (which records the archive's md5)."""
-    data = dumps(model.pipeline)
-    metadata = {**model.metadata, "schema": model.schema.to_dict(), "classes": model.classes}
-    metadata["model_md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+def save(
+    pipeline: Pipeline,
+    schema: Schema,
+    description: Mapping[str, Any],
+    *,
+    model_path: Path = MODEL_FILE,
+    metadata_path: Path = MODEL_METADATA,
+) -> ModelMetadata:
+    """Write the archive and its metadata: `description` (what train knows) plus the schema, the classes and the
+    archive's md5. Returns the metadata as written."""
+    data = dumps(pipeline)
+    metadata = ModelMetadata.model_validate(
+        {
+            **description,
+            "schema": schema,
+            "classes": [str(c) for c in pipeline.classes_],
+            "model_md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        }
+    )
     atomic.write_bytes(model_path, data)
-    atomic.write_text(metadata_path, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(metadata_path, metadata.to_json())
+    return metadata
 
 
-def _described(model_path: Path, metadata_path: Path) -> dict[str, Any]:
+def _described(model_path: Path, metadata_path: Path) -> ModelMetadata:
     if not model_path.exists() or not metadata_path.exists():
         raise ModelError(f"no trained model at {model_path}: run `make run` first")
-    return dict(json.loads(metadata_path.read_text(encoding="utf-8")))
+    try:
+        return read_model_metadata(metadata_path)
+    except MetadataError as error:
+        raise ModelError(str(error)) from None
 
 
-def _require_described(actual: str, metadata: dict[str, Any], model_path: Path, metadata_path: Path) -> None:
-    if actual != metadata.get("model_md5"):
+def _require_described(actual: str, metadata: ModelMetadata, model_path: Path, metadata_path: Path) -> None:
+    if actual != metadata.model_md5:
         raise ModelError(
             f"{model_path} (md5 {actual}) is not the file {metadata_path} describes "
-            f"(md5 {metadata.get('model_md5')}): run `make run` to rebuild both"
+            f"(md5 {metadata.model_md5}): run `make run` to rebuild both"
         )
 
 
-def check(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> str:
-    """The model file's md5, proven equal to the one its metadata records, without loading the model."""
+def _require_locked(actual: str, model_path: Path, lock: Path) -> None:
+    if not lock.exists():
+        raise ModelError(f"no {lock}: run `make run` first to train and record the model")
+    locked = locked_md5(model_path, lock=lock)
+    if locked is None:
+        raise ModelError(f"{lock} records no md5 for {model_path}: run `make run`")
+    if actual != locked:
+        raise ModelError(
+            f"{model_path} (md5 {actual}) is not the model {lock} records (md5 {locked}): "
+            "run `make run` to rebuild it, or restore the file the pipeline produced"
+        )
+
+
+def check(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA, lock: Path | None = DVC_LOCK) -> str:
+    """Prove, without loading it, that the model file is the one the pipeline produced: its md5 must equal the md5
+    in its metadata and (unless `lock` is None) the one dvc.lock records. Returns that md5."""
     metadata = _described(model_path, metadata_path)
     actual = md5(model_path)
     _require_described(actual, metadata, model_path, metadata_path)
+    if lock is not None:
+        _require_locked(actual, model_path, lock)
     return actual
 
 
-def load(*, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA) -> TrainedModel:
-    """Load and check a saved model; raises ModelError with what to do when it is missing or altered."""
+def load(
+    *, model_path: Path = MODEL_FILE, metadata_path: Path = MODEL_METADATA, lock: Path | None = None
+) -> TrainedModel:
+    """Check the file as `check` does (against dvc.lock too when `lock` is given), then load it: nothing is
+    deserialised before the hashes agree, and loading refuses untrusted types. ModelError says what to do."""
     metadata = _described(model_path, metadata_path)
     data = model_path.read_bytes()
-    _require_described(hashlib.md5(data, usedforsecurity=False).hexdigest(), metadata, model_path, metadata_path)
-    return TrainedModel(pipeline=loads(data), schema=Schema.from_dict(metadata["schema"]), metadata=metadata)
+    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    _require_described(actual, metadata, model_path, metadata_path)
+    if lock is not None:
+        _require_locked(actual, model_path, lock)
+    return TrainedModel(pipeline=loads(data), metadata=metadata)
 
 
 Records = list[dict[str, Any]] | list[tuple[Any, ...]] | pd.DataFrame
@@ -184,9 +230,3 @@ def labels(model: TrainedModel, probabilities: np.ndarray) -> list[str]:
     """The most probable class of each row."""
     classes = model.classes
     return [classes[i] for i in np.argmax(probabilities, axis=1)]
-
-
-def iter_rows(probabilities: np.ndarray, classes: list[str]) -> Iterator[dict[str, float]]:
-    """Each row's probabilities keyed by class."""
-    for row in probabilities:
-        yield {label: float(p) for label, p in zip(classes, row, strict=True)}

@@ -11,13 +11,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mltemplate import estimators
+from mltemplate.errors import Error
 from mltemplate.paths import PARAMS_FILE
 
 GATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 """Metrics in [0, 1] where higher is better: the ones a threshold or a tolerance may name."""
 
 
-class ParamsError(ValueError):
+class ParamsError(Error, ValueError):
     """params.yaml is missing, malformed or holds a value that is not allowed."""
 
 

@@ -1,4 +1,4 @@
-"""Every file the pipeline reads or writes, named once and spelled as in dvc.yaml (relative to the repo root)."""
+"""Every file the project reads or writes, named once and spelled as in dvc.yaml (relative to the repo root)."""
 
 from pathlib import Path
 
@@ -13,6 +13,20 @@ TEST_CSV = PREPARED_DIR / "test.csv"
 MODEL_DIR = Path("models")
 MODEL_FILE = MODEL_DIR / "model.skops"
 MODEL_METADATA = MODEL_DIR / "metadata.json"
+RELEASE_FILE = MODEL_DIR / "release.json"
+"""Written by `make bento` / `make serve` and shipped in the Bento; git-ignored, not a DVC output."""
 
 METRICS_FILE = Path("metrics.json")
 PLOTS_DIR = Path("plots")
+PLOT_DATA = {
+    "roc": PLOTS_DIR / "roc.json",
+    "precision_recall": PLOTS_DIR / "precision_recall.json",
+    "confusion": PLOTS_DIR / "confusion.json",
+    "calibration": PLOTS_DIR / "calibration.json",
+}
+"""The points of each curve, for `dvc plots`; keys are the curve names."""
+PLOT_IMAGES = {name: path.with_suffix(".png") for name, path in PLOT_DATA.items()}
+"""The same curves rendered as PNG (for MLflow, the PR report and the model card)."""
+
+EXAMPLE_FILE = Path("examples/predict.json")
+"""A request body for POST /predict: the OpenAPI example, the smoke test's and the load runs' body."""

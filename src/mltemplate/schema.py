@@ -9,10 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from mltemplate.errors import Error
 from mltemplate.params import DataParams
 
 
-class DataError(ValueError):
+class DataError(Error, ValueError):
     """A CSV does not match the schema that params.yaml describes."""
 
 
@@ -71,12 +72,3 @@ class Schema:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Schema:
-        return cls(
-            numeric=tuple(raw["numeric"]),
-            categorical=tuple(raw["categorical"]),
-            target=raw["target"],
-            positive_class=raw["positive_class"],
-        )

@@ -1,0 +1,130 @@
+"""`make data`: get the raw CSV that data.dvc tracks, from the DVC remote when one is configured and
+reachable, else from the data set bundled with scikit-learn; either way checked against data.dvc's md5.
+`python -m mltemplate.pipeline.data track PATH` points data.dvc at your own CSV."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from mltemplate import atomic
+from mltemplate.errors import CommandError
+from mltemplate.model import md5
+from mltemplate.paths import DATA_DVC
+
+
+def breast_cancer() -> pd.DataFrame:
+    """scikit-learn's copy of the Wisconsin diagnostic breast-cancer data (569 rows, 30 features)."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame: pd.DataFrame = bunch.data.rename(columns=lambda name: name.replace(" ", "_"))
+    frame["diagnosis"] = [str(bunch.target_names[t]) for t in bunch.target]
+    return frame
+
+
+BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {"breast_cancer.csv": breast_cancer}
+"""Data sets that can be rebuilt offline, by file name."""
+
+
+def to_csv_text(frame: pd.DataFrame) -> str:
+    # Shortest round-trip float repr and "\n" endings: the same bytes, hence the same md5, everywhere.
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def tracked(dvc_file: Path = DATA_DVC) -> tuple[Path, str]:
+    """The path and md5 that `dvc_file` records."""
+    try:
+        spec = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))
+        out = spec["outs"][0]
+        return dvc_file.parent / out["path"], str(out["md5"])
+    except FileNotFoundError:
+        raise CommandError(
+            f"{dvc_file} not found: track a CSV with `python -m mltemplate.pipeline.data track PATH`"
+        ) from None
+    except (KeyError, IndexError, TypeError) as error:
+        raise CommandError(f"{dvc_file}: no `outs[0].path` and `md5` ({error!r})") from None
+
+
+def remotes() -> list[str]:
+    result = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True, check=False)
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def pull(dvc_file: Path = DATA_DVC) -> bool:
+    """`dvc pull` the tracked file; False (with the reason printed) when the remote cannot be reached."""
+    result = subprocess.run(["dvc", "pull", str(dvc_file)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        print(f"data: dvc pull failed: {reason[-1] if reason else 'no output'}", file=sys.stderr)
+    return result.returncode == 0
+
+
+def materialize(path: Path, expected_md5: str) -> None:
+    """Write the bundled data set to `path` if its bytes hash to `expected_md5`; else raise, writing nothing."""
+    build = BUNDLED.get(path.name)
+    if build is None:
+        raise CommandError(
+            f"{path} is missing, no DVC remote could provide it and it is not a bundled data set "
+            f"({sorted(BUNDLED)}): configure a remote (`dvc remote add -d ...`) or copy the file there"
+        )
+    text = to_csv_text(build())
+    actual = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+    if actual != expected_md5:
+        raise CommandError(
+            f"bundled {path.name} hashes to {actual} but {DATA_DVC} expects {expected_md5}: "
+            "the scikit-learn copy differs from the tracked one; refusing to use it"
+        )
+    atomic.write_text(path, text)
+
+
+def fetch(dvc_file: Path = DATA_DVC) -> str:
+    """Make the tracked file present and verified; returns how it got there."""
+    path, expected = tracked(dvc_file)
+    if path.exists() and md5(path) == expected:
+        return "already present"
+    if remotes() and pull(dvc_file) and path.exists() and md5(path) == expected:
+        return "pulled from the DVC remote"
+    if path.exists():
+        print(f"data: {path} does not match {dvc_file}; replacing it", file=sys.stderr)
+    materialize(path, expected)
+    return "written from the bundled copy"
+
+
+def track(csv: Path, dvc_file: Path = DATA_DVC) -> None:
+    """Point `dvc_file` at `csv` (md5 and size), as `dvc add` would, and put it in the DVC cache."""
+    if not csv.is_file():
+        raise CommandError(f"{csv}: no such file")
+    relative = csv.resolve().relative_to(dvc_file.resolve().parent)
+    spec = {"outs": [{"md5": md5(csv), "size": csv.stat().st_size, "hash": "md5", "path": relative.as_posix()}]}
+    atomic.write_text(dvc_file, yaml.safe_dump(spec, sort_keys=False))
+    subprocess.run(["dvc", "commit", "--force", "--quiet", str(dvc_file)], check=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mltemplate.pipeline.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("fetch", help="get the tracked CSV (default)")
+    track_cmd = sub.add_parser("track", help="point data.dvc at your own CSV")
+    track_cmd.add_argument("csv", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "track":
+        track(args.csv)
+        print(f"data: {DATA_DVC} now tracks {args.csv}; set data.raw in params.yaml to the same path")
+        return
+    path, expected = tracked()
+    how = fetch()
+    print(f"data: {path} (md5 {expected}) {how}")
+
+
+if __name__ == "__main__":
+    from mltemplate.errors import run
+
+    sys.exit(run(main))

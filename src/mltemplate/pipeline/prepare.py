@@ -1,0 +1,97 @@
+"""Stage `prepare`: read the raw CSV named in params.yaml, validate it, write a stratified train/test split."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from mltemplate import atomic
+from mltemplate.params import DataParams, SplitParams, load_params
+from mltemplate.paths import TEST_CSV, TRAIN_CSV
+from mltemplate.schema import DataError, Schema
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """Every cell as text, so validation can say which value in which column is wrong."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found (run `make data`)") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path}: not a valid CSV: {str(error).strip()}") from None
+
+
+def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
+    """Typed frame (features + target) and its schema; raises DataError naming the offending column."""
+    columns = [str(c) for c in raw.columns]
+    absent = [c for c in p.drop if c not in columns]
+    if absent:
+        raise DataError(f"data.drop names column {absent[0]!r}, which the CSV does not have")
+    schema = Schema.from_columns(columns, p)
+    if raw.empty:
+        raise DataError("no data rows: the CSV holds only a header")
+    frame = raw[[*schema.features, schema.target]].copy()
+    for column in schema.numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & ~np.isfinite(values.fillna(0.0))
+        bad |= frame[column].notna() & values.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"column {column!r}: value {frame[column].iloc[row]!r} on data row {row + 1} is not a finite number "
+                f"(list the column in data.categorical if it holds categories)"
+            )
+        frame[column] = values.astype("float64")
+    for column in schema.categorical:
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), np.nan)
+    target = frame[schema.target]
+    if target.isna().any():
+        raise DataError(f"target column {schema.target!r}: {int(target.isna().sum())} rows have no value")
+    frame[schema.target] = target.astype(str).str.strip()
+    classes = sorted(frame[schema.target].unique())
+    if len(classes) < 2:
+        raise DataError(f"target column {schema.target!r} has a single class {classes}; need two to train")
+    if len(classes) > 2:
+        raise DataError(f"target column {schema.target!r} has {len(classes)} classes {classes}; data.task is binary")
+    if p.positive_class not in classes:
+        raise DataError(f"data.positive_class {p.positive_class!r} is not a value of {schema.target!r}: {classes}")
+    return frame, schema
+
+
+def split(frame: pd.DataFrame, schema: Schema, p: SplitParams, *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified split, so both parts keep the class balance."""
+    labels = frame[schema.target]
+    smallest = int(labels.value_counts().min())
+    if smallest < 2:
+        raise DataError(f"target column {schema.target!r}: a class has {smallest} row; stratified split needs 2")
+    try:
+        train, test = train_test_split(frame, test_size=p.test_size, random_state=seed, stratify=labels)
+    except ValueError as error:
+        raise DataError(f"split.test_size {p.test_size}: {error}") from None
+    return train.sort_index(), test.sort_index()
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic.write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def main() -> None:
+    params = load_params()
+    frame, schema = validate(read_raw(params.data.raw), params.data)
+    train, test = split(frame, schema, params.split, seed=params.seed)
+    write_csv(train, TRAIN_CSV)
+    write_csv(test, TEST_CSV)
+    print(f"prepare: {len(train)} train / {len(test)} test rows, {len(schema.features)} features -> {TRAIN_CSV.parent}")
+
+
+if __name__ == "__main__":
+    from mltemplate.errors import run
+
+    sys.exit(run(main))

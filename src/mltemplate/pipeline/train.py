@@ -1,0 +1,92 @@
+"""Stage `train`: fit the configured Pipeline on data/prepared/train.csv, save models/model.skops and
+models/metadata.json, and log the run to MLflow."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.pipeline import Pipeline
+
+from mltemplate import git
+from mltemplate import model as model_files
+from mltemplate.estimators import build_pipeline, make_estimator
+from mltemplate.params import ModelParams, Params, load_params
+from mltemplate.paths import MODEL_DIR, MODEL_FILE, MODEL_METADATA, TRAIN_CSV
+from mltemplate.registry import runs
+from mltemplate.schema import Schema
+
+
+def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelParams, *, seed: int) -> Pipeline:
+    """Fit preprocessing + the chosen estimator."""
+    estimator = make_estimator(p.estimator, p.selected, seed=seed)
+    pipeline = build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
+    pipeline.fit(features, labels.astype(str))
+    return pipeline
+
+
+def describe(params: Params, *, data_md5: str, train_rows: int) -> dict[str, object]:
+    """What the model is and was made from; deterministic, so dvc.lock stays put for an unchanged model."""
+    return {
+        "name": params.name,
+        "estimator": params.model.estimator,
+        "hyperparameters": params.model.selected,
+        "seed": params.seed,
+        "data": {"path": params.data.raw.as_posix(), "md5": data_md5, "train_rows": train_rows},
+        "libraries": {name: version(name) for name in ("scikit-learn", "skops", "numpy", "pandas")},
+    }
+
+
+def train_metrics(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    """Fit quality on the training rows; a large gap to the held-out metrics flags overfitting."""
+    probabilities = pipeline.predict_proba(features)
+    return {
+        "train_accuracy": float(accuracy_score(labels, pipeline.classes_[probabilities.argmax(axis=1)])),
+        "train_log_loss": float(log_loss(labels, probabilities, labels=pipeline.classes_)),
+    }
+
+
+def main() -> None:
+    params = load_params()
+    header = pd.read_csv(TRAIN_CSV, nrows=0).columns
+    schema = Schema.from_columns(list(header), params.data)
+    features, labels = schema.read(TRAIN_CSV)
+    pipeline = train(features, labels, schema, params.model, seed=params.seed)
+    data_md5 = model_files.md5(params.data.raw)
+    description = describe(params, data_md5=data_md5, train_rows=len(features))
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    # Staged beside the outputs: MLflow logs the exact files, and they replace the old ones only on success.
+    with tempfile.TemporaryDirectory(dir=MODEL_DIR, prefix=".staging-") as staging:
+        staged_model, staged_metadata = Path(staging) / MODEL_FILE.name, Path(staging) / MODEL_METADATA.name
+        metadata = model_files.save(
+            pipeline, schema, description, model_path=staged_model, metadata_path=staged_metadata
+        )
+        model_md5 = metadata.model_md5
+        tags = {
+            runs.GIT_COMMIT_TAG: git.commit(),
+            runs.DATA_MD5_TAG: data_md5,
+            runs.MODEL_MD5_TAG: model_md5,
+            "estimator": params.model.estimator,
+        }
+        with runs.run(params.name, run_name=params.model.estimator, tags=tags) as run_id:
+            runs.log_training(
+                pipeline,
+                params=params.model_dump(mode="json", exclude={"evaluate"}),
+                metrics=train_metrics(pipeline, features, labels),
+                example=features.head(3),
+                files=[staged_model, staged_metadata],
+                registered_name=params.name,
+            )
+        staged_model.replace(MODEL_FILE)
+        staged_metadata.replace(MODEL_METADATA)
+    print(f"train: {params.model.estimator} on {len(features)} rows -> {MODEL_FILE} (md5 {model_md5}, run {run_id})")
+
+
+if __name__ == "__main__":
+    from mltemplate.errors import run
+
+    sys.exit(run(main))

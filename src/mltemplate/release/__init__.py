@@ -1,0 +1,1 @@
+"""Releasing the model: version and provenance (models/release.json), model card, container image, smoke test."""

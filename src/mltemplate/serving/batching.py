@@ -1,0 +1,79 @@
+"""Merge concurrent prediction requests into one model call. The pipeline costs milliseconds per call whatever
+the row count, so rows that arrive while a call runs wait for it and then go together in the next one.
+No timer: an idle server answers a lone request at once, and nothing is shed for missing a latency estimate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Rows = list[Any]
+"""One request's rows, in whatever form `predict` takes (here: tuples in schema order)."""
+
+
+class Overloaded(RuntimeError):
+    """More rows are waiting than the batcher may hold; the caller should answer 503 with Retry-After."""
+
+
+class Batcher:
+    """`await batcher(rows)` returns `predict(rows)`; calls that overlap share one `predict` on their rows."""
+
+    def __init__(self, predict: Callable[[Rows], np.ndarray], *, max_batch_rows: int, max_waiting_rows: int) -> None:
+        if max_batch_rows < 1 or max_waiting_rows < 1:
+            raise ValueError(f"row limits must be >= 1, got {max_batch_rows=} and {max_waiting_rows=}")
+        self.predict = predict
+        self.max_batch_rows = max_batch_rows
+        self.max_waiting_rows = max_waiting_rows
+        self.waiting: list[tuple[Rows, asyncio.Future[np.ndarray]]] = []
+        self.waiting_rows = 0
+        self.running = False
+
+    async def __call__(self, rows: Rows) -> np.ndarray:
+        if self.waiting_rows + len(rows) > self.max_waiting_rows:
+            raise Overloaded(f"{self.waiting_rows} rows already wait for the model (limit {self.max_waiting_rows})")
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self.waiting.append((rows, future))
+        self.waiting_rows += len(rows)
+        if not self.running:
+            self.running = True
+            asyncio.create_task(self._drain())  # noqa: RUF006 (it ends on its own when nothing waits; futures hold errors)
+        return await future
+
+    def _take(self) -> list[tuple[Rows, asyncio.Future[np.ndarray]]]:
+        """Waiting requests, oldest first, up to max_batch_rows rows (always at least one request)."""
+        taken: list[tuple[Rows, asyncio.Future[np.ndarray]]] = []
+        size = 0
+        while self.waiting and (not taken or size + len(self.waiting[0][0]) <= self.max_batch_rows):
+            rows, future = self.waiting.pop(0)
+            self.waiting_rows -= len(rows)
+            if future.cancelled():  # its client timed out or left: don't spend the model on it
+                continue
+            taken.append((rows, future))
+            size += len(rows)
+        return taken
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                taken = self._take()
+                if not taken:
+                    continue
+                merged = [row for rows, _ in taken for row in rows]
+                try:
+                    # A thread keeps the event loop reading (and batching) the next requests meanwhile.
+                    result = await asyncio.to_thread(self.predict, merged)
+                except Exception as error:  # handed to every caller, who re-raises it: nothing is swallowed
+                    for _, future in taken:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                start = 0
+                for rows, future in taken:
+                    if not future.done():
+                        future.set_result(result[start : start + len(rows)])
+                    start += len(rows)
+        finally:
+            self.running = False

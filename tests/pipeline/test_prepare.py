@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mltemplate.params import DataParams, SplitParams
+from mltemplate.pipeline.prepare import read_raw, split, validate
+from mltemplate.schema import DataError
+
+MIXED = DataParams(raw=Path("data/raw/mixed.csv"), target="outcome", positive_class="sick", categorical=["site"])
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "raw.csv"
+    path.write_text(text)
+    return path
+
+
+def as_text(frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    return read_raw(write(tmp_path, frame.to_csv(index=False)))
+
+
+def test_valid_csv_gives_typed_frame_and_schema(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame, schema = validate(as_text(mixed_frame, tmp_path), MIXED)
+    assert schema.numeric == ("age", "dose")
+    assert schema.categorical == ("site",)
+    assert frame["age"].dtype == "float64"
+    assert frame["dose"].isna().sum() == 2
+    assert set(frame["outcome"]) == {"sick", "well"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["site"]), r"missing column 'site'"),
+        (lambda f: f.drop(columns=["outcome"]), r"missing column 'outcome'"),
+        (lambda f: f.assign(dose=f["dose"].astype(object).where(f.index != 7, "high")), r"column 'dose': value 'high'"),
+        (lambda f: f.assign(age=f["age"].astype(object).where(f.index != 2, "inf")), r"column 'age': value 'inf'"),
+        (lambda f: f.assign(outcome=f["outcome"].where(f.index != 4, None)), r"target column 'outcome': 1 rows"),
+        (lambda f: f.assign(outcome="sick"), r"target column 'outcome' has a single class"),
+        (lambda f: f.assign(outcome=["a", "b", "c", "d"] * 20), r"has 4 classes"),
+        (lambda f: f.assign(outcome=f["outcome"].replace("sick", "ill")), r"positive_class 'sick' is not a value"),
+        (lambda f: f.head(0), r"no data rows"),
+    ],
+)
+def test_bad_csv_fails_naming_the_column(mixed_frame: pd.DataFrame, tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match=message) as caught:
+        validate(as_text(change(mixed_frame), tmp_path), MIXED)
+    assert "\n" not in str(caught.value)
+
+
+def test_unexpected_column_fails_when_features_are_listed(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    listed = MIXED.model_copy(update={"features": ["age", "site"]})
+    with pytest.raises(DataError, match=r"unexpected column 'dose'"):
+        validate(as_text(mixed_frame, tmp_path), listed)
+
+
+def test_dropped_columns_are_not_features(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    _, schema = validate(as_text(mixed_frame, tmp_path), MIXED.model_copy(update={"drop": ["dose"]}))
+    assert schema.features == ("age", "site")
+
+
+def test_drop_of_an_absent_column_is_named(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data.drop names column 'id'"):
+        validate(as_text(mixed_frame, tmp_path), MIXED.model_copy(update={"drop": ["id"]}))
+
+
+def test_empty_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"raw.csv: file is empty"):
+        read_raw(write(tmp_path, ""))
+
+
+def test_missing_file_points_to_make_data(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"file not found \(run `make data`\)"):
+        read_raw(tmp_path / "nope.csv")
+
+
+def test_split_is_stratified_and_deterministic(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame, schema = validate(as_text(mixed_frame, tmp_path), MIXED)
+    train, test = split(frame, schema, SplitParams(test_size=0.25), seed=3)
+    again, _ = split(frame, schema, SplitParams(test_size=0.25), seed=3)
+    assert len(test) == 20
+    assert train.equals(again)
+    share = frame["outcome"].eq("sick").mean()
+    assert abs(test["outcome"].eq("sick").mean() - share) < 0.06
+    assert set(train.index).isdisjoint(test.index)

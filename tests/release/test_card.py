@@ -1,0 +1,87 @@
+"""card.py: the model card (release notes) from fixed inputs, and `python -m mltemplate.release.card` on real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mltemplate.metadata import ModelMetadata, Release
+from mltemplate.params import Params
+from mltemplate.release import card
+from tests.conftest import DESCRIPTION
+
+REL = Release.model_construct(
+    version="2026.11.23-203152-667333a",
+    git_commit="667333aeac87dc09ad2be003a1cab49940103c7b",
+    model_md5="acafe47e2aaee9af6bf6aca34d38e52d",
+    data_md5="e9b944627d1dedf79eccded14bf80881",
+    mlflow_run_id=None,
+    trained_at="2026-11-23T20:40:28+00:00",
+    built_at="2026-11-23T20:41:31+00:00",
+)
+METADATA = ModelMetadata.model_validate(
+    {
+        **DESCRIPTION,
+        "classes": ["benign", "malignant"],
+        "data": {"path": "data/raw/x.csv", "md5": "e9b9", "train_rows": 426},
+        "schema": {"numeric": ["a", "b", "c"], "categorical": ["site"], "target": "y", "positive_class": "benign"},
+        "model_md5": "acafe47e2aaee9af6bf6aca34d38e52d",
+    }
+)
+METRICS = {"accuracy": 0.965, "recall": 0.88, "log_loss": 0.0776, "support": {"benign": 90, "malignant": 53}}
+
+
+@pytest.fixture
+def text(params: Params) -> str:
+    return card.render(REL, METADATA, METRICS, params)
+
+
+def test_card_names_version_commit_and_data_hash(text: str, params: Params) -> None:
+    assert text.startswith(f"# {params.name} 2026.11.23-203152-667333a\n")
+    assert f"| Git commit | `{REL.git_commit}` |" in text
+    assert "| Data | `data/raw/x.csv` (md5 `e9b944627d1dedf79eccded14bf80881`) |" in text
+    assert "| MLflow run | `none (no tracking server)` |" in text
+
+
+def test_card_lists_the_chosen_estimator_and_its_hyperparameters(text: str, params: Params) -> None:
+    assert f"| `model.estimator` | `{params.model.estimator}` |" in text
+    for key, value in params.model.selected.items():
+        assert f"| `model.hyperparameters.{key}` | `{value}` |" in text
+    assert "n_estimators" not in text  # only the chosen estimator's
+
+
+def test_card_checks_metrics_against_thresholds(text: str) -> None:
+    assert "| `accuracy` | 0.9650 | ≥ 0.9000 ✅ |" in text
+    assert "| `recall` | 0.8800 | ≥ 0.9000 ❌ |" in text
+    assert "| `log_loss` | 0.0776 |  |" in text
+
+
+def test_card_states_intended_use_and_limitations_from_the_data(text: str) -> None:
+    assert "## Intended use" in text
+    assert "4 input columns" in text
+    assert "`diagnosis` is `malignant`" in text
+    assert "Trained on 426 rows and evaluated on 143 held-out rows" in text
+
+
+@pytest.mark.integration
+def test_card_command_writes_the_card_from_the_pipeline_outputs(pipeline_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for name in ("params.yaml", "metrics.json", "models/metadata.json"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pipeline_repo / name, repo / name)
+    command = [sys.executable, "-m", "mltemplate.release.card"]
+    missing = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert "models/release.json not found: run `make bento` first" in missing.stderr
+
+    (repo / "models" / "release.json").write_text(json.dumps(REL.to_dict()))
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = (repo / "build" / "model-card.md").read_text(encoding="utf-8")
+    metrics = json.loads((pipeline_repo / "metrics.json").read_text())
+    assert f"| `f1` | {metrics['f1']:.4f} |" in written

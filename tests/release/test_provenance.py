@@ -1,0 +1,63 @@
+"""Release provenance: the release of the model at HEAD, with or without an MLflow run."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mltemplate import estimators
+from mltemplate import model as model_files
+from mltemplate.errors import CommandError
+from mltemplate.release import provenance
+from mltemplate.schema import Schema
+from tests.conftest import save_model, trained_model
+
+
+def git_repo(path: Path, when: str = "2024-01-02T03:04:05+00:00") -> str:
+    """An empty commit at `when` in a new repository at `path`; returns its sha."""
+    env = {"GIT_COMMITTER_DATE": when, "GIT_AUTHOR_DATE": when, "PATH": "/usr/bin:/bin"}
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"],
+    ):
+        subprocess.run(args, cwd=path, env=env, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> model_files.TrainedModel:
+    """A small model saved as the pipeline does, loaded back."""
+    schema = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
+    pipeline = estimators.build_pipeline(
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        estimator=estimators.make_estimator("logistic_regression", {}),
+    )
+    pipeline.fit(mixed_frame[list(schema.features)], mixed_frame["outcome"])
+    paths = {"model_path": tmp_path / "models/model.skops", "metadata_path": tmp_path / "models/metadata.json"}
+    save_model(trained_model(pipeline, schema), **paths)
+    return model_files.load(**paths)
+
+
+def test_collect_without_mlflow_run_uses_the_commit_time(
+    tmp_path: Path, trained: model_files.TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = git_repo(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
+    found = provenance.collect(tmp_path, experiment="demo", trained=trained)
+    assert (found.version, found.mlflow_run_id, found.trained_at) == (
+        f"2024.01.02-030405-{sha[:7]}",
+        None,
+        "2024-01-02T03:04:05+00:00",
+    )
+    assert found.git_commit.startswith(sha)
+    assert (found.model_md5, found.data_md5) == (trained.metadata.model_md5, trained.metadata.data.md5)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_collect_outside_git_says_so(tmp_path: Path, trained: model_files.TrainedModel) -> None:
+    with pytest.raises(CommandError, match="no git commit to version from"):
+        provenance.collect(tmp_path, experiment="demo", trained=trained)

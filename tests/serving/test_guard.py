@@ -1,0 +1,144 @@
+"""The request guard, driven as plain ASGI: refusals happen before the app runs and say which field is at fault."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from mltemplate.serving.guard import RequestGuard, name_validation_error
+
+Message = dict[str, Any]
+
+
+class App:
+    """Stands in for BentoML: records what reached it and answers with a fixed status and body."""
+
+    def __init__(self, status: int = 200, body: dict[str, Any] | None = None, hold: asyncio.Event | None = None):
+        self.status = status
+        self.body = json.dumps(body or {"ok": True}).encode()
+        self.hold = hold
+        self.seen: list[bytes] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        self.seen.append(message.get("body", b""))
+        if self.hold is not None:
+            await self.hold.wait()
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _scope(method: str = "POST", path: str = "/predict", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {"type": "http", "method": method, "path": path, "headers": raw}
+
+
+async def _call(guard: RequestGuard, scope: dict[str, Any], chunks: list[bytes]) -> tuple[int, dict[bytes, bytes], Any]:
+    queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await guard(scope, receive, send)
+    start = sent[0]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], dict(start["headers"]), json.loads(body)
+
+
+def _guard(app: App, **limits: int) -> RequestGuard:
+    options = {"max_body_bytes": 100, "max_concurrency": 2, "retry_after_s": 7, **limits}
+    return RequestGuard(app, **options)  # type: ignore[arg-type]
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_json_post_within_limits_reaches_the_app() -> None:
+    app = App()
+    status, _, body = asyncio.run(_call(_guard(app), _scope(headers={**JSON, "Content-Length": "2"}), [b"{}"]))
+    assert (status, body, app.seen) == (200, {"ok": True}, [b"{}"])
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_non_json_content_type_gets_415_naming_the_header(content_type: str | None) -> None:
+    app = App()
+    headers = {"Content-Type": content_type} if content_type else {}
+    status, _, body = asyncio.run(_call(_guard(app), _scope(headers=headers), [b"{}"]))
+    assert (status, body["field"], app.seen) == (415, "Content-Type", [])
+
+
+def test_declared_oversized_body_gets_413_unread() -> None:
+    app = App()
+    status, _, body = asyncio.run(_call(_guard(app), _scope(headers={**JSON, "Content-Length": "101"}), [b"x" * 101]))
+    assert (status, body["field"], app.seen) == (413, "body", [])
+    assert "101 bytes" in body["error"]
+    assert "100 bytes" in body["error"]
+
+
+def test_chunked_body_over_the_limit_gets_413() -> None:
+    app = App()
+    status, _, _ = asyncio.run(_call(_guard(app), _scope(headers=JSON), [b"x" * 60, b"x" * 60]))
+    assert (status, app.seen) == (413, [])
+
+
+def test_chunked_body_within_the_limit_is_replayed_whole() -> None:
+    app = App()
+    status, _, _ = asyncio.run(_call(_guard(app), _scope(headers=JSON), [b'{"a":', b" 1}"]))
+    assert (status, app.seen) == (200, [b'{"a": 1}'])
+
+
+def test_bad_content_length_gets_400() -> None:
+    status, _, body = asyncio.run(_call(_guard(App()), _scope(headers={**JSON, "Content-Length": "ten"}), [b"{}"]))
+    assert (status, body["field"]) == (400, "Content-Length")
+
+
+def test_requests_past_the_concurrency_limit_get_429_with_retry_after() -> None:
+    async def scenario() -> list[tuple[int, dict[bytes, bytes], Any]]:
+        hold = asyncio.Event()
+        guard = _guard(App(hold=hold), max_concurrency=2)
+        held = [asyncio.create_task(_call(guard, _scope(headers=JSON), [b"{}"])) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        refused = await _call(guard, _scope(headers=JSON), [b"{}"])
+        hold.set()
+        return [refused, *await asyncio.gather(*held)]
+
+    (status, headers, _), *served = asyncio.run(scenario())
+    assert (status, headers[b"retry-after"]) == (429, b"7")
+    assert [s for s, _, _ in served] == [200, 200]
+
+
+def test_probes_pass_even_at_the_concurrency_limit() -> None:
+    app = App()
+    guard = _guard(app, max_concurrency=1)
+    guard.active = 1
+    status, _, _ = asyncio.run(_call(guard, _scope(method="GET", path="/readyz"), [b""]))
+    assert status == 200
+
+
+def test_retry_after_is_added_to_503_from_the_app() -> None:
+    status, headers, _ = asyncio.run(_call(_guard(App(status=503)), _scope(headers=JSON), [b"{}"]))
+    assert (status, headers[b"retry-after"]) == (503, b"7")
+
+
+def test_400_from_the_app_gets_the_first_field_up_front() -> None:
+    detail = [{"type": "missing", "loc": ["records", 0, "age"], "msg": "Field required"}]
+    app = App(status=400, body={"error": "1 validation error for PredictRequest", "detail": detail})
+    status, headers, body = asyncio.run(_call(_guard(app), _scope(headers=JSON), [b"{}"]))
+    assert (status, body["field"], body["error"]) == (400, "records.0.age", "records.0.age: Field required")
+    assert int(headers[b"content-length"]) == len(json.dumps(body).encode())
+
+
+def test_whole_body_errors_are_named_body() -> None:
+    named = name_validation_error({"detail": [{"loc": [], "msg": "Invalid JSON"}, {"loc": ["x"], "msg": "m"}]})
+    assert (named["field"], named["error"]) == ("body", "body: Invalid JSON (+1 more)")

@@ -1,0 +1,214 @@
+"""The prediction service under a real `bentoml serve` (one server for the module): answers, metadata, probes,
+and a clear 4xx naming the field for every kind of bad input; afterwards it still answers correctly."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mltemplate import git, lock
+from mltemplate import model as model_files
+from mltemplate.metadata import head_version
+from mltemplate.report.loadtest import served
+from tests.conftest import run
+from tests.service_client import Reply, post_json, request
+
+pytestmark = pytest.mark.integration
+
+MAX_ROWS = 5
+MAX_BODY_BYTES = 65536
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(pipeline_repo: Path) -> Iterator[str]:
+    env = {"SERVE_WORKERS": "1", "SERVE_MAX_ROWS": str(MAX_ROWS), "SERVE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+    # As `make serve` does: write models/release.json (git-ignored), which names the model's MLflow run.
+    run([sys.executable, "-m", "mltemplate.release.provenance", "write"], cwd=pipeline_repo)
+    with served(pipeline_repo, env=env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def example(pipeline_repo: Path) -> dict[str, Any]:
+    return dict(json.loads((pipeline_repo / "examples/predict.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def trained(pipeline_repo: Path) -> model_files.TrainedModel:
+    return model_files.load(
+        model_path=pipeline_repo / "models/model.skops", metadata_path=pipeline_repo / "models/metadata.json"
+    )
+
+
+def _served_probabilities(reply: Reply, classes: list[str]) -> np.ndarray:
+    return np.array([[p["probabilities"][c] for c in classes] for p in reply.json()["predictions"]])
+
+
+def test_example_gets_the_in_process_prediction_and_the_version(
+    server: str, example: dict[str, Any], trained: model_files.TrainedModel, pipeline_repo: Path
+) -> None:
+    reply = post_json(server, example)
+    assert reply.status == 200, reply.text
+    body = reply.json()
+    assert body["model_version"] == head_version(pipeline_repo)
+    expected = model_files.predict_proba(trained, example["records"])
+    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)  # JSON floats round-trip exactly
+    assert [p["label"] for p in body["predictions"]] == model_files.labels(trained, expected)
+
+
+def test_many_records_are_answered_in_order(
+    server: str, trained: model_files.TrainedModel, pipeline_repo: Path
+) -> None:
+    test = pd.read_csv(pipeline_repo / "data/prepared/test.csv")
+    records = test[list(trained.schema.features)].head(MAX_ROWS).to_dict("records")
+    reply = post_json(server, {"records": records})
+    assert reply.status == 200, reply.text
+    expected = model_files.predict_proba(trained, records)
+    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
+
+
+def test_metadata_names_model_version_data_hash_and_schema(
+    server: str, trained: model_files.TrainedModel, pipeline_repo: Path
+) -> None:
+    reply = request(server, "/metadata", method="GET")
+    assert reply.status == 200, reply.text
+    meta = reply.json()
+    assert meta["name"] == trained.metadata.name == meta["params"]["name"]
+    assert meta["version"] == head_version(pipeline_repo)
+    assert meta["model_md5"] == lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    assert meta["data_md5"] == trained.metadata.data.md5
+    assert meta["git_commit"].startswith(git.commit(pipeline_repo).removesuffix("-dirty"))
+    assert meta["mlflow_run_id"]  # dvc repro logged the model to MLflow in the copy; `release write` found it
+    assert meta["metrics"] == json.loads((pipeline_repo / "metrics.json").read_text())
+    features = meta["input_schema"]["features"]
+    assert [f["name"] for f in features] == list(trained.schema.features)
+    assert [f["type"] for f in features] == [
+        "number" if name in trained.schema.numeric else "string" for name in trained.schema.features
+    ]
+    assert meta["classes"] == trained.classes
+    assert meta["trained_at"]
+    assert meta["built_at"]
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz"])
+def test_probes_answer(server: str, path: str) -> None:
+    assert request(server, path, method="GET").status == 200
+
+
+def test_prometheus_metrics_count_predictions(server: str, example: dict[str, Any]) -> None:
+    post_json(server, example)
+    reply = request(server, "/metrics", method="GET")
+    assert reply.status == 200
+    assert 'endpoint="/predict"' in reply.text
+    assert "bentoml_service_request_total" in reply.text
+
+
+def test_openapi_page_documents_the_generated_request(server: str) -> None:
+    assert request(server, "/", method="GET").status == 200
+    spec = request(server, "/docs.json", method="GET").json()
+    assert "/predict" in spec["paths"]
+    assert "mean_radius" in json.dumps(spec["components"])
+
+
+def _record(example: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**example["records"][0], **changes}
+
+
+def _without(example: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in example["records"][0].items() if k != name}
+
+
+def _literal(example: dict[str, Any], token: str) -> bytes:
+    """The example with mean_radius replaced by a raw JSON token (NaN, Infinity, 1e400 are not in Python's JSON)."""
+    record = json.dumps(_record(example, mean_radius="__TOKEN__"))
+    return ('{"records": [' + record.replace('"__TOKEN__"', token) + "]}").encode()
+
+
+BAD_BODIES: dict[str, tuple[Any, str]] = {
+    # case: (body: bytes, or a callable of the example giving the payload or bytes; field the reply must name)
+    "malformed JSON": (b'{"records": [', "body"),
+    "empty body": (b"", "records"),
+    "string for a number": (lambda ex: {"records": [_record(ex, mean_radius="20.3")]}, "records.0.mean_radius"),
+    "bool for a number": (lambda ex: {"records": [_record(ex, mean_radius=True)]}, "records.0.mean_radius"),
+    "null": (lambda ex: {"records": [_record(ex, mean_radius=None)]}, "records.0.mean_radius"),
+    "NaN": (lambda ex: _literal(ex, "NaN"), "records.0.mean_radius"),
+    "Infinity": (lambda ex: _literal(ex, "Infinity"), "records.0.mean_radius"),
+    "-Infinity": (lambda ex: _literal(ex, "-Infinity"), "records.0.mean_radius"),
+    "out of float range": (lambda ex: _literal(ex, "1e400"), "records.0.mean_radius"),
+    "huge integer": (lambda ex: _literal(ex, "9" * 400), "records.0.mean_radius"),
+    "missing field": (lambda ex: {"records": [_without(ex, "worst_area")]}, "records.0.worst_area"),
+    "extra field": (lambda ex: {"records": [_record(ex, patient_id=7)]}, "records.0.patient_id"),
+    "empty batch": ({"records": []}, "records"),
+    "oversized batch": (lambda ex: {"records": [ex["records"][0]] * (MAX_ROWS + 1)}, "records"),
+    "top-level list": (lambda ex: ex["records"], "body"),
+    "wrong top-level key": (lambda ex: {"rows": ex["records"]}, "records"),
+    "extra top-level key": (lambda ex: {**ex, "debug": True}, "debug"),
+    "records not a list": ({"records": {"mean_radius": 1}}, "records"),
+    "record not an object": ({"records": [1]}, "records.0"),
+    "deep nesting": (b"[" * 20000 + b"]" * 20000, "body"),
+    "deep nesting in a field": (b'{"records": [{"mean_radius": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "body"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_input_gets_400_naming_the_field(server: str, example: dict[str, Any], case: str) -> None:
+    payload, field = BAD_BODIES[case]
+    if callable(payload):
+        payload = payload(example)
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    reply = request(server, "/predict", body=body, headers=JSON)
+    assert reply.status == 400, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    error = reply.json()
+    assert error["field"] == field, error
+    assert error["error"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_non_json_content_type_gets_415(server: str, example: dict[str, Any], content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    reply = request(server, "/predict", body=json.dumps(example).encode(), headers=headers)
+    assert reply.status == 415, reply.text
+    assert reply.json()["field"] == "Content-Type"
+
+
+def test_body_over_the_limit_gets_413(server: str) -> None:
+    reply = request(server, "/predict", body=b" " * (MAX_BODY_BYTES + 1), headers=JSON)
+    assert reply.status == 413, reply.text
+    assert reply.json()["field"] == "body"
+
+
+def test_chunked_body_over_the_limit_gets_413(server: str) -> None:
+    chunks = iter([b" " * 40000, b" " * 40000])
+    reply = request(server, "/predict", body=chunks, headers=JSON)
+    assert reply.status == 413, reply.text
+
+
+def test_chunked_body_within_the_limit_is_answered(server: str, example: dict[str, Any]) -> None:
+    text = json.dumps(example).encode()
+    reply = request(server, "/predict", body=iter([text[:50], text[50:]]), headers=JSON)
+    assert reply.status == 200, reply.text
+
+
+def test_get_on_predict_is_405(server: str) -> None:
+    assert request(server, "/predict", method="GET").status == 405
+
+
+def test_still_answers_correctly_after_all_of_that(
+    server: str, example: dict[str, Any], trained: model_files.TrainedModel
+) -> None:
+    reply = post_json(server, example)
+    assert reply.status == 200, reply.text
+    expected = model_files.predict_proba(trained, example["records"])
+    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
+    assert request(server, "/readyz", method="GET").status == 200

@@ -1,0 +1,118 @@
+"""The package's shape: core at the top, one folder per job, imports that point one way and never back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+PACKAGE = SRC / "mltemplate"
+JOBS = ("pipeline", "registry", "serving", "release", "report")
+ALLOWED = {
+    # job -> the jobs it may import (core is always allowed); everything else would point back up the picture
+    "pipeline": {"registry"},
+    "registry": set(),
+    "serving": set(),
+    "release": {"registry"},
+    "report": {"pipeline"},
+}
+MLFLOW_ONLY = "mltemplate.registry"
+"""Records runs, writes no pipeline output: left out of the stages' dependencies on purpose (see dvc.yaml)."""
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(name: str, known: dict[str, Path]) -> set[str]:
+    """The project modules `name` imports, anywhere in its body (lazy imports count too)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(known[name].read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {m for m in out if m in known and m != name}
+
+
+def job(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in JOBS) else None
+
+
+def closure(start: str, known: dict[str, Path], *, skip: str = MLFLOW_ONLY) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name.startswith(skip):
+            continue
+        seen.add(name)
+        todo += imports(name, known)
+    return seen
+
+
+def test_top_level_holds_only_core_modules_and_the_job_folders() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= set(JOBS) | {"monitoring"}
+    for folder in folders:
+        assert ast.get_docstring(ast.parse((PACKAGE / folder / "__init__.py").read_text())), folder
+
+
+def test_core_imports_no_job() -> None:
+    known = modules()
+    core = [name for name in known if job(name) is None]
+    leaks = {name: sorted(m for m in imports(name, known) if job(m)) for name in core}
+    assert {k: v for k, v in leaks.items() if v} == {}
+
+
+def test_jobs_import_only_what_lies_below_them() -> None:
+    known = modules()
+    wrong = {}
+    for name in known:
+        own = job(name)
+        if own is None or own not in ALLOWED:
+            continue
+        bad = sorted(m for m in imports(name, known) if job(m) not in {None, own, *ALLOWED[own]})
+        if bad:
+            wrong[name] = bad
+    assert wrong == {}
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    known = modules()
+    cycles = sorted(
+        (name, other)
+        for name in known
+        for other in imports(name, known)
+        if name in closure(other, known, skip="\0") and known[name].name != "__init__.py"
+    )
+    assert cycles == []
+
+
+def test_dvc_lock_is_parsed_in_one_module() -> None:
+    # Reading dvc.lock means walking its `stages`: only lock.py may do that.
+    parsers = sorted(p.relative_to(SRC).as_posix() for p in PACKAGE.rglob("*.py") if '"stages"' in p.read_text())
+    assert parsers == ["mltemplate/lock.py"]
+
+
+@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
+def test_each_stage_depends_on_exactly_the_code_it_imports(stage: str) -> None:
+    known = modules()
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    module = spec["cmd"].split()[-1]
+    assert module == f"mltemplate.pipeline.{stage}"
+    imported = {
+        known[name].relative_to(ROOT).as_posix() for name in closure(module, known) if known[name].name != "__init__.py"
+    }
+    declared = {dep for dep in spec["deps"] if dep.startswith("src/")}
+    assert declared == imported
