@@ -27,6 +27,10 @@ setup: .venv/.synced ## Install uv if missing and the locked environment (.venv)
 data: setup ## Get data/raw (dvc pull if a remote is reachable, else the bundled copy), verified against data.dvc
 	$(RUN) python -m mltemplate.pipeline.data
 
+.PHONY: contract
+contract: setup ## Accept the tracked CSV's columns as the data contract (data/contract.yaml); commit it
+	$(RUN) python -m mltemplate.pipeline.data contract
+
 .PHONY: repro
 repro: data ## Run the DVC pipeline (prepare -> train -> evaluate); only changed stages run
 	$(RUN) dvc repro

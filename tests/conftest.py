@@ -117,6 +117,8 @@ DESCRIPTION: dict[str, Any] = {
     "seed": 0,
     "data": {"path": "data/raw/demo.csv", "md5": "d" * 32, "train_rows": 0},
     "libraries": {},
+    "nullable": [],
+    "categories": {},
 }
 """What the train stage records about a model, for models the tests fit themselves."""
 

@@ -42,6 +42,8 @@ class ModelMetadata(_Document):
     data: DataInfo
     libraries: dict[str, str]
     input_schema: Schema = Field(alias="schema")
+    nullable: list[str] = Field(description="Features that had missing values in training: null is imputed.")
+    categories: dict[str, list[str]] = Field(description="Known values of each categorical feature.")
     classes: list[str]
     model_md5: str
 

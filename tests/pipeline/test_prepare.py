@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mltemplate.params import DataParams, SplitParams
-from mltemplate.pipeline.prepare import read_raw, split, validate
+from mltemplate.pipeline.prepare import example, read_raw, split, validate
 from mltemplate.schema import DataError
 
 MIXED = DataParams(raw=Path("data/raw/mixed.csv"), target="outcome", positive_class="sick", categorical=["site"])
@@ -86,3 +87,15 @@ def test_split_is_stratified_and_deterministic(mixed_frame: pd.DataFrame, tmp_pa
     share = frame["outcome"].eq("sick").mean()
     assert abs(test["outcome"].eq("sick").mean() - share) < 0.06
     assert set(train.index).isdisjoint(test.index)
+
+
+def test_example_is_a_held_out_row_without_the_target(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame, schema = validate(as_text(mixed_frame, tmp_path), MIXED)
+    _, test = split(frame, schema, SplitParams(test_size=0.25), seed=0)
+    body = example(test, schema)
+    (record,) = body["records"]
+    assert list(record) == list(schema.features)
+    assert all(value is not None for value in record.values())  # a complete row when there is one
+    row = test[list(schema.features)].dropna().iloc[0]
+    assert record == {k: (float(v) if k in schema.numeric else v) for k, v in row.items()}
+    json.dumps(body, allow_nan=False)  # valid JSON: no NaN

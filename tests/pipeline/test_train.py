@@ -38,9 +38,17 @@ def test_train_metrics_are_probabilities_and_losses(mixed_frame: pd.DataFrame) -
     assert metrics["train_log_loss"] > 0
 
 
-def test_describe_holds_no_run_specific_values() -> None:
+def test_describe_holds_no_run_specific_values(mixed_frame: pd.DataFrame) -> None:
     params = load_params(ROOT / "params.yaml")
-    described = describe(params, data_md5="abc", train_rows=10)
-    assert described["data"] == {"path": params.data.raw.as_posix(), "md5": "abc", "train_rows": 10}
-    assert described == describe(params, data_md5="abc", train_rows=10)
+    features = model.to_frame(mixed_frame, SCHEMA)
+    described = describe(params, features, SCHEMA, data_md5="abc")
+    assert described["data"] == {"path": params.data.raw.as_posix(), "md5": "abc", "train_rows": len(mixed_frame)}
+    assert described == describe(params, features, SCHEMA, data_md5="abc")
     assert not {"git_commit", "run_id", "trained_at"} & set(described)
+
+
+def test_describe_names_features_seen_missing_and_known_categories(mixed_frame: pd.DataFrame) -> None:
+    features = model.to_frame(mixed_frame, SCHEMA)
+    described = describe(load_params(ROOT / "params.yaml"), features, SCHEMA, data_md5="abc")
+    assert described["nullable"] == ["dose", "site"]  # the fixture's missing values; age is complete
+    assert described["categories"] == {"site": ["east", "north", "south"]}

@@ -20,7 +20,7 @@ def repo(pipeline_repo: Path, tmp_path: Path) -> Path:
 
 def _start_failure(repo: Path, **env: str) -> str:
     """What `served` reports when `bentoml serve` exits instead of becoming ready."""
-    with pytest.raises(LoadTestError, match="bentoml serve exited with") as caught, served(repo, env=env, timeout=90):
+    with pytest.raises(LoadTestError, match="bentoml serve: exited with") as caught, served(repo, env=env, timeout=90):
         pass
     return str(caught.value)
 

@@ -1,6 +1,7 @@
 """`make data`: get the raw CSV that data.dvc tracks, from the DVC remote when one is configured and
 reachable, else from the data set bundled with scikit-learn; either way checked against data.dvc's md5.
-`python -m mltemplate.pipeline.data track PATH` points data.dvc at your own CSV."""
+`python -m mltemplate.pipeline.data track PATH` points data.dvc at your own CSV and writes its data contract;
+`... contract` accepts the tracked CSV's current columns as the contract."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import yaml
 from mltemplate import atomic
 from mltemplate.errors import CommandError
 from mltemplate.model import md5
-from mltemplate.paths import DATA_DVC
+from mltemplate.paths import CONTRACT_FILE, DATA_DVC
 
 
 def breast_cancer() -> pd.DataFrame:
@@ -53,14 +54,18 @@ def tracked(dvc_file: Path = DATA_DVC) -> tuple[Path, str]:
         raise CommandError(f"{dvc_file}: no `outs[0].path` and `md5` ({error!r})") from None
 
 
+DVC = (sys.executable, "-m", "dvc")
+"""DVC from this environment, whatever PATH holds."""
+
+
 def remotes() -> list[str]:
-    result = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True, check=False)
+    result = subprocess.run([*DVC, "remote", "list"], capture_output=True, text=True, check=False)
     return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
 
 def pull(dvc_file: Path = DATA_DVC) -> bool:
     """`dvc pull` the tracked file; False (with the reason printed) when the remote cannot be reached."""
-    result = subprocess.run(["dvc", "pull", str(dvc_file)], capture_output=True, text=True, check=False)
+    result = subprocess.run([*DVC, "pull", str(dvc_file)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
         print(f"data: dvc pull failed: {reason[-1] if reason else 'no output'}", file=sys.stderr)
@@ -105,19 +110,41 @@ def track(csv: Path, dvc_file: Path = DATA_DVC) -> None:
     relative = csv.resolve().relative_to(dvc_file.resolve().parent)
     spec = {"outs": [{"md5": md5(csv), "size": csv.stat().st_size, "hash": "md5", "path": relative.as_posix()}]}
     atomic.write_text(dvc_file, yaml.safe_dump(spec, sort_keys=False))
-    subprocess.run(["dvc", "commit", "--force", "--quiet", str(dvc_file)], check=True)
+    committed = subprocess.run([*DVC, "commit", "--force", "--quiet", str(dvc_file)], capture_output=True, text=True)
+    if committed.returncode != 0:
+        raise CommandError(f"dvc commit {dvc_file} failed: {(committed.stderr or committed.stdout).strip()}")
+
+
+def accept_contract(csv: Path, path: Path = CONTRACT_FILE) -> list[str]:
+    """Write the contract `csv` satisfies; returns what changed against the previous one (everything when new)."""
+    from mltemplate.pipeline import contract
+    from mltemplate.pipeline.prepare import read_raw
+
+    new = contract.infer(read_raw(csv))
+    old = contract.read(path) if path.exists() else contract.Contract()
+    contract.write(new, source=csv, path=path)
+    return contract.differences(old, new)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.pipeline.data", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("fetch", help="get the tracked CSV (default)")
-    track_cmd = sub.add_parser("track", help="point data.dvc at your own CSV")
+    track_cmd = sub.add_parser("track", help="point data.dvc at your own CSV and write its data contract")
     track_cmd.add_argument("csv", type=Path)
+    sub.add_parser("contract", help=f"accept the tracked CSV's columns as the data contract ({CONTRACT_FILE})")
     args = parser.parse_args(argv)
     if args.command == "track":
         track(args.csv)
         print(f"data: {DATA_DVC} now tracks {args.csv}; set data.raw in params.yaml to the same path")
+    if args.command in ("track", "contract"):
+        csv = args.csv if args.command == "track" else tracked()[0]
+        existed = CONTRACT_FILE.exists()
+        changes = accept_contract(csv)
+        if not existed:
+            print(f"data: wrote {CONTRACT_FILE} for {csv}")
+        else:
+            print(f"data: {CONTRACT_FILE} " + ("unchanged" if not changes else "updated: " + "; ".join(changes)))
         return
     path, expected = tracked()
     how = fetch()

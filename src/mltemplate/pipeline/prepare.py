@@ -1,9 +1,12 @@
-"""Stage `prepare`: read the raw CSV named in params.yaml, validate it, write a stratified train/test split."""
+"""Stage `prepare`: read the raw CSV named in params.yaml, check it against the data contract and params.yaml,
+write a stratified train/test split and examples/predict.json (a held-out row, the service's example request)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,8 @@ from sklearn.model_selection import train_test_split
 
 from mltemplate import atomic
 from mltemplate.params import DataParams, SplitParams, load_params
-from mltemplate.paths import TEST_CSV, TRAIN_CSV
+from mltemplate.paths import EXAMPLE_FILE, TEST_CSV, TRAIN_CSV
+from mltemplate.pipeline import contract
 from mltemplate.schema import DataError, Schema
 
 
@@ -82,12 +86,25 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic.write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
+def example(test: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """The body of a POST /predict: the first held-out row with no missing value (else the first), features only.
+    Written by the pipeline, so it always matches the schema the service serves."""
+    rows = test[list(schema.features)]
+    complete = rows.notna().all(axis=1).to_numpy()
+    row = rows.iloc[int(np.argmax(complete))]
+    record = {name: None if pd.isna(value) else value for name, value in row.items()}
+    return {"records": [{k: float(v) if k in schema.numeric and v is not None else v for k, v in record.items()}]}
+
+
 def main() -> None:
     params = load_params()
-    frame, schema = validate(read_raw(params.data.raw), params.data)
+    raw = read_raw(params.data.raw)
+    contract.check(raw, contract.read(), source=params.data.raw)
+    frame, schema = validate(raw, params.data)
     train, test = split(frame, schema, params.split, seed=params.seed)
     write_csv(train, TRAIN_CSV)
     write_csv(test, TEST_CSV)
+    atomic.write_text(EXAMPLE_FILE, json.dumps(example(test, schema), indent=2) + "\n")
     print(f"prepare: {len(train)} train / {len(test)} test rows, {len(schema.features)} features -> {TRAIN_CSV.parent}")
 
 

@@ -29,9 +29,14 @@ def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelPar
     return pipeline
 
 
-def describe(params: Params, *, data_md5: str, train_rows: int) -> dict[str, object]:
-    """What the model is and was made from; deterministic, so dvc.lock stays put for an unchanged model."""
+def describe(params: Params, features: pd.DataFrame, schema: Schema, *, data_md5: str) -> dict[str, object]:
+    """What the model is and was made from, and what it accepts: the features that had missing values in training
+    (the pipeline imputes them, so the service accepts null there) and the known values of each category.
+    Deterministic, so dvc.lock stays put for an unchanged model."""
+    train_rows = len(features)
     return {
+        "nullable": [name for name in schema.features if features[name].isna().any()],
+        "categories": {name: sorted(str(v) for v in features[name].dropna().unique()) for name in schema.categorical},
         "name": params.name,
         "estimator": params.model.estimator,
         "hyperparameters": params.model.selected,
@@ -57,7 +62,7 @@ def main() -> None:
     features, labels = schema.read(TRAIN_CSV)
     pipeline = train(features, labels, schema, params.model, seed=params.seed)
     data_md5 = model_files.md5(params.data.raw)
-    description = describe(params, data_md5=data_md5, train_rows=len(features))
+    description = describe(params, features, schema, data_md5=data_md5)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     # Staged beside the outputs: MLflow logs the exact files, and they replace the old ones only on success.
     with tempfile.TemporaryDirectory(dir=MODEL_DIR, prefix=".staging-") as staging:

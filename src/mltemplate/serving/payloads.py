@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -27,21 +28,52 @@ def _example(schema: Schema) -> dict[str, Any]:
     return {**dict.fromkeys(schema.numeric, 0.0), **dict.fromkeys(schema.categorical, "")}
 
 
-def record_model(schema: Schema) -> type[BaseModel]:
-    """One record: every feature required, numbers finite, categories text, nothing else allowed.
-    Fields keep the schema's order, which is the order the pipeline was fitted in."""
+def _describe_field(name: str, schema: Schema, *, nullable: bool, known: Sequence[str] | None) -> str:
+    kind = "A finite number" if name in schema.numeric else "A category (text)"
+    parts = [f"{kind}."]
+    if known is not None:
+        shown = ", ".join(repr(value) for value in known[:20]) + (", ..." if len(known) > 20 else "")
+        parts.append(f"Known values: {shown}; any other value is scored as none of them.")
+    parts.append(
+        "May be null (unknown): it had missing values in training and is imputed as there."
+        if nullable
+        else "Never null: it had no missing value in training."
+    )
+    return " ".join(parts)
+
+
+def record_model(
+    schema: Schema,
+    *,
+    nullable: Collection[str] = (),
+    categories: Mapping[str, Sequence[str]] | None = None,
+) -> type[BaseModel]:
+    """One record: every feature required, numbers finite, categories text, nothing else allowed. A feature in
+    `nullable` (missing in training, imputed by the pipeline) also accepts null. Fields keep the schema's order,
+    which is the order the pipeline was fitted in."""
     example = _example(schema)
+    categories = categories or {}
     fields: dict[str, Any] = {}
     for name in schema.features:
-        kind = FiniteFloat if name in schema.numeric else Category
-        fields[name] = (kind, Field(examples=[example[name]]))
+        kind: Any = FiniteFloat if name in schema.numeric else Category
+        known = categories.get(name)
+        extra: dict[str, Any] | None = {"x-known-values": list(known)} if known is not None else None
+        description = _describe_field(name, schema, nullable=name in nullable, known=known)
+        field = Field(examples=[example[name]], description=description, json_schema_extra=extra)
+        fields[name] = (kind | None if name in nullable else kind, field)
     config = ConfigDict(extra="forbid", strict=True, title="Record")
     return create_model("Record", __config__=config, **fields)
 
 
-def request_model(schema: Schema, *, max_rows: int) -> type[BaseModel]:
+def request_model(
+    schema: Schema,
+    *,
+    max_rows: int,
+    nullable: Collection[str] = (),
+    categories: Mapping[str, Sequence[str]] | None = None,
+) -> type[BaseModel]:
     """The body of POST /predict: {"records": [Record, ...]} with 1..max_rows records."""
-    record = record_model(schema)
+    record = record_model(schema, nullable=nullable, categories=categories)
     records = Annotated[list[record], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
     config = ConfigDict(extra="forbid", strict=True, title="PredictRequest")
     return create_model("PredictRequest", __config__=config, records=(records, ...))
@@ -83,7 +115,13 @@ def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any
         "classes": trained.classes,
         "input_schema": {
             "features": [
-                {"name": name, "type": "number" if name in schema.numeric else "string"} for name in schema.features
+                {
+                    "name": name,
+                    "type": "number" if name in schema.numeric else "string",
+                    "nullable": name in trained.metadata.nullable,
+                    **({"categories": trained.metadata.categories[name]} if name in schema.categorical else {}),
+                }
+                for name in schema.features
             ],
             "target": schema.target,
             "positive_class": schema.positive_class,

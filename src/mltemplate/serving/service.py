@@ -33,8 +33,11 @@ async def _metadata(request: Request) -> JSONResponse:
 # exits with the reason instead of restarting workers that fail in __init__. Only hashes here; no model load.
 SETTINGS: ServingSettings = load_settings()
 MODEL_MD5 = model_files.check(lock=DVC_LOCK)
-SCHEMA = read_model_metadata().input_schema
-PredictRequest = request_model(SCHEMA, max_rows=SETTINGS.max_rows)
+METADATA = read_model_metadata()
+SCHEMA = METADATA.input_schema
+PredictRequest = request_model(
+    SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
+)
 metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
 
 
