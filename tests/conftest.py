@@ -138,3 +138,20 @@ def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, 
         model_path=model_path,
         metadata_path=metadata_path,
     )
+
+
+NUDGES: dict[str, tuple[str, Any]] = {
+    "logistic_regression": ("C", lambda value: round((value or 1.0) / 7, 6)),
+    "random_forest": ("n_estimators", lambda value: max(2, (value or 100) // 2)),
+    "hist_gradient_boosting": ("max_iter", lambda value: max(2, (value or 100) // 2)),
+}
+"""For each estimator the template ships, a hyperparameter and a new valid value that changes the model."""
+
+
+def nudged_hyperparameter(params: Params) -> tuple[str, Any]:
+    """`model.hyperparameters.<estimator>.<name>` and a new value for the estimator params.yaml has chosen."""
+    estimator = params.model.estimator
+    if estimator not in NUDGES:
+        pytest.skip(f"no known hyperparameter to change for estimator {estimator!r}: add it to tests' NUDGES")
+    name, change = NUDGES[estimator]
+    return f"model.hyperparameters.{estimator}.{name}", change(params.model.selected.get(name))

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_repo, run, subprocess_env
+from mltemplate.metadata import read_model_metadata
+from mltemplate.params import load_params
+from tests.conftest import copy_repo, nudged_hyperparameter, run, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -56,26 +58,29 @@ def test_second_repro_runs_nothing(pipeline_repo: Path, tmp_path: Path) -> None:
 
 def test_hyperparameter_change_reruns_only_train_and_evaluate(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = clone(pipeline_repo, tmp_path / "repo")
+    key, value = nudged_hyperparameter(load_params(repo / "params.yaml"))
     before = json.loads((repo / "metrics.json").read_text())
-    result = run(["dvc", "exp", "run", "-S", "model.hyperparameters.logistic_regression.C=0.01"], cwd=repo)
+    result = run(["dvc", "exp", "run", "-S", f"{key}={value}"], cwd=repo)
     assert stages_run(result.stdout) == ["train", "evaluate"]
     after = json.loads((repo / "metrics.json").read_text())
     assert after["log_loss"] != before["log_loss"]
     shown = run(["dvc", "exp", "show", "--json"], cwd=repo)
-    assert "0.01" in shown.stdout
+    assert str(value) in shown.stdout
 
 
 def test_bad_csv_fails_prepare_naming_the_column_and_keeps_outputs(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = clone(pipeline_repo, tmp_path / "repo")
-    raw = repo / "data/raw/breast_cancer.csv"
+    params = load_params(repo / "params.yaml")
+    column = read_model_metadata(repo / "models/metadata.json").input_schema.numeric[0]
+    raw = repo / params.data.raw
     frame = pd.read_csv(raw)
-    frame["mean_area"] = frame["mean_area"].astype(object)
-    frame.loc[10, "mean_area"] = "n/a?"
+    frame[column] = frame[column].astype(object)
+    frame.loc[10, column] = "n/a?"
     raw.write_text(frame.to_csv(index=False))
     before = (repo / "data/prepared/train.csv").read_bytes()
     result = subprocess.run(["dvc", "repro"], cwd=repo, env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode != 0
-    assert "error: column 'mean_area': value 'n/a?' on data row 11 is not a finite number" in result.stderr
+    assert f"column {column!r}: value 'n/a?' on data row 11 is not a finite number" in result.stderr
     assert (repo / "data/prepared/train.csv").read_bytes() == before
 
 
@@ -83,10 +88,11 @@ def test_bad_params_fail_naming_the_key_and_keep_the_model(pipeline_repo: Path, 
     repo = clone(pipeline_repo, tmp_path / "repo")
     model_before = (repo / "models/model.skops").read_bytes()
     lock_before = (repo / "dvc.lock").read_text()
-    edit_params(repo, model__hyperparameters__logistic_regression__max_iter="many")
+    estimator = load_params(repo / "params.yaml").model.estimator
+    edit_params(repo, **{f"model__hyperparameters__{estimator}__no_such_parameter": "many"})
     result = subprocess.run(["dvc", "repro"], cwd=repo, env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode != 0
-    assert "error: params.yaml: model.hyperparameters.logistic_regression.max_iter: " in result.stderr
+    assert f"error: params.yaml: model.hyperparameters.{estimator}.no_such_parameter: " in result.stderr
     assert (repo / "models/model.skops").read_bytes() == model_before
     assert (repo / "dvc.lock").read_text() == lock_before
 
@@ -124,7 +130,7 @@ def write_other_dataset(path: Path) -> None:
 
 def test_pipeline_runs_on_another_csv_by_changing_only_data_and_params(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
-    (repo / "data/raw/breast_cancer.csv").unlink(missing_ok=True)
+    (repo / load_params(repo / "params.yaml").data.raw).unlink(missing_ok=True)
     write_other_dataset(repo / "data/raw/readmissions.csv")
     run(["python", "-m", "mltemplate.pipeline.data", "track", "data/raw/readmissions.csv"], cwd=repo)
     edit_params(

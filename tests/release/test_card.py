@@ -64,7 +64,7 @@ def test_card_checks_metrics_against_thresholds(text: str) -> None:
 def test_card_states_intended_use_and_limitations_from_the_data(text: str) -> None:
     assert "## Intended use" in text
     assert "4 input columns" in text
-    assert "`diagnosis` is `malignant`" in text
+    assert "`y` is `benign`" in text  # target and positive class of the model, from its metadata
     assert "Trained on 426 rows and evaluated on 143 held-out rows" in text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,17 @@ def test_prometheus_metrics_count_predictions(server: str, example: dict[str, An
     assert "bentoml_service_request_total" in reply.text
 
 
-def test_openapi_page_documents_the_generated_request(server: str) -> None:
+def test_openapi_page_documents_the_generated_request(server: str, trained: model_files.TrainedModel) -> None:
     assert request(server, "/", method="GET").status == 200
     spec = request(server, "/docs.json", method="GET").json()
     assert "/predict" in spec["paths"]
-    assert "mean_radius" in json.dumps(spec["components"])
+    record = spec["components"]["schemas"]["Record"]["properties"]
+    assert list(record) == list(trained.schema.features)
+    for name in trained.schema.features:
+        nullable = {"type": "null"} in record[name].get("anyOf", [])
+        assert nullable == (name in trained.metadata.nullable), record[name]
+    for name, known in trained.metadata.categories.items():
+        assert record[name]["x-known-values"] == known
 
 
 def _record(example: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -126,43 +132,61 @@ def _without(example: dict[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in example["records"][0].items() if k != name}
 
 
-def _literal(example: dict[str, Any], token: str) -> bytes:
-    """The example with mean_radius replaced by a raw JSON token (NaN, Infinity, 1e400 are not in Python's JSON)."""
-    record = json.dumps(_record(example, mean_radius="__TOKEN__"))
+def _literal(example: dict[str, Any], x: str, token: str) -> bytes:
+    """The example with feature x replaced by a raw JSON token (NaN, Infinity, 1e400 are not in Python's JSON)."""
+    record = json.dumps(_record(example, **{x: "__TOKEN__"}))
     return ('{"records": [' + record.replace('"__TOKEN__"', token) + "]}").encode()
 
 
-BAD_BODIES: dict[str, tuple[Any, str]] = {
-    # case: (body: bytes, or a callable of the example giving the payload or bytes; field the reply must name)
+@pytest.fixture(scope="module")
+def x(trained: model_files.TrainedModel) -> str:
+    """A numeric feature that never had a missing value in training (so null is refused), from the model itself."""
+    found = [name for name in trained.schema.numeric if name not in trained.metadata.nullable]
+    if not found:
+        pytest.skip("the model has no numeric feature that refuses null")
+    return found[0]
+
+
+Body = bytes | dict[str, Any] | list[Any]
+BAD_BODIES: dict[str, tuple[Body | Callable[[dict[str, Any], str, str], Body], str]] = {
+    # case: (body, or a callable of (example, x: a numeric feature, last: the last feature); the field to name,
+    # where {x} and {last} stand for those features)
     "malformed JSON": (b'{"records": [', "body"),
     "empty body": (b"", "records"),
-    "string for a number": (lambda ex: {"records": [_record(ex, mean_radius="20.3")]}, "records.0.mean_radius"),
-    "bool for a number": (lambda ex: {"records": [_record(ex, mean_radius=True)]}, "records.0.mean_radius"),
-    "null": (lambda ex: {"records": [_record(ex, mean_radius=None)]}, "records.0.mean_radius"),
-    "NaN": (lambda ex: _literal(ex, "NaN"), "records.0.mean_radius"),
-    "Infinity": (lambda ex: _literal(ex, "Infinity"), "records.0.mean_radius"),
-    "-Infinity": (lambda ex: _literal(ex, "-Infinity"), "records.0.mean_radius"),
-    "out of float range": (lambda ex: _literal(ex, "1e400"), "records.0.mean_radius"),
-    "huge integer": (lambda ex: _literal(ex, "9" * 400), "records.0.mean_radius"),
-    "missing field": (lambda ex: {"records": [_without(ex, "worst_area")]}, "records.0.worst_area"),
-    "extra field": (lambda ex: {"records": [_record(ex, patient_id=7)]}, "records.0.patient_id"),
+    "string for a number": (lambda ex, x, _: {"records": [_record(ex, **{x: "20.3"})]}, "records.0.{x}"),
+    "bool for a number": (lambda ex, x, _: {"records": [_record(ex, **{x: True})]}, "records.0.{x}"),
+    "null": (lambda ex, x, _: {"records": [_record(ex, **{x: None})]}, "records.0.{x}"),
+    "NaN": (lambda ex, x, _: _literal(ex, x, "NaN"), "records.0.{x}"),
+    "Infinity": (lambda ex, x, _: _literal(ex, x, "Infinity"), "records.0.{x}"),
+    "-Infinity": (lambda ex, x, _: _literal(ex, x, "-Infinity"), "records.0.{x}"),
+    "out of float range": (lambda ex, x, _: _literal(ex, x, "1e400"), "records.0.{x}"),
+    "huge integer": (lambda ex, x, _: _literal(ex, x, "9" * 400), "records.0.{x}"),
+    "missing field": (lambda ex, _, last: {"records": [_without(ex, last)]}, "records.0.{last}"),
+    "extra field": (lambda ex, x, _: {"records": [_record(ex, not_a_feature_xyz=7)]}, "records.0.not_a_feature_xyz"),
     "empty batch": ({"records": []}, "records"),
-    "oversized batch": (lambda ex: {"records": [ex["records"][0]] * (MAX_ROWS + 1)}, "records"),
-    "top-level list": (lambda ex: ex["records"], "body"),
-    "wrong top-level key": (lambda ex: {"rows": ex["records"]}, "records"),
-    "extra top-level key": (lambda ex: {**ex, "debug": True}, "debug"),
-    "records not a list": ({"records": {"mean_radius": 1}}, "records"),
+    "oversized batch": (lambda ex, x, _: {"records": [ex["records"][0]] * (MAX_ROWS + 1)}, "records"),
+    "top-level list": (lambda ex, x, _: ex["records"], "body"),
+    "wrong top-level key": (lambda ex, x, _: {"rows": ex["records"]}, "records"),
+    "extra top-level key": (lambda ex, x, _: {**ex, "debug": True}, "debug"),
+    "records not a list": (lambda ex, x, _: {"records": {x: 1}}, "records"),
     "record not an object": ({"records": [1]}, "records.0"),
     "deep nesting": (b"[" * 20000 + b"]" * 20000, "body"),
-    "deep nesting in a field": (b'{"records": [{"mean_radius": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "body"),
+    "deep nesting in a field": (
+        lambda ex, x, _: f'{{"records": [{{"{x}": '.encode() + b"[" * 5000 + b"]" * 5000 + b"}]}",
+        "body",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_BODIES))
-def test_bad_input_gets_400_naming_the_field(server: str, example: dict[str, Any], case: str) -> None:
+def test_bad_input_gets_400_naming_the_field(
+    server: str, example: dict[str, Any], trained: model_files.TrainedModel, x: str, case: str
+) -> None:
     payload, field = BAD_BODIES[case]
+    last = trained.schema.features[-1]
     if callable(payload):
-        payload = payload(example)
+        payload = payload(example, x, last)
+    field = field.format(x=x, last=last)
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     reply = request(server, "/predict", body=body, headers=JSON)
     assert reply.status == 400, reply.text

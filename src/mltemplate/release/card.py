@@ -26,7 +26,7 @@ def _code(value: Any) -> str:
 def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], params: Params) -> str:
     """Markdown: identity, provenance, params, metrics against thresholds, intended use, limitations."""
     features = metadata.input_schema.features
-    target, positive = params.data.target, params.data.positive_class
+    target, positive = metadata.input_schema.target, metadata.input_schema.positive_class
     classes = metadata.classes
     support = metrics.get("support") if isinstance(metrics.get("support"), dict) else {}
     held_out = sum(int(v) for v in support.values()) if support else None
@@ -73,7 +73,7 @@ def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], pa
         "",
         "## Intended use",
         "",
-        f"Scoring records with the {len(features)} input columns of `{params.data.raw.as_posix()}` "
+        f"Scoring records with the {len(features)} input columns of `{metadata.data.path}` "
         f"to estimate the probability that `{target}` is `{positive}`, through `POST /predict` of the service. "
         "It supports a person's decision; it is not meant to make one alone.",
         "",
