@@ -4,6 +4,7 @@ down and probed, and `make deploy` / `make pin` render, refuse and apply as docu
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -16,7 +17,9 @@ import pytest
 
 from mltemplate import deploy
 from mltemplate.cli import CommandError
+from mltemplate.loadtest import served
 from tests.conftest import ROOT, subprocess_env
+from tests.service_client import post_json, request
 
 ENVIRONMENTS = deploy.environments(ROOT)
 RENDERINGS = ["base", *ENVIRONMENTS]
@@ -275,3 +278,34 @@ def test_make_deploy_refuses_an_unknown_environment() -> None:
     )
     assert result.returncode != 0
     assert f"error: unknown environment 'nowhere': deploy/overlays has {ENVIRONMENTS}" in result.stderr
+
+
+def _read_only_root(tmp_path: Path) -> list[str] | None:
+    """A prefix that runs a command with the whole file system read-only except tmpfs mounts at
+    tmp_path/tmp and tmp_path/bentoml-home (the pod's emptyDirs); None where mount namespaces are refused."""
+    if shutil.which("unshare") is None:
+        return None
+    writable = [tmp_path / "tmp", tmp_path / "bentoml-home"]
+    for path in writable:
+        path.mkdir()
+    script = "mount -o remount,bind,ro / && " + " && ".join(f"mount -t tmpfs -o size=64m tmpfs '{p}'" for p in writable)
+    prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "sh"]
+    probe = subprocess.run([*prefix, "sh", "-c", f"! touch '{tmp_path}/written'"], capture_output=True, text=True)
+    return prefix if probe.returncode == 0 else None
+
+
+@pytest.mark.integration
+def test_the_service_runs_on_a_read_only_root_file_system(
+    pipeline_repo: Path, tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The pod's settings (its env from the rendered Deployment), with only the emptyDir paths writable."""
+    repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
+    prefix = _read_only_root(tmp_path)
+    if prefix is None:
+        pytest.skip("this machine refuses a mount namespace (unshare needs root or CAP_SYS_ADMIN)")
+    (container,) = _of_kind(rendered["base"], "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    env |= {"BENTOML_HOME": str(tmp_path / "bentoml-home"), "TMPDIR": str(tmp_path / "tmp")}
+    with served(repo, env=env, prefix=prefix, timeout=90) as base:
+        assert request(base, "/readyz", method="GET").status == 200
+        assert post_json(base, json.loads((repo / "examples" / "predict.json").read_text())).status == 200
