@@ -231,7 +231,15 @@ def test_deploy_refuses_a_manifest_the_schema_refuses(repo: Path) -> None:
         deploy.apply("staging", dry_run=True, root=repo)
 
 
+def test_deploy_refuses_an_image_pinned_by_tag(repo: Path) -> None:
+    path = repo / deploy.OVERLAYS_DIR / "staging" / "kustomization.yaml"
+    path.write_text(re.sub(r"digest: sha256:[0-9a-f]+", 'newTag: "1.0"', path.read_text()))
+    with pytest.raises(CommandError, match=r"runs images not pinned by digest: \['[^'@]+:1\.0'\]"):
+        deploy.apply("staging", dry_run=True, root=repo)
+
+
 def test_deploy_refuses_the_placeholder_digest(repo: Path) -> None:
+    deploy.pin("staging", f"ghcr.io/acme/churn@{deploy.PLACEHOLDER_DIGEST}", repo)
     with pytest.raises(CommandError, match=r"placeholder image .*: pin a released one with `make pin ENV=staging"):
         deploy.apply("staging", dry_run=False, root=repo)
 
