@@ -29,3 +29,44 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
 def test_unknown_variable_is_refused_with_the_allowed_ones() -> None:
     with pytest.raises(SettingsError, match=r"unknown setting SERVE_WORKER;.*SERVE_WORKERS"):
         load_settings({"SERVE_WORKER": "2"})
+
+
+# What Kubernetes sets in every pod of a namespace that has a Service named `serve` (port 3000, named `http`).
+SERVICE_LINKS = {
+    "SERVE_SERVICE_HOST": "10.0.0.1",
+    "SERVE_SERVICE_PORT": "3000",
+    "SERVE_SERVICE_PORT_HTTP": "3000",
+    "SERVE_PORT": "tcp://10.0.0.1:3000",
+    "SERVE_PORT_3000_TCP": "tcp://10.0.0.1:3000",
+    "SERVE_PORT_3000_TCP_PROTO": "tcp",
+    "SERVE_PORT_3000_TCP_PORT": "3000",
+    "SERVE_PORT_3000_TCP_ADDR": "10.0.0.1",
+}
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        SERVICE_LINKS,
+        {"SERVE_CANARY_SERVICE_HOST": "fd00::1", "SERVE_CANARY_PORT": "tcp://[fd00::1]:80"},
+        {"SERVE_PORT_53_UDP": "udp://10.0.0.2:53", "SERVE_PORT_53_UDP_PROTO": "udp"},
+    ],
+    ids=["serve", "serve-canary-ipv6", "udp"],
+)
+def test_kubernetes_service_links_are_not_settings(links: dict[str, str]) -> None:
+    assert load_settings({**links, "SERVE_WORKERS": "3"}) == ServingSettings(workers=3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SERVE_WORKRES", "2"),
+        ("SERVE_PORT", "8080"),  # looks like a setting, but the port comes from --port / PORT
+        ("SERVE_SERVICE_HOST", "not a host"),
+        ("SERVE_PORT_3000_TCP_PROTO", "http"),
+        ("SERVE_MAX_ROWS_TCP", "tcp://10.0.0.1:3000"),
+    ],
+)
+def test_a_service_link_shape_does_not_hide_a_mistyped_setting(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=rf"unknown setting {variable};"):
+        load_settings({**SERVICE_LINKS, variable: value})

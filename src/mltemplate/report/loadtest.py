@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,10 +72,16 @@ def _tail(log: Path, lines: int = 40) -> str:
 
 @contextmanager
 def served(
-    repo: Path, *, port: int | None = None, env: Mapping[str, str] | None = None, timeout: float = 120.0
+    repo: Path,
+    *,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    prefix: Sequence[str] = (),
 ) -> Iterator[str]:
     """Start `bentoml serve` of the service in `repo` (cwd=repo, on a free port if none), wait for /readyz,
-    yield base URL http://127.0.0.1:PORT; stop it (and its workers) after."""
+    yield base URL http://127.0.0.1:PORT; stop it (and its workers) after. `prefix`: a command that runs it
+    (e.g. in a sandbox) and must exec it in the same process."""
     repo = repo.resolve()
     port = port or free_port()
     child_env = dict(os.environ)
@@ -84,7 +90,7 @@ def served(
     child_env["BENTOML_DO_NOT_TRACK"] = "True"
     child_env.update(env or {})
     child_env["PORT"] = str(port)
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    command = [*prefix, sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="bentoml-serve-") as scratch:
         log = Path(scratch) / "serve.log"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,6 +11,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mltemplate.errors import Error
 
 PREFIX = "SERVE_"
+
+# Kubernetes gives every pod variables for each Service of its namespace (unless the pod sets enableServiceLinks:
+# false): a Service named `serve` or `serve-...` yields SERVE_SERVICE_HOST=10.0.0.1, SERVE_PORT=tcp://10.0.0.1:3000,
+# SERVE_PORT_3000_TCP_PROTO=tcp, ... These are not settings; each is recognised by its name AND its value's shape, so
+# that a mistyped setting (SERVE_WORKRES=2) or one that is not a setting (SERVE_PORT=8080) is still refused.
+_SERVICE = r"SERVE(?:_[A-Z0-9]+)*"  # the Service name, capitalised, "-" -> "_"
+_LINK = r"_PORT_\d{1,5}_(?:TCP|UDP|SCTP)"
+_HOST = r"[0-9A-Fa-f.:]+"  # IPv4 or IPv6 address
+_PORT = r"\d{1,5}"
+_URL = rf"(?:tcp|udp|sctp)://(?:[0-9.]+|\[[0-9A-Fa-f:.]+\]):{_PORT}"
+SERVICE_LINKS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (re.compile(_SERVICE + name), re.compile(value))
+    for name, value in (
+        ("_SERVICE_HOST", _HOST),
+        ("_SERVICE_PORT(?:_[A-Z0-9_]+)?", _PORT),  # with a suffix: a named port
+        (f"(?:_PORT|{_LINK})", _URL),
+        (f"{_LINK}_PROTO", "tcp|udp|sctp"),
+        (f"{_LINK}_PORT", _PORT),
+        (f"{_LINK}_ADDR", _HOST),
+    )
+)
 
 
 class SettingsError(Error, ValueError):
@@ -44,6 +66,11 @@ class ServingSettings(BaseModel):
     access_log: bool = Field(default=False, description="One log line per request (costs throughput).")
 
 
+def is_service_link(name: str, value: str) -> bool:
+    """Whether NAME=VALUE is a variable Kubernetes sets for a Service whose name begins with `serve`."""
+    return any(names.fullmatch(name) and values.fullmatch(value) for names, values in SERVICE_LINKS)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> ServingSettings:
     """Settings from SERVE_* variables; SettingsError names the variable and the rule it breaks."""
     environ = os.environ if environ is None else environ
@@ -52,7 +79,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServingSettings:
         for name in ServingSettings.model_fields
         if f"{PREFIX}{name.upper()}" in environ
     }
-    unknown = sorted(key for key in environ if key.startswith(PREFIX) and key.removeprefix(PREFIX).lower() not in raw)
+    unknown = sorted(
+        key
+        for key, value in environ.items()
+        if key.startswith(PREFIX) and key.removeprefix(PREFIX).lower() not in raw and not is_service_link(key, value)
+    )
     if unknown:
         allowed = [f"{PREFIX}{name.upper()}" for name in ServingSettings.model_fields]
         raise SettingsError(f"unknown setting {unknown[0]}; the service reads {allowed}")
