@@ -144,11 +144,11 @@ push: setup ## Push the image's tags (docker login first); prints image, digest 
 # --- Kubernetes (docs/deploy.md): kustomize overlays deploy/overlays/<ENV>, rendered and applied by the locked kubectl ---
 .PHONY: deploy
 deploy: setup ## Check deploy/overlays/$(ENV) (staging, production) and kubectl-apply it; DRY_RUN=1 prints it instead
-	$(RUN) python -m mltemplate.deploy apply --env "$(ENV)" $(if $(filter-out 0,$(DRY_RUN)),--dry-run)
+	$(RUN) python -m mltemplate.release.deploy apply --env "$(ENV)" $(if $(filter-out 0,$(DRY_RUN)),--dry-run)
 
 .PHONY: pin
 pin: setup ## Pin the image of deploy/overlays/$(ENV) to IMAGE=<name>@sha256:<digest> (what `make push` prints)
-	$(RUN) python -m mltemplate.deploy pin --env "$(ENV)" --image "$(IMAGE)"
+	$(RUN) python -m mltemplate.release.deploy pin --env "$(ENV)" --image "$(IMAGE)"
 
 .PHONY: clean
 clean: ## Remove caches and local MLflow store (keeps data, models, metrics)

@@ -15,9 +15,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from mltemplate import deploy
-from mltemplate.cli import CommandError
-from mltemplate.loadtest import served
+from mltemplate.errors import CommandError
+from mltemplate.release import deploy
+from mltemplate.report.loadtest import served
 from tests.conftest import ROOT, subprocess_env
 from tests.service_client import post_json, request
 

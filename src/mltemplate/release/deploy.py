@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from mltemplate.atomic import write_text
-from mltemplate.cli import CommandError
+from mltemplate.errors import CommandError
 
 DEPLOY_DIR = Path("deploy")
 BASE_DIR = DEPLOY_DIR / "base"
@@ -154,7 +154,7 @@ def pin(env: str, image: str, root: Path = Path()) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mltemplate.deploy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mltemplate.release.deploy", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     apply_parser = commands.add_parser("apply", help="render, check and kubectl apply deploy/overlays/<env>")
     apply_parser.add_argument("--env", required=True, help="an environment: a folder of deploy/overlays")
@@ -170,6 +170,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from mltemplate.cli import run
+    from mltemplate.errors import run
 
     sys.exit(run(main))
