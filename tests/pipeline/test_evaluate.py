@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mltemplate import model
 from mltemplate.params import ModelParams
-from mltemplate.pipeline.evaluate import evaluate, render
+from mltemplate.pipeline.evaluate import MAX_POINTS, _thin, evaluate, render
 from mltemplate.pipeline.train import train
 from mltemplate.schema import Schema
 from tests.conftest import trained_model
@@ -48,8 +49,28 @@ def test_curves_span_zero_to_one(trained: model.TrainedModel, mixed_frame: pd.Da
     curves = evaluate(trained, mixed_frame, mixed_frame["outcome"]).curves
     assert curves["roc"][0] == {"fpr": 0.0, "tpr": 0.0}
     assert curves["roc"][-1] == {"fpr": 1.0, "tpr": 1.0}
-    assert len(curves["confusion"]) == len(mixed_frame)
     assert all(0 <= p["fraction_positive"] <= 1 for p in curves["calibration"])
+
+
+def test_confusion_is_counts_for_every_pair_of_classes(trained: model.TrainedModel, mixed_frame: pd.DataFrame) -> None:
+    confusion = evaluate(trained, mixed_frame, mixed_frame["outcome"]).curves["confusion"]
+    assert [(c["actual"], c["predicted"]) for c in confusion] == [
+        (a, p) for a in trained.classes for p in trained.classes
+    ]
+    assert sum(c["count"] for c in confusion) == len(mixed_frame)
+    predicted = model.labels(trained, model.predict_proba(trained, mixed_frame))
+    hits = sum(p == a for p, a in zip(predicted, mixed_frame["outcome"], strict=True))
+    assert sum(c["count"] for c in confusion if c["actual"] == c["predicted"]) == hits
+
+
+def test_curves_of_a_large_split_are_thinned_keeping_their_ends() -> None:
+    rng = np.random.default_rng(0)
+    x, y = np.sort(rng.random(10_000)), np.sort(rng.random(10_000))
+    thin_x, thin_y = _thin(x, y)
+    assert len(thin_x) == len(thin_y) <= MAX_POINTS
+    assert (thin_x[0], thin_x[-1], thin_y[-1]) == (x[0], x[-1], y[-1])
+    short = x[:10]
+    assert _thin(short, short)[0] is short
 
 
 def test_render_is_byte_stable_png(trained: model.TrainedModel, mixed_frame: pd.DataFrame) -> None:

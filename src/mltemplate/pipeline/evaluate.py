@@ -32,6 +32,8 @@ from mltemplate.registry import runs
 
 DIGITS = 6
 """Metrics and curves are rounded so that last-bit float noise across machines does not show as a change."""
+MAX_POINTS = 500
+"""Most points a curve keeps (see _thin); the confusion matrix is stored as counts for the same reason."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class Evaluation:
 
 def _round(values: np.ndarray) -> list[float]:
     return [round(float(v), DIGITS) for v in values]
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_POINTS points of a curve, evenly spaced along it and keeping both ends: a curve over a large
+    held-out split would otherwise have a point per row (megabytes of plot data in git for no visible gain)."""
+    if len(x) <= MAX_POINTS:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, MAX_POINTS).round().astype(int))
+    return x[keep], y[keep]
 
 
 def evaluate(model: model_files.TrainedModel, features: pd.DataFrame, labels: pd.Series) -> Evaluation:
@@ -64,8 +75,9 @@ def evaluate(model: model_files.TrainedModel, features: pd.DataFrame, labels: pd
     metrics = {key: round(float(value), DIGITS) for key, value in metrics.items()}
     metrics["support"] = {label: int((actual == label).sum()) for label in classes}
 
-    fpr, tpr, _ = roc_curve(is_positive, score)
-    precision, recall, _ = precision_recall_curve(is_positive, score)
+    fpr, tpr = _thin(*roc_curve(is_positive, score)[:2])
+    precision, recall = _thin(*precision_recall_curve(is_positive, score)[:2])
+    matrix = confusion_matrix(actual, predicted, labels=classes)
     bins = min(10, max(2, len(actual) // 10))
     fraction, mean_predicted = calibration_curve(is_positive, score, n_bins=bins, strategy="quantile")
     curves = {
@@ -73,7 +85,11 @@ def evaluate(model: model_files.TrainedModel, features: pd.DataFrame, labels: pd
         "precision_recall": [
             {"recall": x, "precision": y} for x, y in zip(_round(recall), _round(precision), strict=True)
         ],
-        "confusion": [{"actual": a, "predicted": p} for a, p in zip(actual, predicted, strict=True)],
+        "confusion": [
+            {"actual": a, "predicted": p, "count": int(matrix[i, j])}
+            for i, a in enumerate(classes)
+            for j, p in enumerate(classes)
+        ],
         "calibration": [
             {"mean_predicted": x, "fraction_positive": y}
             for x, y in zip(_round(mean_predicted), _round(fraction), strict=True)
@@ -110,9 +126,8 @@ def render(evaluation: Evaluation, classes: list[str], *, title: str) -> dict[st
             ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title}: {heading}", xlim=(0, 1), ylim=(0, 1.02))
         images[name] = _png(fig)
-    matrix = confusion_matrix(
-        [p["actual"] for p in curves["confusion"]], [p["predicted"] for p in curves["confusion"]], labels=classes
-    )
+    counts = {(p["actual"], p["predicted"]): p["count"] for p in curves["confusion"]}
+    matrix = np.array([[counts.get((a, p), 0) for p in classes] for a in classes])
     fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
