@@ -34,3 +34,9 @@ def test_locked_md5_resolves_paths_relative_to_the_lock(tmp_path: Path) -> None:
     assert lock.locked_md5(tmp_path / "models/metadata.json", lock=tmp_path / "dvc.lock") == "a"
     assert lock.locked_md5(tmp_path / "other", lock=tmp_path / "dvc.lock") is None
     assert lock.locked_md5(tmp_path / "models/m", lock=tmp_path / "absent.lock") is None
+
+
+def test_tracked_md5_reads_a_dvc_file() -> None:
+    assert lock.tracked_md5("outs:\n- md5: abc\n  path: data/raw/x.csv\n") == "abc"
+    assert lock.tracked_md5(None) is None
+    assert lock.tracked_md5("outs: []") is None

@@ -1,4 +1,5 @@
-"""The one reader of dvc.lock: which stage produced which output, with what md5 and size."""
+"""The one reader of DVC's lock files: dvc.lock (which stage produced which output, with what md5 and size) and
+the md5 a .dvc file records."""
 
 from __future__ import annotations
 
@@ -56,3 +57,12 @@ def locked_md5(path: Path, *, lock: Path = DVC_LOCK) -> str | None:
         if (lock.parent / out.path).resolve() == target:
             return out.md5
     return None
+
+
+def tracked_md5(text: str | bytes | None) -> str | None:
+    """The md5 of the first output a .dvc file (e.g. data.dvc) records, or None when there is none."""
+    try:
+        document: Any = yaml.safe_load(text) if text is not None else None
+        return str(document["outs"][0]["md5"])
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None

@@ -95,3 +95,12 @@ def test_quality_gate_does_not_gate_lower_is_better_or_unknown_metrics_on_tolera
 def test_quality_gate_fails_a_thresholded_metric_missing_from_the_pr() -> None:
     failures = quality_gate(BASE, {"accuracy": 0.95, "f1": 0.95}, thresholds=THRESHOLDS, tolerance=0.02)
     assert failures == ["`recall` is missing from the PR's metrics"]
+
+
+def test_a_pr_on_other_data_is_gated_by_thresholds_only() -> None:
+    base, pr = {"recall": 0.95}, {"recall": 0.80}
+    assert quality_gate(base, pr, thresholds={"recall": 0.9}, tolerance=0.02, same_data=False) == [
+        "`recall` 0.8000 is below its threshold 0.9000 by 0.1000"
+    ]
+    assert quality_gate(base, pr, thresholds={}, tolerance=0.02, same_data=False) == []
+    assert quality_gate(base, pr, thresholds={}, tolerance=0.02, same_data=True)  # same data: the drop counts

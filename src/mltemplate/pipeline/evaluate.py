@@ -80,7 +80,7 @@ def evaluate(model: model_files.TrainedModel, features: pd.DataFrame, labels: pd
     matrix = confusion_matrix(actual, predicted, labels=classes)
     bins = min(10, max(2, len(actual) // 10))
     fraction, mean_predicted = calibration_curve(is_positive, score, n_bins=bins, strategy="quantile")
-    curves = {
+    curves: dict[str, list[dict[str, Any]]] = {
         "roc": [{"fpr": x, "tpr": y} for x, y in zip(_round(fpr), _round(tpr), strict=True)],
         "precision_recall": [
             {"recall": x, "precision": y} for x, y in zip(_round(recall), _round(precision), strict=True)

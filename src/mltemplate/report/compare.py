@@ -114,9 +114,12 @@ def quality_gate(
     thresholds: Mapping[str, float],
     tolerance: float,
     base_label: str = "base",
+    same_data: bool = True,
 ) -> list[str]:
     """Why the PR fails its quality gate (empty: it passes). A metric fails below its threshold (gate.check),
-    or when it is more than `tolerance` below the base branch's value; only higher-is-better metrics are gated."""
+    or when it is more than `tolerance` below the base branch's value; only higher-is-better metrics are gated.
+    When the PR changes the data set (`same_data` False) the two sides were scored on different held-out rows, so
+    only the thresholds apply: a drop against the base would say nothing about the model."""
     failures = [
         f"`{c.metric}` is missing from the PR's metrics"
         if c.value is None
@@ -124,6 +127,8 @@ def quality_gate(
         for c in check(dict(pr), dict(thresholds))
         if not c.passed
     ]
+    if not same_data:
+        return failures
     old, new = scalar_metrics(base), scalar_metrics(pr)
     for name in GATED_METRICS:
         if name in old and name in new and old[name] - new[name] > tolerance + EPSILON:

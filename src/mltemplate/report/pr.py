@@ -25,7 +25,16 @@ import yaml
 
 from mltemplate import git, lock
 from mltemplate.errors import CommandError
-from mltemplate.paths import DVC_LOCK, EXAMPLE_FILE, METRICS_FILE, MODEL_FILE, MODEL_METADATA, PARAMS_FILE, PLOTS_DIR
+from mltemplate.paths import (
+    DATA_DVC,
+    DVC_LOCK,
+    EXAMPLE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    MODEL_METADATA,
+    PARAMS_FILE,
+    PLOTS_DIR,
+)
 from mltemplate.report import compare
 from mltemplate.report.loadtest import LoadStats
 
@@ -371,7 +380,7 @@ def render(
     elif gate_failures:
         lines += ["### ❌ Quality gate failed", "", *[f"- {reason}" for reason in gate_failures], ""]
     else:
-        lines += [f"### ✅ Quality gate passed (thresholds and tolerance against {base.label})", ""]
+        lines += [f"### ✅ Quality gate passed (thresholds, and tolerance against {base.label} on the same data)", ""]
     lines += ["### Params", "", *render_params(base, pr)]
     lines += ["### Metrics", "", *render_metrics(base, pr, thresholds)]
     lines += ["### Serving cost", "", *render_serving(base, pr, serving)]
@@ -409,6 +418,11 @@ def write(out: Path, markdown: str, base: Side, pr: Side, *, pr_number: str | No
     return report
 
 
+def same_data(base_ref: str) -> bool:
+    """Whether the PR tracks the same raw data as the base (data.dvc's md5), so their metrics are comparable."""
+    return lock.tracked_md5(git.show(base_ref, DATA_DVC)) == lock.tracked_md5(_read(DATA_DVC))
+
+
 def _pr_number(env: Mapping[str, str]) -> str | None:
     number = env.get("PR_NUMBER", "").strip()
     if not number:
@@ -440,7 +454,12 @@ def main(argv: list[str] | None = None) -> None:
     serving = None
     if failure is None and pr.metrics is not None:
         gate_failures += compare.quality_gate(
-            base.metrics, pr.metrics, thresholds=thresholds, tolerance=tolerance, base_label=base_label
+            base.metrics,
+            pr.metrics,
+            thresholds=thresholds,
+            tolerance=tolerance,
+            base_label=base_label,
+            same_data=same_data(base_ref),
         )
         if not args.no_load:
             serving = measure_serving(base_ref, seconds=args.load_seconds, concurrency=args.concurrency)

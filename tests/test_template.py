@@ -1,0 +1,230 @@
+"""The template keeps working when its users change it: other params, and their own data sets (categories, missing
+values, string labels, half a million rows). Each case runs the README's make targets in a fresh copy: `make run`,
+then commit, `make check-lock`, `make report` against main, and the real service with `make smoke`'s check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mltemplate.metadata import read_model_metadata
+from mltemplate.release import smoke
+from mltemplate.report.loadtest import served
+from tests.conftest import copy_repo, subprocess_env
+from tests.service_client import post_json
+
+pytestmark = pytest.mark.integration
+
+
+def make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` in `repo` with this session's environment (RUN= runs the tools from the venv on PATH)."""
+    result = subprocess.run(["make", *args, "RUN="], cwd=repo, env=subprocess_env(), capture_output=True, text=True)
+    assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def git(repo: Path, *args: str) -> None:
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
+
+
+def set_params(repo: Path, changes: dict[str, Any]) -> None:
+    """Set dotted keys of params.yaml (whole subtrees where the value is a mapping)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def branch(tmp_path: Path, change: Callable[[Path], None]) -> Path:
+    """A copy of this repository whose `main` is the template as it is, with `change` applied on branch `pr`."""
+    repo = copy_repo(tmp_path / "repo")
+    (repo / ".venv").mkdir(exist_ok=True)
+    (repo / ".venv/.synced").touch()  # `make setup` is satisfied: the tools come from this session's venv
+    git(repo, "checkout", "-q", "-b", "pr")
+    change(repo)
+    return repo
+
+
+def run_as_a_user_would(repo: Path) -> dict[str, Any]:
+    """make run; commit; make check-lock; make report against main; serve and smoke-test. Returns the metadata."""
+    make(repo, "run")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pr: the user's change and its outputs")
+    make(repo, "check-lock")
+    make(repo, "report", "BASE=main", "REPORT_FLAGS=--no-load")
+    report = (repo / "report/report.md").read_text()
+    assert "Quality gate passed" in report, report
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        seen = smoke.check(url, example=repo / "examples/predict.json")
+    assert seen["prediction"]["predictions"]
+    return seen["metadata"]
+
+
+PARAMS_CHANGES = {
+    "random forest, other seed and split": {
+        "seed": 7,
+        "split.test_size": 0.3,
+        "model.estimator": "random_forest",
+        "model.hyperparameters.random_forest": {"n_estimators": 40, "max_depth": 4, "min_samples_leaf": 3, "n_jobs": 1},
+        "evaluate.thresholds": {"accuracy": 0.5, "roc_auc": 0.5},
+        "evaluate.tolerance": 0.5,
+    },
+    "gradient boosting, other thresholds": {
+        "seed": 3,
+        "split.test_size": 0.2,
+        "model.estimator": "hist_gradient_boosting",
+        "model.hyperparameters.hist_gradient_boosting": {"learning_rate": 0.05, "max_iter": 60, "max_leaf_nodes": 15},
+        "evaluate.thresholds": {"f1": 0.3, "recall": 0.3},
+        "evaluate.tolerance": 0.5,
+    },
+}
+
+
+@pytest.mark.parametrize("changes", list(PARAMS_CHANGES.values()), ids=list(PARAMS_CHANGES))
+def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: dict[str, Any]) -> None:
+    repo = branch(tmp_path, lambda repo: set_params(repo, changes))
+    base = yaml.safe_load(subprocess.run(["git", "show", "main:params.yaml"], cwd=repo, capture_output=True).stdout)
+    metadata = run_as_a_user_would(repo)
+    assert metadata["estimator"] == changes["model.estimator"]
+    assert metadata["params"]["seed"] == changes["seed"]
+    params_section = (repo / "report/report.md").read_text().split("### Params")[1].split("### Metrics")[0]
+    if base["seed"] != changes["seed"]:
+        assert f"| `seed` | `{base['seed']}` | `{changes['seed']}` |" in params_section, params_section
+
+
+def write_loans(path: Path) -> None:
+    """A data set unlike the bundled one: categories, missing values in numbers and categories, string labels."""
+    rng = np.random.default_rng(21)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "applicant": [f"a{i:04d}" for i in range(n)],
+            "income": rng.lognormal(10.5, 0.5, n).round(0),
+            "debt_ratio": rng.beta(2, 5, n).round(3),
+            "employment": rng.choice(["salaried", "self-employed", "unemployed", "retired"], n),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+        }
+    )
+    risk = (
+        -0.00002 * (frame["income"] - 36000) + 3 * (frame["debt_ratio"] - 0.3) + (frame["employment"] == "unemployed")
+    )
+    frame["decision"] = np.where(risk + rng.normal(0, 0.6, n) > 0.4, "denied", "approved")
+    frame.loc[rng.choice(n, 40, replace=False), "income"] = np.nan
+    frame.loc[rng.choice(n, 30, replace=False), "employment"] = np.nan
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(frame.to_csv(index=False))
+
+
+def use_loans(repo: Path) -> None:
+    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
+    old.unlink(missing_ok=True)
+    write_loans(repo / "data/raw/loans.csv")
+    subprocess.run(
+        ["python", "-m", "mltemplate.pipeline.data", "track", "data/raw/loans.csv"],
+        cwd=repo,
+        env=subprocess_env(),
+        check=True,
+        capture_output=True,
+    )
+    set_params(
+        repo,
+        {
+            "name": "loan-decisions",
+            "data": {
+                "raw": "data/raw/loans.csv",
+                "target": "decision",
+                "positive_class": "denied",
+                "task": "binary",
+                "features": None,
+                "categorical": ["employment", "region"],
+                "drop": ["applicant"],
+            },
+            "evaluate.thresholds": {"roc_auc": 0.6},
+        },
+    )
+
+
+def test_own_data_with_categories_missing_values_and_string_labels(tmp_path: Path) -> None:
+    repo = branch(tmp_path, use_loans)
+    metadata = run_as_a_user_would(repo)
+    assert metadata["classes"] == ["approved", "denied"]
+    model = read_model_metadata(repo / "models/metadata.json")
+    assert set(model.nullable) == {"income", "employment"}
+    assert model.categories["region"] == ["east", "north", "south", "west"]
+    example = json.loads((repo / "examples/predict.json").read_text())
+    record = example["records"][0]
+    assert set(record) == {"income", "debt_ratio", "employment", "region"}  # no target, no dropped id
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        unknown = post_json(url, {"records": [{**record, "income": None, "employment": None}]})
+        assert unknown.status == 200, unknown.text
+        never_missing = post_json(url, {"records": [{**record, "debt_ratio": None}]})
+        assert never_missing.status == 400, never_missing.text
+        assert never_missing.json()["field"] == "records.0.debt_ratio"
+        unseen = post_json(url, {"records": [{**record, "region": "atlantis"}]})
+        assert unseen.status == 200, unseen.text
+
+
+def use_half_a_million_orders(repo: Path) -> None:
+    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
+    old.unlink(missing_ok=True)
+    rng = np.random.default_rng(5)
+    n = 500_000
+    frame = pd.DataFrame(
+        {
+            "order_id": np.arange(n),
+            "amount": rng.gamma(2.0, 50.0, n).round(2),
+            "items": rng.integers(1, 12, n),
+            "account_age_days": rng.integers(0, 3650, n),
+            "hour": rng.integers(0, 24, n),
+            "channel": rng.choice(["web", "app", "phone", "store"], n, p=[0.5, 0.3, 0.1, 0.1]),
+        }
+    )
+    score = 0.01 * (frame["amount"] - 100) - 0.001 * frame["account_age_days"] + 0.8 * (frame["channel"] == "phone")
+    frame["fraud"] = np.where(score + rng.normal(0, 1, n) > 1.2, "fraud", "legit")
+    frame.loc[rng.choice(n, n // 50, replace=False), "amount"] = np.nan
+    frame.to_csv(repo / "data/raw/orders.csv", index=False)
+    subprocess.run(
+        ["python", "-m", "mltemplate.pipeline.data", "track", "data/raw/orders.csv"],
+        cwd=repo,
+        env=subprocess_env(),
+        check=True,
+        capture_output=True,
+    )
+    set_params(
+        repo,
+        {
+            "name": "order-fraud",
+            "data": {
+                "raw": "data/raw/orders.csv",
+                "target": "fraud",
+                "positive_class": "fraud",
+                "task": "binary",
+                "features": None,
+                "categorical": ["channel"],
+                "drop": ["order_id"],
+            },
+            "evaluate.thresholds": {"roc_auc": 0.7},
+        },
+    )
+
+
+def test_half_a_million_rows(tmp_path: Path) -> None:
+    repo = branch(tmp_path, use_half_a_million_orders)
+    metadata = run_as_a_user_would(repo)
+    assert sum(metadata["metrics"]["support"].values()) == 125_000
+    for plot in (repo / "plots").glob("*.json"):
+        assert plot.stat().st_size < 100_000, plot  # committed plot data stays small
