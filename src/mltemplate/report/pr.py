@@ -291,7 +291,7 @@ def _load_run(stats: Any) -> LoadRun:
 
 
 def measure_serving(base_ref: str, *, rounds: int, seconds: float, concurrency: int) -> Serving:
-    """Both services up at once, then `rounds` alternating load runs (base, PR, base, PR, ...), so that a
+    """Both services up at once, then `rounds` alternating load runs (base, PR, PR, base, ...), so that a
     slower or busier stretch of the runner falls on both sides; one side that cannot serve leaves its reason."""
     from mltemplate.report import loadtest
 
@@ -318,10 +318,12 @@ def measure_serving(base_ref: str, *, rounds: int, seconds: float, concurrency: 
                 urls[name] = url
             except (CommandError, loadtest.LoadTestError) as error:
                 reasons[name] = str(error).splitlines()[0]
-        for _ in range(rounds):
-            for name, url in urls.items():
-                stats = loadtest.measure(f"{url}/predict", body, concurrency=concurrency, duration=seconds)
-                runs[name].append(_load_run(stats))
+        for round_ in range(rounds):
+            # ABBA: base first in even rounds, PR first in odd ones, so neither side always follows the other.
+            for name in ("base", "pr") if round_ % 2 == 0 else ("pr", "base"):
+                if name in urls:
+                    stats = loadtest.measure(f"{urls[name]}/predict", body, concurrency=concurrency, duration=seconds)
+                    runs[name].append(_load_run(stats))
     return Serving(
         concurrency=concurrency,
         seconds=seconds,
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default=os.environ.get("BASE") or None, help="base ref (env BASE; origin/main)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="output directory (default: report)")
     parser.add_argument("--load-seconds", type=float, default=5.0, help="length of each load run (default: 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="load runs per side, alternating (default: 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="load runs per side, alternating (default: 4)")
     parser.add_argument("--concurrency", type=int, default=4, help="clients in the load run (default: 4)")
     parser.add_argument("--no-load", action="store_true", help="skip the load runs (faster; no latency)")
     parser.add_argument("--no-repro", action="store_true", help="compare the outputs as they are, run nothing")
