@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,45 @@ def test_report_writes_an_artifact_that_make_comment_accepts(dvc_repo: Path) -> 
     assert (loaded.report.pr_number, loaded.report.head_sha) == (4, "d" * 40)
     assert loaded.report.params_error is not None
     assert json.loads((dvc_repo / "report" / "report.json").read_text())["base"]["metrics"] == {"accuracy": 0.9}
+
+
+def test_load_runs_alternate_abba_and_a_side_that_cannot_serve_leaves_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import contextmanager
+
+    from mltemplate.report import loadtest
+
+    order: list[str] = []
+
+    @contextmanager
+    def served(repo: Path, **_: object) -> Iterator[str]:
+        yield "http://base" if repo.name == "base" else "http://pr"
+
+    def measure(url: str, body: bytes, *, concurrency: int, **_: object) -> loadtest.LoadStats:
+        if concurrency > 1:  # not the warm-up
+            order.append(url.removeprefix("http://").removesuffix("/predict"))
+        return loadtest.LoadStats(10, 0, 1.0, 10.0, 1.0, 2.0, 3.0, {200: 10})
+
+    @contextmanager
+    def base_tree(ref: str) -> Iterator[Path]:
+        yield tmp_path / "base"
+
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "predict.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loadtest, "served", served)
+    monkeypatch.setattr(loadtest, "measure", measure)
+    monkeypatch.setattr(report, "base_tree", base_tree)
+    serving = report.measure_serving("main", rounds=4, seconds=1.0, concurrency=2)
+    assert order == ["base", "pr", "pr", "base", "base", "pr", "pr", "base"]
+    assert (len(serving.base.runs), len(serving.pr.runs)) == (4, 4)
+
+    def no_model(ref: str) -> Iterator[Path]:
+        raise CommandError("DVC could not get its models/model.skops (not in the cache)")
+
+    monkeypatch.setattr(report, "base_tree", no_model)
+    order.clear()
+    serving = report.measure_serving("main", rounds=2, seconds=1.0, concurrency=2)
+    assert order == ["pr", "pr"]
+    assert serving.base.reason == "DVC could not get its models/model.skops (not in the cache)"

@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -79,6 +80,7 @@ class Confusion(_Model):
 
 
 Curve = Annotated[list[tuple[Number, Number]], Field(max_length=MAX_POINTS)]
+CurveName = Literal["roc", "precision_recall"]
 
 
 class Side(_Model):
@@ -89,7 +91,7 @@ class Side(_Model):
     metrics: dict[Text, Number] | None = Field(default=None, max_length=MAX_ENTRIES)
     support: dict[Text, Count] = Field(default_factory=dict, max_length=MAX_CLASSES)
     model_bytes: Count | None = None
-    curves: dict[Literal["roc", "precision_recall"], Curve] = Field(default_factory=dict)
+    curves: dict[CurveName, Curve] = Field(default_factory=dict)
     confusion: Confusion | None = None
 
 
@@ -193,10 +195,9 @@ def _read_regular(path: Path, limit: int) -> bytes:
     return data
 
 
-class Loaded(BaseModel):
+@dataclass(frozen=True)
+class Loaded:
     """A validated artifact: the report data and the PNGs by file name."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     report: Report
     images: dict[str, bytes]

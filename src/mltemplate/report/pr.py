@@ -38,11 +38,21 @@ from mltemplate.paths import (
     PLOTS_DIR,
 )
 from mltemplate.report import artifact, comment
-from mltemplate.report.artifact import Confusion, Failure, LoadRun, Report, Serving, ServingSide, Side
+from mltemplate.report.artifact import (
+    Confusion,
+    CurveName,
+    Failure,
+    LoadRun,
+    Report,
+    Serving,
+    ServingSide,
+    Side,
+)
+from mltemplate.report.loadtest import LoadStats
 
 REPORT_DIR = Path("report")
 TAIL_LINES = 25
-CURVE_AXES = {"roc": ("fpr", "tpr"), "precision_recall": ("recall", "precision")}
+CURVE_AXES: dict[CurveName, tuple[str, str]] = {"roc": ("fpr", "tpr"), "precision_recall": ("recall", "precision")}
 """The x and y fields of the curves `evaluate` writes under plots/ (as dvc.yaml's `plots:` names them)."""
 COMMITTED_OUTPUTS = (DVC_LOCK, METRICS_FILE, PLOTS_DIR)
 """What a PR commits after `make repro`; `make check-lock` checks the same on main."""
@@ -77,7 +87,7 @@ def scalar_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def curve(data: Mapping[str, Any] | None, name: str) -> list[tuple[float, float]] | None:
+def curve(data: Mapping[str, Any] | None, name: CurveName) -> list[tuple[float, float]] | None:
     """The (x, y) points of a plots/<name>.json as `evaluate` writes it: {name: [{x_field: .., y_field: ..}]}."""
     x, y = CURVE_AXES[name]
     rows = data.get(name) if isinstance(data, Mapping) else None
@@ -122,7 +132,7 @@ def side(
         metrics=scalar_metrics(metrics) if metrics else None,
         support={str(k): v for k, v in support.items() if isinstance(v, int)} if isinstance(support, dict) else {},
         model_bytes=model_bytes,
-        curves=curves,  # type: ignore[arg-type]
+        curves=curves,
         confusion=confusion(plots.get("confusion")),
     )
 
@@ -169,13 +179,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return _json(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def pr_side(label: str, *, failed: bool) -> Side:
-    """The working tree after the pipeline ran; after a failure its metrics and plots are stale, so left out."""
+def read_params() -> dict[str, Any] | None:
+    """The working tree's params.yaml as a mapping; None when missing or not a YAML mapping."""
     try:
         params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        params = None
-    params = params if isinstance(params, dict) else None
+        return None
+    return params if isinstance(params, dict) else None
+
+
+def pr_side(label: str, *, failed: bool) -> Side:
+    """The working tree after the pipeline ran; after a failure its metrics and plots are stale, so left out."""
+    params = read_params()
     if failed:
         return side(label, params=params, metrics=None, plots={}, model_bytes=None)
     return side(
@@ -279,7 +294,7 @@ def base_tree(ref: str) -> Iterator[Path]:
             git.git("worktree", "remove", "--force", str(tree))
 
 
-def _load_run(stats: Any) -> LoadRun:
+def _load_run(stats: LoadStats) -> LoadRun:
     return LoadRun(
         requests=stats.requests,
         errors=stats.errors,
@@ -395,8 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     failure = None if args.no_repro else run_pipeline()
     stale = [] if failure is not None or args.no_repro else stale_outputs()
     base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
-    pr_params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")) if PARAMS_FILE.is_file() else None
-    thresholds, tolerance, params_error = gate_settings(pr_params)
+    thresholds, tolerance, params_error = gate_settings(read_params())
     serving = None
     if failure is None and pr.metrics is not None and not args.no_load:
         serving = measure_serving(base_ref, rounds=args.rounds, seconds=args.load_seconds, concurrency=args.concurrency)
