@@ -285,3 +285,12 @@ def test_make_comment_renders_a_downloaded_artifact(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "@octocat" not in (tmp_path / "out" / "comment.md").read_text(encoding="utf-8")
     assert json.loads((tmp_path / "out" / "status.json").read_text())["state"] == "failure"
+
+
+def test_an_artifact_too_big_to_comment_is_refused(tmp_path: Path, trusted: tuple[Path, Path]) -> None:
+    # Within every per-field cap, yet the escaped comment would pass GitHub's limit.
+    params = {f"key{i}" + "&" * 150: "<" * 190 for i in range(400)}
+    big = report(base=Side(label="main", params={}), pr=Side(label="PR", params=params, metrics={"accuracy": 0.9}))
+    with pytest.raises(CommandError, match="the rendered comment has"):
+        make_comment(write_artifact(tmp_path / "a", big), tmp_path / "out", trusted)
+    assert json.loads((tmp_path / "out" / "status.json").read_text())["state"] == "failure"

@@ -423,16 +423,21 @@ def main(argv: list[str] | None = None) -> None:
         report = loaded.report
         if args.head_sha and report.head_sha != args.head_sha:
             raise ArtifactError(f"head_sha is {report.head_sha!r}, not the commit the report run built")
+        verdict = gate(
+            report,
+            thresholds=thresholds,
+            tolerance=tolerance,
+            base_metrics=base_metrics,
+            source=source_label(args.params),
+        )
+        images = loaded.images if args.publish_plots else {}
+        markdown = render(report, verdict, thresholds, images=images, published=args.publish_plots)
     except ArtifactError as error:
         write_status(out, Gate((f"the report artifact was refused: {error}",), "refused"))
         raise CommandError(f"refused the report artifact: {error}") from None
-    verdict = gate(
-        report, thresholds=thresholds, tolerance=tolerance, base_metrics=base_metrics, source=source_label(args.params)
-    )
-    images = loaded.images if args.publish_plots else {}
     for name, png in images.items():
         write_bytes(out / name, png)
-    write_text(out / COMMENT_FILE, render(report, verdict, thresholds, images=images, published=args.publish_plots))
+    write_text(out / COMMENT_FILE, markdown)
     write_status(out, verdict)
     if report.pr_number is not None:
         write_text(out / PR_NUMBER_FILE, f"{report.pr_number}\n")

@@ -434,7 +434,10 @@ def main(argv: list[str] | None = None) -> None:
         base_metrics=base.metrics,
         source="the PR's own params.yaml (the comment re-checks against the base's)",
     )
-    markdown = comment.render(report, verdict, thresholds)
+    try:
+        markdown = comment.render(report, verdict, thresholds)
+    except artifact.ArtifactError as error:  # too long for a comment: report.json still carries everything
+        markdown = f"{comment.MARKER}\n## Model report\n\nNot rendered: {error}.\n"
     write(args.out, report, markdown, images(base_ref, pr_failed=failure is not None))
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with Path(summary).open("a", encoding="utf-8") as handle:
