@@ -29,3 +29,8 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
 def test_unknown_variable_is_refused_with_the_allowed_ones() -> None:
     with pytest.raises(SettingsError, match=r"unknown setting SERVE_WORKER;.*SERVE_WORKERS"):
         load_settings({"SERVE_WORKER": "2"})
+
+
+def test_a_body_budget_below_the_largest_body_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError, match=r"^SERVE_MAX_INFLIGHT_BODY_BYTES=2000 is below SERVE_MAX_BODY_BYTES=4000"):
+        load_settings({"SERVE_MAX_INFLIGHT_BODY_BYTES": "2000", "SERVE_MAX_BODY_BYTES": "4000"})

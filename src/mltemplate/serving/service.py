@@ -121,4 +121,6 @@ cast(Any, PredictionService).add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     max_concurrency=math.ceil(SETTINGS.max_concurrency / SETTINGS.workers),
     retry_after_s=SETTINGS.retry_after_s,
+    max_inflight_body_bytes=SETTINGS.max_inflight_body_bytes,
+    drain_s=SETTINGS.timeout_s,
 )
