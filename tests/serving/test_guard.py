@@ -147,15 +147,18 @@ def test_whole_body_errors_are_named_body() -> None:
 class Client:
     """A client's side of one request: the body in chunks (what the guard has not read stays in `unread`)."""
 
-    def __init__(self, chunks: list[bytes], *, stall: bool = False) -> None:
+    def __init__(self, chunks: list[bytes], *, stall: bool = False, keep_open: bool = False) -> None:
         self.unread: list[Message] = [
             {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
         ]
         self.stall = stall
+        self.keep_open = keep_open  # after its body, wait (as uvicorn does until the client leaves)
         self.sent: list[Message] = []
 
     async def receive(self) -> Message:
         if self.stall and len(self.unread) == 1:  # the last chunk never comes
+            await asyncio.sleep(3600)
+        if self.keep_open and not self.unread:
             await asyncio.sleep(3600)
         return self.unread.pop(0) if self.unread else {"type": "http.disconnect"}
 
@@ -243,3 +246,17 @@ def test_a_chunked_body_past_the_in_flight_budget_gets_503_and_releases_what_it_
     client = _run(guard, _scope(headers={**JSON, "Transfer-Encoding": "chunked"}), Client([b"x" * 100] * 3))
     assert (client.status, client.unread) == (503, [])
     assert guard.inflight_body_bytes == 900
+
+
+def test_a_chunked_body_refused_on_its_last_message_is_answered_without_waiting_for_more() -> None:
+    async def scenario() -> Client:
+        client = Client([b"x" * 150], keep_open=True)  # the whole body in one message, then nothing more
+        guard = _guard(App())
+        await asyncio.wait_for(
+            guard(_scope(headers={**JSON, "Transfer-Encoding": "chunked"}), client.receive, client.send), 1
+        )
+        return client
+
+    client = asyncio.run(scenario())
+    assert (client.status, client.unread) == (413, [])
+    assert b"connection" not in client.headers

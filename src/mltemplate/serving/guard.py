@@ -45,6 +45,8 @@ class Refusal(Exception):
         self.status = status
         self.body = body
         self.headers = headers or []
+        self.body_read = False
+        """True when the request body was already read to its end (nothing left to drain)."""
 
 
 class RequestGuard:
@@ -145,21 +147,23 @@ class RequestGuard:
         a limit. The caller releases what was reserved, refused or not."""
         chunks: list[bytes] = []
         size = 0
-        try:
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                chunk = message.get("body", b"")
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            try:
                 if size + len(chunk) > self.max_body_bytes:
                     raise self._too_large(None)
                 size += self._reserve(len(chunk))
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        except Refusal:
-            self.inflight_body_bytes -= size
-            raise
+            except Refusal as refusal:
+                self.inflight_body_bytes -= size
+                refusal.body_read = not more  # the last message: waiting for more would wait forever
+                raise
+            chunks.append(chunk)
+            if not more:
+                break
         return b"".join(chunks), size
 
     async def _drain(self, scope: Scope, receive: Receive) -> bool:
@@ -188,7 +192,7 @@ class RequestGuard:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         payload = json.dumps(refusal.body).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if not await self._drain(scope, receive):
+        if not (refusal.body_read or await self._drain(scope, receive)):
             # The body was not read to its end: the connection cannot carry another request.
             headers.append(CLOSE)
         await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
