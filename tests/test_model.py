@@ -142,3 +142,74 @@ def test_dvc_lock_without_the_model_entry_is_refused(locked: dict[str, Path]) ->
     locked["lock"].write_text(yaml.safe_dump({"stages": {"train": {"outs": [{"path": "other", "md5": "x"}]}}}))
     with pytest.raises(model.ModelError, match=r"records no md5 for .*model\.skops"):
         model.check(**locked)
+
+
+@pytest.fixture
+def tiny_frame(mixed_frame: pd.DataFrame) -> pd.DataFrame:
+    """mixed_frame with a column of small spread (like a ratio): huge values overflow once scaled."""
+    rng = np.random.default_rng(1)
+    return mixed_frame.assign(ratio=rng.normal(0.1, 0.01, len(mixed_frame)))
+
+
+TINY = Schema(numeric=("age", "dose", "ratio"), categorical=("site",), target="outcome", positive_class="sick")
+
+
+def _fitted_tiny(frame: pd.DataFrame, estimator: str) -> model.TrainedModel:
+    pipeline = train(model.to_frame(frame, TINY), frame["outcome"], TINY, ModelParams(estimator=estimator), seed=0)
+    return trained_model(pipeline, TINY)
+
+
+def _records(frame: pd.DataFrame, **changed: float) -> list[dict[str, object]]:
+    good = frame[list(TINY.features)].head(3).to_dict("records")
+    return [*good[:2], {**good[2], **changed}]
+
+
+@pytest.mark.parametrize(
+    ("estimator", "value"),
+    [
+        ("logistic_regression", 1.7e308),  # scaled by 1/0.01: inf, which LogisticRegression refuses
+        ("logistic_regression", -1.7e308),
+        ("random_forest", 1e300),  # scaled: finite in float64, inf in the float32 that trees cast to
+        ("random_forest", -1e39),
+    ],
+)
+def test_values_the_estimator_cannot_score_are_found_with_their_feature(
+    tiny_frame: pd.DataFrame, estimator: str, value: float
+) -> None:
+    trained = _fitted_tiny(tiny_frame, estimator)
+    records = _records(tiny_frame, ratio=value)
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict_proba(trained, records)
+    found = model.unscorable(trained, records)
+    assert found is not None
+    assert (found.row, found.feature, found.value) == (2, "ratio", value)
+    assert repr(value) in found.describe()
+
+
+@pytest.mark.parametrize("value", [1.7e308, -1.7e308, 1e39])
+def test_hist_gradient_boosting_scores_extreme_values(tiny_frame: pd.DataFrame, value: float) -> None:
+    trained = _fitted_tiny(tiny_frame, "hist_gradient_boosting")
+    assert np.isfinite(model.predict_proba(trained, _records(tiny_frame, ratio=value))).all()
+
+
+def test_nothing_is_unscorable_when_every_row_scores(tiny_frame: pd.DataFrame) -> None:
+    trained = _fitted_tiny(tiny_frame, "logistic_regression")
+    assert model.unscorable(trained, _records(tiny_frame)) is None
+
+
+def test_a_row_that_fails_without_a_culprit_value_is_named_without_a_feature(
+    tiny_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained = _fitted_tiny(tiny_frame, "logistic_regression")
+    records = _records(tiny_frame, age=-1.0)
+    real = trained.pipeline.predict_proba
+
+    def picky(frame: pd.DataFrame) -> np.ndarray:  # fails on a negative age, whose scaled value is ordinary
+        if (frame["age"] < 0).any():
+            raise ValueError("negative age")
+        return np.asarray(real(frame))
+
+    monkeypatch.setattr(trained.pipeline, "predict_proba", picky)
+    found = model.unscorable(trained, records)
+    assert found is not None
+    assert (found.row, found.feature) == (2, None)

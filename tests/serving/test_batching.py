@@ -22,6 +22,8 @@ class Model:
     def __call__(self, rows: Rows) -> np.ndarray:
         self.gate.wait(5)
         self.calls.append(len(rows))
+        if any(row["x"] < 0 for row in rows):  # stands in for values the real model cannot score
+            raise ValueError(f"cannot score {[row['x'] for row in rows if row['x'] < 0]}")
         return np.array([[row["x"]] for row in rows], dtype=float)
 
 
@@ -70,7 +72,7 @@ def test_too_many_waiting_rows_is_overloaded() -> None:
         asyncio.run(_overlapping(batcher, model, [_rows(0, 1), _rows(2, 3), _rows(4, 5)]))
 
 
-def test_a_model_error_reaches_every_caller_of_that_call() -> None:
+def test_a_model_that_fails_on_every_request_fails_every_caller() -> None:
     def broken(rows: Rows) -> np.ndarray:
         raise ValueError("broken model")
 
@@ -79,6 +81,42 @@ def test_a_model_error_reaches_every_caller_of_that_call() -> None:
         return await asyncio.gather(batcher(_rows(1)), batcher(_rows(2)), return_exceptions=True)
 
     assert [str(r) for r in asyncio.run(scenario())] == ["broken model", "broken model"]
+
+
+@pytest.mark.parametrize(
+    ("requests", "failing"),
+    [
+        ([_rows(1), _rows(-2), _rows(3, 4)], [1]),
+        ([_rows(-1), _rows(2), _rows(3), _rows(4, 5), _rows(-6, 7)], [0, 4]),
+        ([_rows(1), _rows(2), _rows(3), _rows(4), _rows(5), _rows(6), _rows(7), _rows(-8)], [7]),
+    ],
+)
+def test_a_request_the_model_cannot_score_fails_alone(requests: list[Rows], failing: list[int]) -> None:
+    async def scenario() -> list[BaseException | np.ndarray]:
+        batcher = Batcher(Model(), max_batch_rows=100, max_waiting_rows=100)
+        return await asyncio.gather(*(batcher(rows) for rows in requests), return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    for index, (rows, outcome) in enumerate(zip(requests, outcomes, strict=True)):
+        if index in failing:
+            assert isinstance(outcome, ValueError), outcome
+            assert "cannot score" in str(outcome)
+        else:
+            assert isinstance(outcome, np.ndarray), outcome
+            assert outcome.ravel().tolist() == [row["x"] for row in rows]
+
+
+def test_a_failing_batch_is_bisected_not_retried_request_by_request() -> None:
+    model = Model()
+    requests = [_rows(x) for x in range(1, 16)] + [_rows(-16)]
+
+    async def scenario() -> None:
+        batcher = Batcher(model, max_batch_rows=100, max_waiting_rows=100)
+        await asyncio.gather(*(batcher(rows) for rows in requests), return_exceptions=True)
+
+    asyncio.run(scenario())
+    # One merged call of all 16, then two halves per level down to the culprit: 1 + 2 * log2(16) calls, not 1 + 16.
+    assert model.calls == [16, 8, 8, 4, 4, 2, 2, 1, 1]
 
 
 def test_a_cancelled_caller_is_skipped() -> None:

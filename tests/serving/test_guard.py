@@ -142,3 +142,121 @@ def test_400_from_the_app_gets_the_first_field_up_front() -> None:
 def test_whole_body_errors_are_named_body() -> None:
     named = name_validation_error({"detail": [{"loc": [], "msg": "Invalid JSON"}, {"loc": ["x"], "msg": "m"}]})
     assert (named["field"], named["error"]) == ("body", "body: Invalid JSON (+1 more)")
+
+
+class Client:
+    """A client's side of one request: the body in chunks (what the guard has not read stays in `unread`)."""
+
+    def __init__(self, chunks: list[bytes], *, stall: bool = False, keep_open: bool = False) -> None:
+        self.unread: list[Message] = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
+        ]
+        self.stall = stall
+        self.keep_open = keep_open  # after its body, wait (as uvicorn does until the client leaves)
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if self.stall and len(self.unread) == 1:  # the last chunk never comes
+            await asyncio.sleep(3600)
+        if self.keep_open and not self.unread:
+            await asyncio.sleep(3600)
+        return self.unread.pop(0) if self.unread else {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    @property
+    def status(self) -> int:
+        return int(self.sent[0]["status"])
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        return dict(self.sent[0]["headers"])
+
+
+def _run(guard: RequestGuard, scope: dict[str, Any], client: Client) -> Client:
+    asyncio.run(guard(scope, client.receive, client.send))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({**JSON, "Content-Length": "300"}, 413),
+        ({"Content-Type": "text/plain", "Content-Length": "300"}, 415),
+        ({**JSON, "Transfer-Encoding": "chunked"}, 413),
+    ],
+)
+def test_a_refused_body_is_read_to_its_end_before_the_answer(headers: dict[str, str], status: int) -> None:
+    """So that a client that writes its whole body before reading gets the answer, not a connection reset."""
+    client = _run(_guard(App()), _scope(headers=headers), Client([b"x" * 100] * 3))
+    assert client.status == status
+    assert client.unread == []
+    assert b"connection" not in client.headers  # read to the end: the connection may carry the next request
+
+
+def test_a_body_past_the_drain_bound_is_not_read_and_the_connection_closes() -> None:
+    app = App()
+    client = _run(_guard(app, drain_bytes=200), _scope(headers={**JSON, "Content-Length": "300"}), Client([b"x" * 300]))
+    assert (client.status, client.headers[b"connection"], len(client.unread)) == (413, b"close", 1)
+
+
+def test_a_client_that_stalls_is_drained_only_until_the_time_bound() -> None:
+    guard = RequestGuard(App(), max_body_bytes=100, max_concurrency=2, retry_after_s=7, drain_s=0.05)  # type: ignore[arg-type]
+    client = _run(
+        guard, _scope(headers={**JSON, "Content-Length": "300"}), Client([b"x" * 150, b"x" * 150], stall=True)
+    )
+    assert (client.status, client.headers[b"connection"]) == (413, b"close")
+
+
+def test_a_client_waiting_for_100_continue_is_answered_without_reading() -> None:
+    headers = {**JSON, "Content-Length": "300", "Expect": "100-continue"}
+    client = _run(_guard(App()), _scope(headers=headers), Client([b"x" * 300]))
+    assert (client.status, client.headers[b"connection"], len(client.unread)) == (413, b"close", 1)
+
+
+def test_bodies_past_the_in_flight_budget_get_503_with_retry_after_and_the_budget_is_released() -> None:
+    async def scenario() -> tuple[Client, Client, Client, int]:
+        hold = asyncio.Event()
+        guard = _guard(App(hold=hold), max_concurrency=10, max_inflight_body_bytes=150)
+        held = Client([b"x" * 100])
+        task = asyncio.create_task(guard(_scope(headers={**JSON, "Content-Length": "100"}), held.receive, held.send))
+        await asyncio.sleep(0.01)
+        refused = Client([b"x" * 60])
+        await guard(_scope(headers={**JSON, "Content-Length": "60"}), refused.receive, refused.send)
+        small = Client([b"x" * 40])
+        small_task = asyncio.create_task(
+            guard(_scope(headers={**JSON, "Content-Length": "40"}), small.receive, small.send)
+        )
+        await asyncio.sleep(0.01)
+        hold.set()
+        await asyncio.gather(task, small_task)
+        return held, refused, small, guard.inflight_body_bytes
+
+    held, refused, small, left = asyncio.run(scenario())
+    assert (held.status, small.status) == (200, 200)
+    assert (refused.status, refused.headers[b"retry-after"]) == (503, b"7")
+    assert refused.unread == []
+    assert left == 0
+
+
+def test_a_chunked_body_past_the_in_flight_budget_gets_503_and_releases_what_it_held() -> None:
+    guard = _guard(App(), max_body_bytes=1000, max_inflight_body_bytes=1024)
+    guard.inflight_body_bytes = 900
+    client = _run(guard, _scope(headers={**JSON, "Transfer-Encoding": "chunked"}), Client([b"x" * 100] * 3))
+    assert (client.status, client.unread) == (503, [])
+    assert guard.inflight_body_bytes == 900
+
+
+def test_a_chunked_body_refused_on_its_last_message_is_answered_without_waiting_for_more() -> None:
+    async def scenario() -> Client:
+        client = Client([b"x" * 150], keep_open=True)  # the whole body in one message, then nothing more
+        guard = _guard(App())
+        await asyncio.wait_for(
+            guard(_scope(headers={**JSON, "Transfer-Encoding": "chunked"}), client.receive, client.send), 1
+        )
+        return client
+
+    client = asyncio.run(scenario())
+    assert (client.status, client.unread) == (413, [])
+    assert b"connection" not in client.headers

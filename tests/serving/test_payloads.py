@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from mltemplate.schema import Schema
-from mltemplate.serving.payloads import record_model, request_model
+from mltemplate.serving.payloads import SMALL_BODY_BYTES, record_model, request_model
 
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 GOOD = {"age": 50, "dose": 2.5, "site": "north"}
 
 
-def _errors(body: object, max_rows: int = 3) -> list[tuple[str, str]]:
+PADDING = " " * (SMALL_BODY_BYTES + 1)
+"""Trailing whitespace past what any valid body of the test schema fills: the body takes the two-step parse."""
+
+
+@pytest.fixture(params=["fast", "two-step"])
+def padding(request: pytest.FixtureRequest) -> str:
+    return "" if request.param == "fast" else PADDING
+
+
+def _errors(body: object, max_rows: int = 3, padding: str = "") -> list[tuple[str, str]]:
     with pytest.raises(ValidationError) as caught:
-        request_model(SCHEMA, max_rows=max_rows).model_validate_json(json.dumps(body, allow_nan=True))
+        request_model(SCHEMA, max_rows=max_rows).model_validate_json(json.dumps(body, allow_nan=True) + padding)
     return [(".".join(map(str, e["loc"])), e["type"]) for e in caught.value.errors()]
 
 
@@ -41,8 +53,8 @@ def test_valid_request_keeps_schema_order() -> None:
         ({**GOOD, "extra": 1}, "records.0.extra", "extra_forbidden"),
     ],
 )
-def test_bad_record_is_named(record: dict[str, object], where: str, kind: str) -> None:
-    assert (where, kind) in _errors({"records": [record]})
+def test_bad_record_is_named(record: dict[str, object], where: str, kind: str, padding: str) -> None:
+    assert (where, kind) in _errors({"records": [record]}, padding=padding)
 
 
 @pytest.mark.parametrize(
@@ -54,8 +66,67 @@ def test_bad_record_is_named(record: dict[str, object], where: str, kind: str) -
         ([GOOD], "", "model_type"),
     ],
 )
-def test_bad_shape_is_named(body: object, where: str, kind: str) -> None:
-    assert (where, kind) in _errors(body)
+def test_bad_shape_is_named(body: object, where: str, kind: str, padding: str) -> None:
+    assert (where, kind) in _errors(body, padding=padding)
+
+
+def test_two_step_parse_gives_the_same_request(padding: str) -> None:
+    model = request_model(SCHEMA, max_rows=3)
+    body = json.dumps({"records": [GOOD, {**GOOD, "site": "[north]"}]})
+    assert model.model_validate_json(body + padding) == model.model_validate_json(body)
+
+
+def test_invalid_json_is_named_body_in_the_two_step_parse() -> None:
+    assert ("", "json_invalid") in _errors_raw('{"records": [' + PADDING)
+
+
+def _errors_raw(text: str) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        request_model(SCHEMA, max_rows=3).model_validate_json(text)
+    return [(".".join(map(str, e["loc"])), e["type"]) for e in caught.value.errors()]
+
+
+@pytest.mark.parametrize("shape", ["nested lists", "many records", "many keys"])
+def test_implausible_bodies_take_the_two_step_parse(shape: str) -> None:
+    model = request_model(SCHEMA, max_rows=3)
+    pad = "0," * SMALL_BODY_BYTES
+    body = {
+        "nested lists": '{"records": [{"age": [[' + pad + "0]]}]}",
+        "many records": '{"records": [' + "{}," * SMALL_BODY_BYTES + "{}]}",
+        "many keys": '{"records": [{' + "".join(f'"k{i}": 0,' for i in range(SMALL_BODY_BYTES // 8)) + '"a": 0}]}',
+    }[shape].encode()
+    assert not model.plausible(body)
+
+
+MEMORY_PROBE = """
+import resource
+from pydantic import ValidationError
+from mltemplate.schema import Schema
+from mltemplate.serving.payloads import request_model
+
+features = tuple(f"feature_{i}" for i in range(30))
+model = request_model(Schema(numeric=features, categorical=(), target="y", positive_class="a"), max_rows=1024)
+body = b'{"records": [{"feature_0": [' + b"[]," * (4 * 2**20 // 3 - 20) + b'[]]}]}'
+# Address space, not RSS: the interpreter and its libraries already map memory they never touch.
+mapped = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, mapped + 2**30))
+try:
+    model.model_validate_json(body)
+except ValidationError as error:
+    print(error.error_count())
+"""
+
+
+@pytest.mark.integration  # a real process under a real address-space limit; seconds, not milliseconds
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits as Linux applies them")
+def test_a_body_of_nested_lists_is_refused_within_bounded_memory(tmp_path: Path) -> None:
+    """Parsed straight from JSON, this 4 MiB body costs pydantic ~4.5 GiB (the record copied per missing field);
+    the two-step parse stays near 30x the body. Here the process may not grow by more than 1 GiB."""
+    script = tmp_path / "probe.py"
+    script.write_text(MEMORY_PROBE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 1
 
 
 def test_record_model_has_examples_for_the_openapi_page() -> None:

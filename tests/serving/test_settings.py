@@ -70,3 +70,8 @@ def test_kubernetes_service_links_are_not_settings(links: dict[str, str]) -> Non
 def test_a_service_link_shape_does_not_hide_a_mistyped_setting(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=rf"unknown setting {variable};"):
         load_settings({**SERVICE_LINKS, variable: value})
+
+
+def test_a_body_budget_below_the_largest_body_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError, match=r"^SERVE_MAX_INFLIGHT_BODY_BYTES=2000 is below SERVE_MAX_BODY_BYTES=4000"):
+        load_settings({"SERVE_MAX_INFLIGHT_BODY_BYTES": "2000", "SERVE_MAX_BODY_BYTES": "4000"})

@@ -1,6 +1,8 @@
 """Merge concurrent prediction requests into one model call. The pipeline costs milliseconds per call whatever
 the row count, so rows that arrive while a call runs wait for it and then go together in the next one.
-No timer: an idle server answers a lone request at once, and nothing is shed for missing a latency estimate."""
+No timer: an idle server answers a lone request at once, and nothing is shed for missing a latency estimate.
+Isolation: when a merged call raises, the batch is halved and each half retried, down to single requests, so only
+the request whose rows make the model raise gets the error; its neighbours get the answer they would get alone."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import numpy as np
 
 Rows = list[Any]
 """One request's rows, in whatever form `predict` takes (here: tuples in schema order)."""
+Outcome = np.ndarray | Exception
+"""One request's result: its rows of the model's answer, or the error the model raised on its rows alone."""
 
 
 class Overloaded(RuntimeError):
@@ -55,25 +59,38 @@ class Batcher:
             size += len(rows)
         return taken
 
+    def _settle(self, batch: list[Rows]) -> list[Outcome]:
+        """Each request's outcome; one model call when it succeeds, else halves retried (bisection): k culprits
+        among n requests cost about 2k·log2(n) extra calls, and only when something fails."""
+        merged = [row for rows in batch for row in rows]
+        try:
+            result = self.predict(merged)
+        except Exception as error:  # kept for its own request, who re-raises it: nothing is swallowed
+            if len(batch) == 1:
+                return [error]
+            middle = len(batch) // 2
+            return self._settle(batch[:middle]) + self._settle(batch[middle:])
+        outcomes: list[Outcome] = []
+        start = 0
+        for rows in batch:
+            outcomes.append(result[start : start + len(rows)])
+            start += len(rows)
+        return outcomes
+
     async def _drain(self) -> None:
         try:
             while self.waiting:
                 taken = self._take()
                 if not taken:
                     continue
-                merged = [row for rows, _ in taken for row in rows]
-                try:
-                    # A thread keeps the event loop reading (and batching) the next requests meanwhile.
-                    result = await asyncio.to_thread(self.predict, merged)
-                except Exception as error:  # handed to every caller, who re-raises it: nothing is swallowed
-                    for _, future in taken:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                start = 0
-                for rows, future in taken:
-                    if not future.done():
-                        future.set_result(result[start : start + len(rows)])
-                    start += len(rows)
+                # A thread keeps the event loop reading (and batching) the next requests meanwhile.
+                outcomes = await asyncio.to_thread(self._settle, [rows for rows, _ in taken])
+                for (_, future), outcome in zip(taken, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
         finally:
             self.running = False

@@ -1,9 +1,15 @@
 """ASGI middleware in front of the prediction API: JSON-only POST bodies (415), a body size cap (413), a per-worker
-concurrency cap (429), Retry-After on every 429/503, and a `field` in every 400. BentoML has no body limit, its
-own max_concurrency answers 429 without Retry-After, and its 400s list pydantic errors without a headline."""
+concurrency cap (429), a per-worker budget of body bytes in flight (503), Retry-After on every 429/503, and a
+`field` in every 400. BentoML has no body limit, its own max_concurrency answers 429 without Retry-After, and its
+400s list pydantic errors without a headline.
+
+Every refusal is readable by clients that write the whole body before reading (Python's urllib, for one): the
+unread body is drained (read and dropped, up to `drain_bytes` and `drain_s`) before the answer, because closing
+a socket with unread bytes in it makes the kernel send a reset, which destroys the answer in the client's buffer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -16,22 +22,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
-
-
-async def _respond(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+CLOSE = (b"connection", b"close")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -41,81 +32,171 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _declared_length(scope: Scope) -> int | None:
+    length = _header(scope, b"content-length")
+    return int(length) if length is not None and length.strip().isdigit() else None
+
+
+class Refusal(Exception):
+    """An answer the guard gives instead of the app: status, JSON body, extra headers."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(body.get("error", ""))
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+        self.body_read = False
+        """True when the request body was already read to its end (nothing left to drain)."""
+
+
 class RequestGuard:
     """Checks each request before BentoML parses it; probes and GETs of docs pass untouched."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_concurrency: int, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_concurrency: int,
+        retry_after_s: int,
+        max_inflight_body_bytes: int | None = None,
+        drain_bytes: int | None = None,
+        drain_s: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.retry_after = (b"retry-after", str(retry_after_s).encode())
+        self.max_inflight_body_bytes = max_inflight_body_bytes or max_body_bytes * max_concurrency
+        self.drain_bytes = 4 * max_body_bytes if drain_bytes is None else drain_bytes
+        self.drain_s = drain_s
         self.active = 0
+        self.inflight_body_bytes = 0
+        """Body bytes of admitted requests (declared, or read so far when chunked): what they may hold in memory."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST":
-            refusal = self._refuse_post(scope)
-            if refusal is not None:
-                status, body = refusal
-                await _respond(send, status, body, [])
-                return
-        if self.active >= self.max_concurrency:
-            await _respond(
-                send,
-                429,
-                {"error": f"too many requests in progress (limit {self.max_concurrency} per worker); retry later"},
+        reserved = 0
+        try:
+            if scope["method"] == "POST":
+                self._check_post(scope)
+            if self.active >= self.max_concurrency:
+                raise Refusal(
+                    429,
+                    {"error": f"too many requests in progress (limit {self.max_concurrency} per worker); retry later"},
+                    [self.retry_after],
+                )
+            reserved = self._reserve(_declared_length(scope) or 0)
+            self.active += 1
+            try:
+                if scope["method"] == "POST" and _header(scope, b"content-length") is None:
+                    buffered, extra = await self._read_limited(receive)
+                    reserved += extra
+                    receive = _replay(buffered, receive)
+                await self.app(scope, receive, _ValidationErrorNamer(self._with_retry_after(send)))
+            finally:
+                self.active -= 1
+        except Refusal as refusal:
+            await self._refuse(scope, receive, send, refusal)
+        finally:
+            self.inflight_body_bytes -= reserved
+
+    def _reserve(self, size: int) -> int:
+        if size and self.inflight_body_bytes + size > self.max_inflight_body_bytes:
+            raise Refusal(
+                503,
+                {
+                    "error": f"request bodies in progress would pass {self.max_inflight_body_bytes} bytes "
+                    "per worker (the memory budget); retry later"
+                },
                 [self.retry_after],
             )
-            return
-        self.active += 1
-        try:
-            if scope["method"] == "POST" and _header(scope, b"content-length") is None:
-                buffered = await self._read_limited(receive)
-                if buffered is None:
-                    await _respond(send, 413, self._too_large(None), [])
-                    return
-                receive = _replay(buffered, receive)
-            await self.app(scope, receive, _ValidationErrorNamer(self._with_retry_after(send)))
-        finally:
-            self.active -= 1
+        self.inflight_body_bytes += size
+        return size
 
-    def _too_large(self, size: int | None) -> dict[str, Any]:
+    def _too_large(self, size: int | None) -> Refusal:
         given = f"{size} bytes" if size is not None else "more"
-        return {"error": f"request body is {given}; the limit is {self.max_body_bytes} bytes", "field": "body"}
+        return Refusal(
+            413, {"error": f"request body is {given}; the limit is {self.max_body_bytes} bytes", "field": "body"}
+        )
 
-    def _refuse_post(self, scope: Scope) -> tuple[int, dict[str, Any]] | None:
+    def _check_post(self, scope: Scope) -> None:
         content_type = _header(scope, b"content-type")
         media_type = (content_type or "").split(";")[0].strip().lower()
         if media_type not in JSON_TYPES:
-            return 415, {
-                "error": f"Content-Type {content_type!r} is not supported; send application/json",
-                "field": "Content-Type",
-            }
+            raise Refusal(
+                415,
+                {
+                    "error": f"Content-Type {content_type!r} is not supported; send application/json",
+                    "field": "Content-Type",
+                },
+            )
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
-                return 400, {"error": f"Content-Length {length!r} is not a number of bytes", "field": "Content-Length"}
+                raise Refusal(
+                    400, {"error": f"Content-Length {length!r} is not a number of bytes", "field": "Content-Length"}
+                )
             if int(length) > self.max_body_bytes:
-                return 413, self._too_large(int(length))
-        return None
+                raise self._too_large(int(length))
 
-    async def _read_limited(self, receive: Receive) -> bytes | None:
-        """A chunked body, or None as soon as it passes the limit."""
+    async def _read_limited(self, receive: Receive) -> tuple[bytes, int]:
+        """A chunked body and the bytes reserved for it; Refusal (413, or 503 past the budget) as soon as it passes
+        a limit. The caller releases what was reserved, refused or not."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return b"".join(chunks)
+                break
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
+            more = bool(message.get("more_body", False))
+            try:
+                if size + len(chunk) > self.max_body_bytes:
+                    raise self._too_large(None)
+                size += self._reserve(len(chunk))
+            except Refusal as refusal:
+                self.inflight_body_bytes -= size
+                refusal.body_read = not more  # the last message: waiting for more would wait forever
+                raise
             chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            if not more:
+                break
+        return b"".join(chunks), size
+
+    async def _drain(self, scope: Scope, receive: Receive) -> bool:
+        """Read and drop the rest of the body, up to drain_bytes and drain_s; True when it was read to its end."""
+        if (_header(scope, b"expect") or "").lower() == "100-continue":
+            return False  # the client waits for our go-ahead before sending: no body comes, and none is wanted
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.drain_bytes:
+            return False
+        if declared == 0 or (declared is None and _header(scope, b"transfer-encoding") is None):
+            return True
+        drained = 0
+        try:
+            async with asyncio.timeout(self.drain_s):
+                while drained <= self.drain_bytes:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return False
+                    drained += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return True
+        except TimeoutError:
+            pass
+        return False
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
+        payload = json.dumps(refusal.body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if not (refusal.body_read or await self._drain(scope, receive)):
+            # The body was not read to its end: the connection cannot carry another request.
+            headers.append(CLOSE)
+        await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
+        await send({"type": "http.response.body", "body": payload})
 
     def _with_retry_after(self, send: Send) -> Send:
         async def sending(message: Message) -> None:

@@ -3,13 +3,16 @@ dvc.lock at start-up). Bodies: payloads.py; settings: settings.py; request check
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import math
 from typing import Any, cast
 
 import bentoml
+import numpy as np
 from bentoml.exceptions import ServiceUnavailable
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -85,6 +88,12 @@ class PredictionService:
             probabilities = await self.batcher(rows)
         except Overloaded as error:
             raise ServiceUnavailable(str(error)) from None
+        except Exception as error:  # the batcher ran these rows alone: the fault is in them, or in the server
+            await self._refuse_unscorable(rows, error)
+            raise
+        if not np.isfinite(probabilities).all():
+            await self._refuse_unscorable(rows, None)
+            raise RuntimeError("the model answered non-finite probabilities for input it scores row by row")
         classes = self.model.classes
         predictions = [
             Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
@@ -93,6 +102,21 @@ class PredictionService:
         # model_construct: the values are ours and already typed; validating them again would only cost time.
         return PredictResponse.model_construct(model_version=self.release.version, predictions=predictions)
 
+    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
+        """Raise a 400 naming the record (and field) the model cannot score; return when the input is not to blame."""
+        found = await asyncio.to_thread(model_files.unscorable, self.model, rows)
+        if found is None:
+            return
+        loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
+        message = found.describe() + (f" ({type(error).__name__}: {error})" if error is not None else "")
+        detail = InitErrorDetails(
+            type=PydanticCustomError("unscorable", "{reason}", {"reason": message}),
+            loc=loc,
+            input=found.value if found.feature else None,
+        )
+        # BentoML answers a pydantic ValidationError with 400 and its errors; the guard puts the field up front.
+        raise ValidationError.from_exception_data("PredictRequest", [detail]) from error
+
 
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.
 cast(Any, PredictionService).add_asgi_middleware(
@@ -100,4 +124,6 @@ cast(Any, PredictionService).add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     max_concurrency=math.ceil(SETTINGS.max_concurrency / SETTINGS.workers),
     retry_after_s=SETTINGS.retry_after_s,
+    max_inflight_body_bytes=SETTINGS.max_inflight_body_bytes,
+    drain_s=SETTINGS.timeout_s,
 )

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mltemplate.errors import Error
 
@@ -51,6 +51,12 @@ class ServingSettings(BaseModel):
     max_body_bytes: int = Field(
         default=10 * 2**20, ge=1024, le=10 * 2**20, description="Largest request body; larger ones get 413."
     )
+    max_inflight_body_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1024,
+        description="Body bytes in progress per worker (the memory budget); more get 503 with Retry-After. "
+        "At least max_body_bytes.",
+    )
     max_concurrency: int = Field(
         default=256, ge=1, description="Requests in progress per service; more get 429 with Retry-After."
     )
@@ -64,6 +70,15 @@ class ServingSettings(BaseModel):
         default=65536, ge=1, description="Rows that may wait for the model per worker; more get 503 with Retry-After."
     )
     access_log: bool = Field(default=False, description="One log line per request (costs throughput).")
+
+    @model_validator(mode="after")
+    def _budget_holds_one_body(self) -> ServingSettings:
+        if self.max_inflight_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"{PREFIX}MAX_INFLIGHT_BODY_BYTES={self.max_inflight_body_bytes} is below "
+                f"{PREFIX}MAX_BODY_BYTES={self.max_body_bytes}: the largest allowed body could never be admitted"
+            )
+        return self
 
 
 def is_service_link(name: str, value: str) -> bool:
@@ -91,5 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServingSettings:
         return ServingSettings.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise SettingsError(str(first["msg"]).removeprefix("Value error, ")) from None
         name = f"{PREFIX}{str(first['loc'][0]).upper()}"
         raise SettingsError(f"{name}={raw.get(str(first['loc'][0]))!r}: {first['msg']}") from None
