@@ -25,6 +25,8 @@ SERVICE_PORT = 3000
 """The port `bentoml serve` listens on inside the image."""
 LABEL_PREFIX = "org.opencontainers.image"
 MODEL_LABEL_PREFIX = "dev.mltemplate"
+ARCHIVE = Path("build/image.tar")
+"""`save` writes the built image here (docker-archive): the build job hands it to the publishing job."""
 
 
 def image_name(env: Mapping[str, str]) -> str:
@@ -54,6 +56,8 @@ def labels(rel: Release, *, source: str, title: str) -> dict[str, str]:
         f"{MODEL_LABEL_PREFIX}.data-md5": rel.data_md5,
         f"{MODEL_LABEL_PREFIX}.model-md5": rel.model_md5,
         f"{MODEL_LABEL_PREFIX}.mlflow-run-id": rel.mlflow_run_id or "",
+        f"{MODEL_LABEL_PREFIX}.model-key": rel.model_key or "",
+        f"{MODEL_LABEL_PREFIX}.registry-version": rel.registry_version or "",
     }
 
 
@@ -150,7 +154,17 @@ def push(env: Mapping[str, str]) -> None:
             handle.write(outputs)
 
 
-COMMANDS = {"build": build, "smoke": smoke_image, "push": push}
+def save(env: Mapping[str, str]) -> None:
+    """Write the image built by `build` to ARCHIVE, for `python -m mltemplate.release.publish` to push."""
+    rel = _release()
+    image = tags(image_name(env), rel)[0]
+    ARCHIVE.parent.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["docker", "save", "--output", str(ARCHIVE), image], check=False).returncode != 0:
+        raise CommandError(f"docker save {image} failed (run `make container` first)")
+    print(f"container: {image} saved to {ARCHIVE}")
+
+
+COMMANDS = {"build": build, "smoke": smoke_image, "push": push, "save": save}
 
 
 def main(argv: list[str] | None = None) -> None:
