@@ -143,14 +143,14 @@ def test_promote_and_rollback_move_the_registry_alias(pipeline_repo: Path, tmp_p
     repo = tmp_path / "repo"
     shutil.copytree(pipeline_repo, repo, symlinks=True)
     first = run([sys.executable, "-m", "mltemplate.registry", "promote"], cwd=repo).stdout
-    assert "breast-cancer-classifier@production -> version 1 (was unset)" in first
+    assert "breast-cancer-classifier@champion -> version 1 (was unset)" in first
     run(["dvc", "exp", "run", "-S", "model.hyperparameters.logistic_regression.C=0.5"], cwd=repo)
     second = run([sys.executable, "-m", "mltemplate.registry", "promote"], cwd=repo).stdout
-    assert "@production -> version 2 (was 1)" in second
+    assert "@champion -> version 2 (was 1)" in second
     back = run([sys.executable, "-m", "mltemplate.registry", "rollback"], cwd=repo).stdout
-    assert "@production rolled back to version 1" in back
+    assert "@champion rolled back to version 1" in back
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    assert str(client.get_model_version_by_alias("breast-cancer-classifier", "production").version) == "1"
+    assert str(client.get_model_version_by_alias("breast-cancer-classifier", "champion").version) == "1"
     again = subprocess.run(
         [sys.executable, "-m", "mltemplate.registry", "rollback"],
         cwd=repo,
