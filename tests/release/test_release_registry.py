@@ -4,6 +4,7 @@ MLflow model registry (SQLite store): the release's promises, end to end, withou
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -220,3 +221,37 @@ def test_rollback_refuses_an_unknown_version_and_moves_nothing(
     )
     assert tags(env) == before
     assert champion(env) == three_releases[V3]
+
+
+def make(work: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A Makefile target as the workflows run it, with this session's environment standing in for `make setup`."""
+    return subprocess.run(
+        ["make", *args, "RUN="], cwd=work, env=subprocess_env(**env), capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_make_targets_publish_promote_and_roll_back(env: dict[str, str], tmp_path: Path) -> None:
+    work = Path.cwd()
+    for name in ("Makefile", "pyproject.toml", "uv.lock"):
+        shutil.copy2(ROOT / name, work / name)
+    (work / ".venv").mkdir()
+    (work / ".venv" / ".synced").touch()  # newer than pyproject.toml and uv.lock: `make setup` is satisfied
+    outputs = tmp_path / "github_output"
+    for version, key in ((V1, "1111111111111111"), (V2, "2222222222222222")):
+        register(env["MLFLOW_TRACKING_URI"], key)
+        pushed = make(
+            work, "publish", f"SOURCE={image(tmp_path, version, key)}", env={**env, "GITHUB_OUTPUT": str(outputs)}
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"version={version}" in outputs.read_text()
+        promoted = make(work, "promote", env={**env, "VERSION": version})
+        assert promoted.returncode == 0, promoted.stderr
+    assert make(work, "rollback", env=env).returncode == 0
+    found = tags(env)
+    assert found["production"] == found[V1]
+    assert json.loads((work / "build" / "deployment.json").read_text())["replaced"] == V2
+    unknown = make(work, "rollback", "TO=2020.01.01-000000-0000000", env=env)
+    assert unknown.returncode != 0
+    assert "unknown release '2020.01.01-000000-0000000'" in unknown.stderr
+    missing = make(work, "promote", env=env)
+    assert "give the release to promote: make promote VERSION=<version>" in missing.stderr
