@@ -43,16 +43,6 @@ metrics: setup ## Print the metrics of the last run
 gate: setup ## Fail if a metric is below its threshold in params.yaml
 	$(RUN) python -m mltemplate.pipeline.gate
 
-ALIAS ?= production
-
-.PHONY: promote
-promote: setup ## Point the MLflow registry alias $(ALIAS) (default production) at the current model's version
-	$(RUN) python -m mltemplate.registry promote --alias $(ALIAS)
-
-.PHONY: rollback
-rollback: setup ## Point the MLflow registry alias $(ALIAS) back at the version it held before the last promote
-	$(RUN) python -m mltemplate.registry rollback --alias $(ALIAS)
-
 .PHONY: run
 run: repro ## Set up, get data, run the pipeline, print the metrics and check the thresholds
 	$(RUN) python -m mltemplate.registry
@@ -87,10 +77,11 @@ serve: setup ## Serve the model from `make run` with BentoML on port $PORT (defa
 	$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
 
 .PHONY: bento
-bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, tagged name:version
+bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, hashed requirements, tagged name:version
 	$(RUN) python -m mltemplate.release.provenance write
 	@mkdir -p build/bento
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o build/bento/requirements.txt
+	$(UV) export --frozen --no-dev --no-emit-project --quiet -o build/bento/requirements.txt
+	$(RUN) python -m mltemplate.release.requirements build/bento/requirements.txt
 	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release.provenance name)" \
 		--version "$$($(RUN) python -m mltemplate.release.provenance version)"
 
@@ -144,9 +135,30 @@ container: setup ## Image of the last Bento with OCI labels, tagged version, sho
 smoke-container: setup ## Run the image built by `make container`, smoke-test it, remove it (needs Docker)
 	$(RUN) python -m mltemplate.release.container smoke
 
-.PHONY: push
-push: setup ## Push the image's tags (docker login first); prints image, digest and version for the attestation
-	$(RUN) python -m mltemplate.release.container push
+.PHONY: container-save
+container-save: setup ## Save the image built by `make container` to build/image.tar for the publishing job (needs Docker)
+	$(RUN) python -m mltemplate.release.container save
+
+# --- Release (docs/release.md): the image registry is IMAGE (default ghcr.io/<GITHUB_REPOSITORY>) ---
+SOURCE ?= docker-archive:build/image.tar
+TO ?= previous
+
+.PHONY: publish
+publish: setup ## Gate, then push SOURCE (default build/image.tar) under its version tag unless its model is released
+	$(RUN) python -m mltemplate.release.publish push --source "$(SOURCE)"
+
+.PHONY: promote
+promote: setup ## Finish release VERSION: latest (forward only), production, MLflow champion, model-key tag
+	@test -n "$(VERSION)" || { echo "error: give the release to promote: make promote VERSION=<version>" >&2; exit 1; }
+	$(RUN) python -m mltemplate.release.publish promote "$(VERSION)"
+
+.PHONY: rollback
+rollback: setup ## Re-point production (image tag + MLflow champion) at TO: "previous" (default) or a release version
+	$(RUN) python -m mltemplate.release.rollback "$(TO)"
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages integration tests start, if missing: PostgreSQL, docker-registry, skopeo
+	.ci/system-deps
 
 # --- Kubernetes (docs/deploy.md): kustomize overlays deploy/overlays/<ENV>, rendered and applied by the locked kubectl ---
 .PHONY: deploy

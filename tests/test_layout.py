@@ -17,7 +17,7 @@ ALLOWED = {
     "pipeline": {"registry"},
     "registry": set(),
     "serving": set(),
-    "release": {"registry"},
+    "release": {"registry", "pipeline"},  # publish re-checks the quality gate (pipeline.gate) before pushing
     "report": {"pipeline"},
 }
 MLFLOW_ONLY = "mltemplate.registry"

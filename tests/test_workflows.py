@@ -26,7 +26,8 @@ GITHUB_ONLY_STEPS = {
     ("pr-comment.yml", "comment", "Set the quality-gate status on the PR's head commit"),
     ("pr-comment.yml", "comment", "Check that the PR is still at the reported commit"),
     ("pr-comment.yml", "comment", "Post or update the sticky comment"),
-    ("release.yml", "release", "Create the release (notes = model card)"),
+    ("release.yml", "not-enabled", "Say how to enable releases"),
+    ("release.yml", "publish", "Create the GitHub Release unless it exists (notes = model card)"),
 }
 
 
@@ -51,7 +52,7 @@ def make_targets() -> set[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "rollback.yml"}
 
 
 def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
@@ -70,9 +71,10 @@ def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
 
 def test_every_make_target_a_workflow_calls_runs_in_dry_run_mode() -> None:
     called = sorted({m[1] for *_, s in steps() if "run" in s and (m := MAKE_STEP.match(s["run"].strip()))})
-    assert {"lint", "test", "report", "check-lock", "bento", "container", "smoke-container", "card", "push"} <= set(
-        called
-    )
+    assert {
+        *("lint", "test", "system-deps", "report", "check-lock", "gate", "bento", "container", "smoke-container"),
+        *("card", "container-save", "publish", "promote", "rollback"),
+    } <= set(called)
     result = subprocess.run(["make", "-n", *called], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -85,7 +87,8 @@ def test_workflow_is_least_privilege_with_timeouts_and_concurrency(path: Path) -
     assert "pull_request_target" not in workflow["on"]
     for job_id, job in workflow["jobs"].items():
         assert isinstance(job.get("permissions"), dict), f"{job_id} has no permissions block"
-        assert 0 < job["timeout-minutes"] <= 60, f"{job_id} has no sensible timeout-minutes"
+        if "uses" not in job:  # a called workflow's jobs carry their own timeouts
+            assert 0 < job["timeout-minutes"] <= 60, f"{job_id} has no sensible timeout-minutes"
 
 
 def test_only_the_comment_job_may_write_to_pull_requests() -> None:
@@ -148,6 +151,7 @@ def test_pr_jobs_get_only_read_only_dvc_credentials() -> None:
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_actions_are_pinned_by_sha_with_a_version_comment(path: Path) -> None:
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    lines = [line for line in lines if not re.match(r"^\s*uses: \./", line)]  # this repository's own workflows
     assert lines
     for line in lines:
         assert PINNED.match(line), f"{path.name}: not pinned to a full SHA with `# vX.Y.Z`: {line.strip()}"
@@ -177,8 +181,56 @@ def test_no_expression_inside_run_scripts() -> None:
 
 def test_publishing_job_uses_no_cache() -> None:
     for name, _, step in steps():
-        if name == "release.yml" and step.get("uses", "").startswith("astral-sh/setup-uv"):
+        if name in {"release.yml", "rollback.yml"} and step.get("uses", "").startswith("astral-sh/setup-uv"):
             assert step["with"]["enable-cache"] is False
+
+
+WRITE = {"contents", "packages", "id-token", "attestations"}
+
+
+def writes(job: dict[str, Any]) -> set[str]:
+    return {scope for scope, level in job["permissions"].items() if level == "write"}
+
+
+def test_a_release_needs_ci_on_its_commit_and_the_owner_s_opt_in() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    assert "workflow_call" in load(ROOT / ".github" / "workflows" / "ci.yml")["on"]
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert jobs["build"]["needs"] == "ci"
+    assert jobs["publish"]["needs"] == "build"
+    assert jobs["build"]["if"] == "vars.RELEASE_ENABLED == 'true'"
+    assert jobs["not-enabled"]["if"] == "vars.RELEASE_ENABLED != 'true'"
+    build = [s.get("run") for s in jobs["build"]["steps"]]
+    assert build.index("make gate") < build.index("make bento")
+
+
+def test_only_the_publishing_job_writes_and_it_sits_behind_the_environment() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    assert {job_id: writes(job) for job_id, job in jobs.items() if writes(job)} == {"publish": WRITE}
+    assert jobs["publish"]["environment"] == "production"
+    rollback = load(ROOT / ".github" / "workflows" / "rollback.yml")["jobs"]["rollback"]
+    assert rollback["environment"] == "production"
+    assert writes(rollback) == {"packages"}
+
+
+def test_publishing_attests_before_any_moving_tag_and_only_what_it_pushed() -> None:
+    steps_ = load(ROOT / ".github" / "workflows" / "release.yml")["jobs"]["publish"]["steps"]
+    names = [s.get("run") or s.get("uses", "").split("@")[0] for s in steps_]
+    order = ["make publish", "actions/attest-build-provenance", names[-2], "make promote"]
+    assert [names.index(step) for step in order] == sorted(names.index(step) for step in order)
+    for step in steps_[names.index("actions/attest-build-provenance") :]:
+        assert "steps.publish.outputs.published == 'true'" in step["if"]
+
+
+def test_rollback_is_dispatched_with_a_version_or_previous() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "rollback.yml")
+    version = workflow["on"]["workflow_dispatch"]["inputs"]["version"]
+    assert (version["default"], version["required"]) == ("previous", True)
+    (step,) = [s for s in workflow["jobs"]["rollback"]["steps"] if "run" in s]
+    assert (step["run"], step["env"]["TO"]) == ("make rollback", "${{ inputs.version }}")
+    assert (
+        workflow["concurrency"]["group"] == load(ROOT / ".github" / "workflows" / "release.yml")["concurrency"]["group"]
+    )
 
 
 def test_dependabot_updates_actions_and_python() -> None:
@@ -312,7 +364,7 @@ def make(repo: Path, target: str, **env: str) -> subprocess.CompletedProcess[str
 def test_release_steps_check_lock_bento_and_card(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = release_repo(pipeline_repo, tmp_path)
     env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
-    for target in ("check-lock", "bento", "card"):
+    for target in ("check-lock", "gate", "bento", "card"):
         result = make(repo, target, **env)
         assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
     version = subprocess.run(

@@ -101,6 +101,11 @@ class Release(_Document):
     mlflow_run_id: str | None
     trained_at: str
     built_at: str
+    model_key: str | None = None
+    """What makes the model: its md5 with the data and params that made it (release/provenance.py). A release is
+    keyed by it: an image with a key already published is not published again."""
+    registry_version: str | None = None
+    """The MLflow registered model version of this model file, when a tracking server knew it at build time."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

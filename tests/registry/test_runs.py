@@ -150,15 +150,15 @@ def test_promote_and_rollback_move_the_registry_alias(pipeline_repo: Path, tmp_p
     shutil.copytree(pipeline_repo, repo, symlinks=True)
     params = load_params(repo / "params.yaml")
     first = run([sys.executable, "-m", "mltemplate.registry", "promote"], cwd=repo).stdout
-    assert f"{params.name}@production -> version 1 (was unset)" in first
+    assert f"{params.name}@champion -> version 1 (was unset)" in first
     key, value = nudged_hyperparameter(params)
     run(["dvc", "exp", "run", "-S", f"{key}={value}"], cwd=repo)
     second = run([sys.executable, "-m", "mltemplate.registry", "promote"], cwd=repo).stdout
-    assert "@production -> version 2 (was 1)" in second
+    assert "@champion -> version 2 (was 1)" in second
     back = run([sys.executable, "-m", "mltemplate.registry", "rollback"], cwd=repo).stdout
-    assert "@production rolled back to version 1" in back
+    assert "@champion rolled back to version 1" in back
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    assert str(client.get_model_version_by_alias(params.name, "production").version) == "1"
+    assert str(client.get_model_version_by_alias(params.name, "champion").version) == "1"
     again = subprocess.run(
         [sys.executable, "-m", "mltemplate.registry", "rollback"],
         cwd=repo,

@@ -48,6 +48,13 @@ def test_card_names_version_commit_and_data_hash(text: str, params: Params) -> N
     assert "| MLflow run | `none (no tracking server)` |" in text
 
 
+def test_card_names_the_registered_version_and_the_model_key(params: Params) -> None:
+    keyed = Release.model_construct(**{**REL.model_dump(), "registry_version": "7", "model_key": "0123456789abcdef"})
+    text = card.render(keyed, METADATA, METRICS, params)
+    assert "| Registered model version | `7` |" in text
+    assert "| Model key (model, data and params) | `0123456789abcdef` |" in text
+
+
 def test_card_lists_the_chosen_estimator_and_its_hyperparameters(text: str, params: Params) -> None:
     assert f"| `model.estimator` | `{params.model.estimator}` |" in text
     for key, value in params.model.selected.items():

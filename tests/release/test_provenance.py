@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from mltemplate import estimators
 from mltemplate import model as model_files
 from mltemplate.errors import CommandError
+from mltemplate.params import Params
+from mltemplate.registry.runs import MODEL_MD5_TAG
 from mltemplate.release import provenance
 from mltemplate.schema import Schema
 from tests.conftest import save_model, trained_model
@@ -61,3 +65,32 @@ def test_collect_without_mlflow_run_uses_the_commit_time(
 def test_collect_outside_git_says_so(tmp_path: Path, trained: model_files.TrainedModel) -> None:
     with pytest.raises(CommandError, match="no git commit to version from"):
         provenance.collect(tmp_path, experiment="demo", trained=trained)
+
+
+def test_model_key_changes_with_the_model_the_data_or_the_params(params: Params) -> None:
+    key = provenance.model_key("a" * 32, "b" * 32, params)
+    assert key == provenance.model_key("a" * 32, "b" * 32, params)
+    changed_params = params.model_copy(update={"seed": params.seed + 1})
+    others = {
+        provenance.model_key("c" * 32, "b" * 32, params),
+        provenance.model_key("a" * 32, "c" * 32, params),
+        provenance.model_key("a" * 32, "b" * 32, changed_params),
+    }
+    assert key not in others
+    assert len(others) == 3
+
+
+def test_collect_keys_the_release_and_names_the_registered_version(
+    tmp_path: Path, trained: model_files.TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git_repo(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("demo"), tags={MODEL_MD5_TAG: trained.metadata.model_md5})
+    client.create_registered_model("demo")
+    registered = client.create_model_version("demo", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    found = provenance.collect(tmp_path, experiment="demo", trained=trained, params=params)
+    assert found.registry_version == str(registered.version)
+    assert found.model_key == provenance.model_key(trained.metadata.model_md5, trained.metadata.data.md5, params)

@@ -15,6 +15,7 @@ import yaml
 from mltemplate import lock
 from mltemplate import model as model_files
 from mltemplate.metadata import head_version
+from mltemplate.release import requirements
 from mltemplate.report.loadtest import served
 from tests.conftest import ROOT, VENV_BIN, run
 from tests.service_client import request
@@ -110,4 +111,17 @@ def test_bento_serves_its_release_without_git_or_the_repo(bento: Path, pipeline_
         meta = request(url, "/metadata", method="GET").json()
     assert answer.status == 200, answer.text
     assert answer.json()["model_version"] == meta["version"] == head_version(pipeline_repo)
-    assert meta["mlflow_run_id"] == json.loads((bento / "src/models/release.json").read_text())["mlflow_run_id"]
+    written = json.loads((bento / "src/models/release.json").read_text())
+    assert meta["mlflow_run_id"] == written["mlflow_run_id"]
+    assert (meta["registry_version"], meta["model_key"]) == (written["registry_version"], written["model_key"])
+    assert meta["model_key"]  # `make bento` keys the release by the model, its data and params
+
+
+def test_bento_installs_only_hashed_requirements(bento: Path) -> None:
+    text = (bento / "env/python/requirements.txt").read_text()
+    wanted = [e for e in requirements.entries(text) if e.strip() and not e.lstrip().startswith(("#", "-"))]
+    assert wanted
+    assert [e.splitlines()[0] for e in wanted if "--hash=sha256:" not in e] == []
+    assert any(re.match(r"bentoml ?@ ?https://", e) for e in wanted)  # else bentoml build appends an unhashed pin
+    dockerfile = (bento / "env/docker/Dockerfile").read_text()
+    assert dockerfile.index("UV_REQUIRE_HASHES") < dockerfile.index("pip install -r")

@@ -17,10 +17,12 @@ from mltemplate.registry import aliases, runs
 def main(argv: list[str] | None = None) -> None:
     """`log` (default): add metrics.json and the plots to the run of the current model; `dvc repro` skips
     `evaluate` when its committed outputs already match (a fresh clone), so `make run` calls this.
-    `promote` / `rollback`: move a registry alias (e.g. production) to the current model / back."""
+    `promote` / `rollback`: move a registry alias (default champion, which releases set) to the current model / back."""
     parser = argparse.ArgumentParser(prog="python -m mltemplate.registry", description=main.__doc__)
     parser.add_argument("command", nargs="?", choices=["log", "promote", "rollback"], default="log")
-    parser.add_argument("--alias", default="production", help="registry alias to move (default: production)")
+    parser.add_argument(
+        "--alias", default=aliases.CHAMPION, help=f"registry alias to move (default: {aliases.CHAMPION})"
+    )
     args = parser.parse_args(argv)
     name = load_params().name
     model_md5 = read_model_metadata().model_md5

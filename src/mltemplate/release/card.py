@@ -46,6 +46,8 @@ def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], pa
         f"| Data | `{metadata.data.path}` (md5 `{rel.data_md5}`) |",
         f"| Model file md5 | `{rel.model_md5}` |",
         f"| MLflow run | `{rel.mlflow_run_id or 'none (no tracking server)'}` |",
+        f"| Registered model version | `{rel.registry_version or 'none (no tracking server)'}` |",
+        f"| Model key (model, data and params) | `{rel.model_key or 'unknown'}` |",
         f"| Trained | {rel.trained_at} |",
         f"| Built | {rel.built_at} |",
         "",

@@ -1,6 +1,7 @@
 """The service's container image: `build` runs `bentoml containerize` on the last Bento with OCI labels that link
-the image to its sources, tagged <release version>, <short sha> and latest; `smoke` runs the image and
-smoke-tests it before anything is pushed; `push` pushes the tags and prints the digest for the attestation.
+the image to its sources (and name its model key and registry version), tagged <release version>, <short sha> and
+latest in the local engine; `smoke` runs the image and smoke-tests it before anything is pushed; `save` writes it to
+build/image.tar, which the publishing job pushes with `python -m mltemplate.release.publish` (no Docker there).
 Image name: ghcr.io/<owner>/<repo> from GITHUB_REPOSITORY (lowercased), or IMAGE."""
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SERVICE_PORT = 3000
 """The port `bentoml serve` listens on inside the image."""
 LABEL_PREFIX = "org.opencontainers.image"
 MODEL_LABEL_PREFIX = "dev.mltemplate"
+ARCHIVE = Path("build/image.tar")
+"""`save` writes the built image here (docker-archive): the build job hands it to the publishing job."""
 
 
 def image_name(env: Mapping[str, str]) -> str:
@@ -54,6 +57,8 @@ def labels(rel: Release, *, source: str, title: str) -> dict[str, str]:
         f"{MODEL_LABEL_PREFIX}.data-md5": rel.data_md5,
         f"{MODEL_LABEL_PREFIX}.model-md5": rel.model_md5,
         f"{MODEL_LABEL_PREFIX}.mlflow-run-id": rel.mlflow_run_id or "",
+        f"{MODEL_LABEL_PREFIX}.model-key": rel.model_key or "",
+        f"{MODEL_LABEL_PREFIX}.registry-version": rel.registry_version or "",
     }
 
 
@@ -129,28 +134,17 @@ def smoke_image(env: Mapping[str, str]) -> None:
     print(f"container: {image} passed the smoke test")
 
 
-def push(env: Mapping[str, str]) -> None:
-    """Push every tag; write image, digest and version to GITHUB_OUTPUT for the attestation and the release."""
+def save(env: Mapping[str, str]) -> None:
+    """Write the image built by `build` to ARCHIVE, for `python -m mltemplate.release.publish` to push."""
     rel = _release()
-    image = image_name(env)
-    for tag in tags(image, rel):
-        if subprocess.run(["docker", "push", tag], check=False).returncode != 0:
-            raise CommandError(f"docker push {tag} failed (logged in to {REGISTRY} with packages: write?)")
-    inspected = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", tags(image, rel)[0]],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    digest = inspected.partition("@")[2]
-    outputs = f"image={image}\ndigest={digest}\nversion={rel.version}\n"
-    print(outputs, end="")
-    if env.get("GITHUB_OUTPUT"):
-        with Path(env["GITHUB_OUTPUT"]).open("a", encoding="utf-8") as handle:
-            handle.write(outputs)
+    image = tags(image_name(env), rel)[0]
+    ARCHIVE.parent.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["docker", "save", "--output", str(ARCHIVE), image], check=False).returncode != 0:
+        raise CommandError(f"docker save {image} failed (run `make container` first)")
+    print(f"container: {image} saved to {ARCHIVE}")
 
 
-COMMANDS = {"build": build, "smoke": smoke_image, "push": push}
+COMMANDS = {"build": build, "smoke": smoke_image, "save": save}
 
 
 def main(argv: list[str] | None = None) -> None:

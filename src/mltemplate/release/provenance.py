@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from mltemplate import atomic, git
 from mltemplate import model as model_files
 from mltemplate.errors import CommandError, run
 from mltemplate.metadata import Release, head_version
-from mltemplate.params import load_params
+from mltemplate.params import Params, load_params
 from mltemplate.paths import DVC_LOCK, RELEASE_FILE
 
 
@@ -29,27 +32,62 @@ def _run_start(run_id: str) -> str:
 def _find_run(experiment: str, model_md5: str) -> str | None:
     from mltemplate.registry import runs
 
-    uri = runs.tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None  # no local store: asking MLflow would create an empty one
+    if _no_store(runs.tracking_uri()):
+        return None
     return runs.find_run(experiment, model_md5)
 
 
-def collect(repo: Path = Path(), *, experiment: str, trained: model_files.TrainedModel) -> Release:
-    """The release of `trained` at HEAD of `repo`, with its MLflow run when one logged this model file."""
+def _no_store(uri: str) -> bool:
+    """A SQLite store that does not exist: asking MLflow would create an empty one."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def model_key(model_md5: str, data_md5: str, params: Params) -> str:
+    """16 hex digits naming what makes the model: the model file's md5 with the data and params that made it.
+    A push that changes none of them (docs, CI, code the model does not depend on) gets the same key."""
+    made_of = json.dumps(
+        {"model_md5": model_md5, "data_md5": data_md5, "params": params.model_dump(mode="json")}, sort_keys=True
+    )
+    return hashlib.sha256(made_of.encode()).hexdigest()[:16]
+
+
+def _registry_version(name: str, model_md5: str) -> str | None:
+    """The registered version of this model file when an MLflow server is configured (the image names it)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri or _no_store(uri):
+        return None  # the default local store is this machine's history, not a registry an image can name
+    import mlflow
+
+    from mltemplate.registry import aliases
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        return aliases.model_version(name, model_md5)
+    except LookupError:
+        return None
+
+
+def collect(
+    repo: Path = Path(), *, experiment: str, trained: model_files.TrainedModel, params: Params | None = None
+) -> Release:
+    """The release of `trained` at HEAD of `repo`, with its MLflow run when one logged this model file; keyed by
+    `params` (those that made it) when given."""
     found = git.head(repo)
     if found is None:
         raise CommandError(f"{repo.resolve()}: no git commit to version from (commit first)")
     model_md5 = trained.metadata.model_md5
     run_id = _find_run(experiment, model_md5)
+    data_md5 = trained.metadata.data.md5
     return Release(
         version=head_version(repo),
         git_commit=git.commit(repo),
         model_md5=model_md5,
-        data_md5=trained.metadata.data.md5,
+        data_md5=data_md5,
         mlflow_run_id=run_id,
         trained_at=_run_start(run_id) if run_id else found[1].isoformat(timespec="seconds"),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model_key=model_key(model_md5, data_md5, params) if params is not None else None,
+        registry_version=_registry_version(experiment, model_md5),
     )
 
 
@@ -59,7 +97,8 @@ def write(path: Path = RELEASE_FILE) -> Release:
         trained = model_files.load(lock=DVC_LOCK)
     except model_files.ModelError as error:
         raise CommandError(str(error)) from None
-    release = collect(Path(), experiment=load_params().name, trained=trained)
+    params = load_params()
+    release = collect(Path(), experiment=params.name, trained=trained, params=params)
     atomic.write_text(path, release.to_json())
     return release
 

@@ -164,6 +164,8 @@ def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any
         "model_md5": found.model_md5,
         "data_md5": found.data_md5,
         "mlflow_run_id": found.mlflow_run_id,
+        "registry_version": found.registry_version,
+        "model_key": found.model_key,
         "trained_at": found.trained_at,
         "built_at": found.built_at,
         "estimator": trained.metadata.estimator,
