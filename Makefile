@@ -4,8 +4,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-# uv from PATH, else the one `pip install uv` put beside python3.
-UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv, pinned: `make setup` installs it with pip into .tools/uv (no root, no HOME, no PATH change) and every
+# recipe calls it by its path, so whichever uv is on PATH, if any, never matters. `uv run` exports UV=<its own
+# path> to what it runs, so a make started by the tests (in a copy of the repository) uses this same uv.
+UV_VERSION := 0.13.9
+UV ?= $(CURDIR)/.tools/uv/bin/uv
 RUN = $(UV) run --locked --no-sync
 export DVC_NO_ANALYTICS := 1
 export PORT ?= 3000
@@ -14,14 +17,20 @@ export PORT ?= 3000
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-.venv/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
-		python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
+.tools/uv/$(UV_VERSION).installed:
+	@python3 -m pip --version >/dev/null 2>&1 || { echo "error: \`python3 -m pip\` is missing; it installs uv" \
+		"$(UV_VERSION) into .tools/uv: install pip (Debian: apt-get install python3-pip) and re-run" >&2; exit 1; }
+	rm -rf .tools/uv
+	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-deps \
+		--only-binary=:all: --target .tools/uv uv==$(UV_VERSION)
+	@touch $@
+
+.venv/.synced: pyproject.toml uv.lock .tools/uv/$(UV_VERSION).installed
 	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 .PHONY: setup
-setup: .venv/.synced ## Install uv if missing and the locked environment (.venv)
+setup: .venv/.synced ## Install the pinned uv into .tools/uv and the locked environment into .venv
 
 .PHONY: data
 data: setup ## Get data/raw (dvc pull if a remote is reachable, else the bundled copy), verified against data.dvc
