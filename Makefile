@@ -8,8 +8,11 @@ MAKEFLAGS += --no-print-directory
 # recipe calls it by its path, so whichever uv is on PATH, if any, never matters. `uv run` exports UV=<its own
 # path> to what it runs, so a make started by the tests (in a copy of the repository) uses this same uv.
 UV_VERSION := 0.13.9
-UV ?= $(CURDIR)/.tools/uv/bin/uv
+UV_HOME := $(CURDIR)/.tools/uv
+UV ?= $(UV_HOME)/bin/uv
 RUN = $(UV) run --locked --no-sync
+# Tools that look uv up by name find this one first (`bentoml build` would otherwise pip-install the latest).
+export PATH := $(dir $(UV)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PORT ?= 3000
 
@@ -17,15 +20,21 @@ export PORT ?= 3000
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-.tools/uv/$(UV_VERSION).installed:
+# Installed only when UV is the one here: a make that is given another (the tests' copies of the repository
+# get this checkout's) uses it as it is.
+ifeq ($(UV),$(UV_HOME)/bin/uv)
+UV_INSTALLED := $(UV_HOME)/$(UV_VERSION).installed
+endif
+
+$(UV_HOME)/$(UV_VERSION).installed:
 	@python3 -m pip --version >/dev/null 2>&1 || { echo "error: \`python3 -m pip\` is missing; it installs uv" \
 		"$(UV_VERSION) into .tools/uv: install pip (Debian: apt-get install python3-pip) and re-run" >&2; exit 1; }
-	rm -rf .tools/uv
+	rm -rf $(UV_HOME)
 	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-deps \
-		--only-binary=:all: --target .tools/uv uv==$(UV_VERSION)
+		--only-binary=:all: --target $(UV_HOME) uv==$(UV_VERSION)
 	@touch $@
 
-.venv/.synced: pyproject.toml uv.lock .tools/uv/$(UV_VERSION).installed
+.venv/.synced: pyproject.toml uv.lock $(UV_INSTALLED)
 	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
