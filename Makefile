@@ -26,12 +26,13 @@ ifeq ($(UV),$(UV_HOME)/bin/uv)
 UV_INSTALLED := $(UV_HOME)/$(UV_VERSION).installed
 endif
 
+# pip honours the machine's index and certificate settings; without pip, tools/install_uv.py fetches the wheel.
 $(UV_HOME)/$(UV_VERSION).installed:
-	@python3 -m pip --version >/dev/null 2>&1 || { echo "error: \`python3 -m pip\` is missing; it installs uv" \
-		"$(UV_VERSION) into .tools/uv: install pip (Debian: apt-get install python3-pip) and re-run" >&2; exit 1; }
 	rm -rf $(UV_HOME)
-	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-deps \
-		--only-binary=:all: --target $(UV_HOME) uv==$(UV_VERSION)
+	if python3 -m pip --version >/dev/null 2>&1; then \
+		PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-deps \
+			--only-binary=:all: --target $(UV_HOME) uv==$(UV_VERSION); \
+	else python3 tools/install_uv.py $(UV_VERSION) $(UV_HOME); fi
 	@touch $@
 
 .venv/.synced: pyproject.toml uv.lock $(UV_INSTALLED)
