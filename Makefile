@@ -4,9 +4,15 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-# uv from PATH, else the one `pip install uv` put beside python3.
-UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv, pinned: `make setup` installs it with pip into .tools/uv (no root, no HOME, no PATH change) and every
+# recipe calls it by its path, so whichever uv is on PATH, if any, never matters. `uv run` exports UV=<its own
+# path> to what it runs, so a make started by the tests (in a copy of the repository) uses this same uv.
+UV_VERSION := 0.13.9
+UV_HOME := $(CURDIR)/.tools/uv
+UV ?= $(UV_HOME)/bin/uv
 RUN = $(UV) run --locked --no-sync
+# Tools that look uv up by name find this one first (`bentoml build` would otherwise pip-install the latest).
+export PATH := $(dir $(UV)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PORT ?= 3000
 
@@ -14,14 +20,27 @@ export PORT ?= 3000
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-.venv/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
-		python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
+# Installed only when UV is the one here: a make that is given another (the tests' copies of the repository
+# get this checkout's) uses it as it is.
+ifeq ($(UV),$(UV_HOME)/bin/uv)
+UV_INSTALLED := $(UV_HOME)/$(UV_VERSION).installed
+endif
+
+# pip honours the machine's index and certificate settings; without pip, tools/install_uv.py fetches the wheel.
+$(UV_HOME)/$(UV_VERSION).installed:
+	rm -rf $(UV_HOME)
+	if python3 -m pip --version >/dev/null 2>&1; then \
+		PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --no-deps \
+			--only-binary=:all: --target $(UV_HOME) uv==$(UV_VERSION); \
+	else python3 tools/install_uv.py $(UV_VERSION) $(UV_HOME); fi
+	@touch $@
+
+.venv/.synced: pyproject.toml uv.lock $(UV_INSTALLED)
 	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 .PHONY: setup
-setup: .venv/.synced ## Install uv if missing and the locked environment (.venv)
+setup: .venv/.synced ## Install the pinned uv into .tools/uv and the locked environment into .venv
 
 .PHONY: data
 data: setup ## Get data/raw (dvc pull if a remote is reachable, else the bundled copy), verified against data.dvc
@@ -157,7 +176,7 @@ rollback: setup ## Re-point production (image tag + MLflow champion) at TO: "pre
 	$(RUN) python -m mltemplate.release.rollback "$(TO)"
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages integration tests start, if missing: PostgreSQL, docker-registry, skopeo
+system-deps: ## Install the Debian packages the release tests start, if missing: docker-registry, skopeo
 	.ci/system-deps
 
 # --- Kubernetes (docs/deploy.md): kustomize overlays deploy/overlays/<ENV>, rendered and applied by the locked kubectl ---

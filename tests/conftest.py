@@ -31,6 +31,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["DVC_NO_ANALYTICS"] = "1"
+    # The pinned uv (`uv run` already exports it): a make in a copy of the repository, which has no .tools/,
+    # calls this checkout's uv.
+    env.setdefault("UV", str(ROOT / ".tools/uv/bin/uv"))
     env.pop("MLFLOW_TRACKING_URI", None)
     env.update(extra)
     return env

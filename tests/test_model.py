@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import pandas as pd
 import pytest
 import skops.io as sio
 import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from mltemplate import model
 from mltemplate.params import ModelParams
 from mltemplate.pipeline.train import train
 from mltemplate.schema import Schema
-from tests.conftest import save_model, trained_model
+from tests.conftest import ROOT, run, save_model, trained_model
 
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 
@@ -213,3 +216,87 @@ def test_a_row_that_fails_without_a_culprit_value_is_named_without_a_feature(
     found = model.unscorable(trained, records)
     assert found is not None
     assert (found.row, found.feature) == (2, None)
+
+
+def test_round_significant_keeps_the_given_bits_and_non_finite_values() -> None:
+    values = np.array([1 + 2**-30, -(1 + 2**-30), 1 + 2**-23, 0.0, np.nan, np.inf, -np.inf])
+    rounded = model.round_significant(values, bits=24)
+    np.testing.assert_array_equal(rounded, [1.0, -1.0, 1 + 2**-23, 0.0, np.nan, np.inf, -np.inf])
+
+
+def test_round_significant_rounds_half_up_and_carries_into_the_exponent() -> None:
+    assert model.round_significant(np.array([1 + 2**-25]), bits=24)[0] == 1 + 2**-24
+    assert model.round_significant(np.array([2 - 2**-30]), bits=24)[0] == 2.0
+
+
+def test_round_significant_is_idempotent() -> None:
+    values = np.random.default_rng(0).normal(size=100) * 10.0 ** np.arange(-50, 50)
+    once = model.round_significant(values)
+    np.testing.assert_array_equal(model.round_significant(once), once)
+    np.testing.assert_allclose(once, values, rtol=2.0**-model.SIGNIFICANT_BITS, atol=0)
+
+
+def test_trained_linear_model_is_canonical(mixed_frame: pd.DataFrame) -> None:
+    coef = fitted(mixed_frame, "logistic_regression").pipeline.named_steps["estimator"].coef_
+    np.testing.assert_array_equal(coef, model.round_significant(coef))
+
+
+def test_dumps_leaves_the_given_model_unchanged(mixed_frame: pd.DataFrame) -> None:
+    features = model.to_frame(mixed_frame, SCHEMA)
+    pipeline = Pipeline([("estimator", LogisticRegression())]).fit(
+        features[["age", "dose"]].fillna(0), mixed_frame["outcome"]
+    )
+    coef = pipeline.named_steps["estimator"].coef_.copy()
+    assert not np.array_equal(coef, model.round_significant(coef))
+    model.dumps(pipeline)
+    np.testing.assert_array_equal(pipeline.named_steps["estimator"].coef_, coef)
+
+
+def test_saved_gradient_boosting_does_not_record_the_cpu_count(mixed_frame: pd.DataFrame) -> None:
+    pipeline = fitted(mixed_frame, "hist_gradient_boosting").pipeline
+    loaded = model.loads(model.dumps(pipeline))
+    assert loaded.named_steps["estimator"]._bin_mapper.n_threads is None
+    features = model.to_frame(mixed_frame, SCHEMA)
+    np.testing.assert_array_equal(loaded.predict_proba(features), pipeline.predict_proba(features))
+
+
+FIT_AND_DUMP = """
+import hashlib, json, sys
+import pandas as pd
+from mltemplate import model
+from mltemplate.estimators import ESTIMATORS
+from mltemplate.params import ModelParams
+from mltemplate.schema import Schema
+from mltemplate.pipeline.train import train
+schema = Schema(**{key: tuple(v) if isinstance(v, list) else v for key, v in json.loads(sys.argv[2]).items()})
+frame = pd.read_csv(sys.argv[1])
+features, labels = model.to_frame(frame, schema), frame[schema.target]
+digests = {}
+for name in ESTIMATORS:
+    pipeline = train(features, labels, schema, ModelParams(estimator=name), seed=0)
+    digests[name] = hashlib.md5(model.dumps(pipeline)).hexdigest()
+print(json.dumps(digests))
+"""
+
+# Each changes the arithmetic of training: OpenBLAS's kernel for the CPU, the OpenMP thread count.
+MACHINES = {
+    "default": {},
+    "haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+    "sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"},
+    "prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    "one-thread": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+}
+
+
+@pytest.mark.integration
+def test_every_estimator_writes_the_same_model_bytes_on_every_cpu_kernel(
+    mixed_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    csv = tmp_path / "data.csv"
+    mixed_frame.to_csv(csv, index=False)
+    schema = json.dumps(SCHEMA.to_dict())
+    digests = {
+        machine: json.loads(run([sys.executable, "-c", FIT_AND_DUMP, str(csv), schema], cwd=ROOT, **env).stdout)
+        for machine, env in MACHINES.items()
+    }
+    assert all(found == digests["default"] for found in digests.values()), digests

@@ -7,7 +7,8 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io as sio
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from mltemplate import atomic
@@ -38,8 +40,91 @@ TRUSTED_TYPES = frozenset(
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+# Fitted attributes computed through BLAS, whose last bits depend on the CPU's kernel (OpenBLAS picks
+# Haswell, SkylakeX, Sandybridge... at start-up): logistic regression's coefficients differ by up to 5e-13
+# (relative) between kernels. Add the attributes of any BLAS-fitted estimator you register in estimators.py.
+BLAS_FITTED = frozenset({"coef_", "intercept_"})
+# They are rounded to float32 precision (24 significant bits, ~7 digits) so every CPU writes the same bytes.
+# A kernel difference of relative size r changes the rounded value only if a rounding boundary falls between
+# the two results, with probability <= r * 2**24 per value (~1e-5 for r = 5e-13; README, "Reproducibility").
+SIGNIFICANT_BITS = 24
+# (class name, attribute) -> neutral value, for attributes that record the fitting machine rather than the
+# model: HistGradientBoosting's bin mapper stores the number of CPU cores (None: use the serving machine's).
+MACHINE_ATTRIBUTES: dict[tuple[str, str], Any] = {("_BinMapper", "n_threads"): None}
+
+
 class ModelError(Error, RuntimeError):
     """A model file is missing, altered, or holds types that are not trusted."""
+
+
+def round_significant(values: np.ndarray, bits: int = SIGNIFICANT_BITS) -> np.ndarray:
+    """float64 values rounded (half away from zero) to `bits` significant bits; NaN and infinities kept."""
+    if not 1 <= bits <= 52:
+        raise ValueError(f"bits must be 1..52 (float64 keeps 52 after the leading one), got {bits}")
+    values = np.asarray(values, dtype=np.float64)
+    drop = np.uint64(52 - bits)
+    # Integer arithmetic on the IEEE 754 bits: exact, identical on every CPU; a carry into the exponent is the
+    # correct rounding up to the next power of two.
+    half = np.uint64((1 << (52 - bits)) >> 1)
+    rounded = ((values.view(np.uint64) + half) >> drop << drop).view(np.float64)
+    return np.where(np.isfinite(values), rounded, values)
+
+
+def _estimators(obj: Any, seen: set[int]) -> Iterator[BaseEstimator]:
+    # Every estimator inside a fitted one: Pipeline steps, ColumnTransformer parts, ensembles' members,
+    # private helpers such as HistGradientBoosting's bin mapper.
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, BaseEstimator):
+        yield obj
+        children: Any = vars(obj).values()
+    elif isinstance(obj, list | tuple):
+        children = obj
+    elif isinstance(obj, dict):
+        children = obj.values()
+    else:
+        return
+    for child in children:
+        yield from _estimators(child, seen)
+
+
+def _canonical_values(model: Pipeline) -> list[tuple[dict[str, Any], str, Any]]:
+    # (attribute dict, name, canonical value) for every attribute that differs from its canonical value.
+    changes: list[tuple[dict[str, Any], str, Any]] = []
+    for estimator in _estimators(model, set()):
+        state = vars(estimator)
+        for name in sorted(BLAS_FITTED & state.keys()):
+            value = state[name]
+            if isinstance(value, np.ndarray) and value.dtype == np.float64:
+                changes.append((state, name, round_significant(value)))
+        for (owner, name), neutral in MACHINE_ATTRIBUTES.items():
+            if type(estimator).__name__ == owner and name in state:
+                changes.append((state, name, neutral))
+    return changes
+
+
+def canonicalise(model: Pipeline) -> Pipeline:
+    """Make a fitted model, in place, the one any CPU would have produced: BLAS-fitted arrays rounded to
+    SIGNIFICANT_BITS, machine-specific attributes reset. Idempotent; returns the model."""
+    # In place on purpose: copy.deepcopy of a tree leaves garbage in the padding bytes of its node array.
+    for state, name, value in _canonical_values(model):
+        state[name] = value
+    return model
+
+
+@contextmanager
+def _canonical(model: Pipeline) -> Iterator[Pipeline]:
+    # The model canonicalised for the duration of the block, then restored: dumps() leaves its argument alone.
+    changes = _canonical_values(model)
+    saved = [(state, name, state[name]) for state, name, _ in changes]
+    try:
+        for state, name, value in changes:
+            state[name] = value
+        yield model
+    finally:
+        for state, name, value in saved:
+            state[name] = value
 
 
 def _canonical_state(state: Any, ids: dict[int, int], files: dict[str, str]) -> Any:
@@ -61,8 +146,10 @@ def _canonical_state(state: Any, ids: dict[int, int], files: dict[str, str]) -> 
 
 
 def dumps(model: Pipeline) -> bytes:
-    """A skops archive that is identical, byte for byte, for identical models."""
-    with zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as source:
+    """A skops archive of the canonical model (`canonicalise`): byte for byte the same on any CPU."""
+    with _canonical(model):
+        archive = sio.dumps(model)
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
         files: dict[str, str] = {}
         schema = _canonical_state(json.loads(source.read("schema.json")), {}, files)
         out = io.BytesIO()

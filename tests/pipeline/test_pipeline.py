@@ -158,3 +158,13 @@ def test_pipeline_runs_on_another_csv_by_changing_only_data_and_params(tmp_path:
     }
     run(["python", "-m", "mltemplate.pipeline.gate"], cwd=repo)
     assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+
+
+@pytest.mark.parametrize("coretype", ["Haswell", "Sandybridge"])
+def test_check_lock_passes_with_another_blas_kernel(tmp_path: Path, coretype: str) -> None:
+    # The release's first step, in a fresh copy, as on a CPU whose OpenBLAS kernel differs from the one that
+    # wrote dvc.lock. `-o .venv/.synced` and `RUN=`: this test's environment instead of a new one in the copy.
+    repo = copy_repo(tmp_path / "repo")
+    result = run(["make", "-o", ".venv/.synced", "check-lock", "RUN="], cwd=repo, OPENBLAS_CORETYPE=coretype)
+    assert "train" in stages_run(result.stdout)  # the model was refitted with this kernel
+    assert "check-lock: dvc.lock, metrics.json and plots/ match" in result.stdout

@@ -22,11 +22,12 @@ from mltemplate.schema import Schema
 
 
 def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelParams, *, seed: int) -> Pipeline:
-    """Fit preprocessing + the chosen estimator."""
+    """Fit preprocessing + the chosen estimator; the canonical model (`model.canonicalise`)."""
     estimator = make_estimator(p.estimator, p.selected, seed=seed)
     pipeline = build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
     pipeline.fit(features, labels.astype(str))
-    return pipeline
+    # What the model file will hold, so the metrics logged here are those of the saved model.
+    return model_files.canonicalise(pipeline)
 
 
 def describe(params: Params, features: pd.DataFrame, schema: Schema, *, data_md5: str) -> dict[str, object]:
