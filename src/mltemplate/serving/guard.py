@@ -1,10 +1,14 @@
 """ASGI middleware in front of the prediction API: JSON-only POST bodies (415), a body size cap (413), a per-worker
 concurrency cap (429), Retry-After on every 429/503, and a `field` in every 400. BentoML has no body limit, its
-own max_concurrency answers 429 without Retry-After, and its 400s list pydantic errors without a headline."""
+own max_concurrency answers 429 without Retry-After, and its 400s list pydantic errors without a headline.
+It also gives every POST /predict a request id: the client's X-Request-ID when valid, else a new one, passed on in
+the request headers and sent back in the response's X-Request-ID."""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -14,6 +18,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # as mltemplate.monitoring.feedback.REQUEST_ID
+ID_PATHS = frozenset({"/predict"})
 PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
 
@@ -55,6 +62,16 @@ class RequestGuard:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
+        request_id: bytes | None = None
+        if scope["method"] == "POST" and scope["path"] in ID_PATHS:
+            given = _header(scope, REQUEST_ID_HEADER)
+            if given is not None and not REQUEST_ID.match(given):
+                error = f"X-Request-ID {given[:80]!r} is not 1-64 characters of A-Za-z0-9._:-"
+                await _respond(send, 400, {"error": error, "field": "X-Request-ID"}, [])
+                return
+            request_id = (given or uuid.uuid4().hex).encode()
+            if given is None:
+                scope["headers"] = [*scope.get("headers", []), (REQUEST_ID_HEADER, request_id)]
         if scope["method"] == "POST":
             refusal = self._refuse_post(scope)
             if refusal is not None:
@@ -77,7 +94,7 @@ class RequestGuard:
                     await _respond(send, 413, self._too_large(None), [])
                     return
                 receive = _replay(buffered, receive)
-            await self.app(scope, receive, _ValidationErrorNamer(self._with_retry_after(send)))
+            await self.app(scope, receive, _ValidationErrorNamer(self._with_headers(send, request_id)))
         finally:
             self.active -= 1
 
@@ -117,12 +134,15 @@ class RequestGuard:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _with_retry_after(self, send: Send) -> Send:
+    def _with_headers(self, send: Send, request_id: bytes | None) -> Send:
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (429, 503):
+            if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(key.lower() == b"retry-after" for key, _ in headers):
-                    message["headers"] = [*headers, self.retry_after]
+                if message["status"] in (429, 503) and not any(key.lower() == b"retry-after" for key, _ in headers):
+                    headers.append(self.retry_after)
+                if request_id is not None:
+                    headers.append((REQUEST_ID_HEADER, request_id))
+                message["headers"] = headers
             await send(message)
 
         return sending
