@@ -15,9 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from mltemplate.errors import Error
-from mltemplate.paths import MONITORING_DB_URL
+from mltemplate.paths import MONITORING_DB_URL, SPOOL_DIR
 
 ENV_URL = "MONITORING_DB_URL"
+ENV_SPOOL = "MONITORING_SPOOL_DIR"
 
 metadata = sa.MetaData()
 
@@ -67,6 +68,12 @@ def database_url(environ: Mapping[str, str] | None = None) -> str:
     """MONITORING_DB_URL, else the SQLite file under monitoring/."""
     environ = os.environ if environ is None else environ
     return environ.get(ENV_URL) or MONITORING_DB_URL
+
+
+def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """MONITORING_SPOOL_DIR, else monitoring/spool: where the service keeps records while the database is down."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(ENV_SPOOL) or SPOOL_DIR)
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:

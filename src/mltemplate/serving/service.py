@@ -111,7 +111,9 @@ class PredictionService:
         self.db_url = store.database_url()
         self.feedback_db: sa.Engine | None = None
         self.prediction_log = (
-            PredictionLog(self.db_url, features=SCHEMA.features, classes=self.model.classes)
+            PredictionLog(
+                self.db_url, features=SCHEMA.features, classes=self.model.classes, spool_dir=store.spool_dir()
+            )
             if SETTINGS.prediction_log
             else None
         )
