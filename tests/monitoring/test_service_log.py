@@ -7,54 +7,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mltemplate.metadata import read_model_metadata
 from mltemplate.monitoring import store
 from mltemplate.report.loadtest import served
-from tests.conftest import run
 from tests.monitoring.cluster import cluster
 from tests.service_client import post_json, request
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("monitoring") / "repo"
-    # Not the top-level monitoring/ (a log other tests' services wrote there); src/mltemplate/monitoring stays.
-    shutil.copytree(
-        pipeline_repo, copy, symlinks=True, ignore=lambda d, _: ["monitoring"] if d == str(pipeline_repo) else []
-    )
-    run([sys.executable, "-m", "mltemplate.release.provenance", "write"], cwd=copy)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def records(repo: Path) -> list[dict[str, Any]]:
-    features = list(read_model_metadata(repo / "models/metadata.json").input_schema.features)
-    return list(pd.read_csv(repo / "data/prepared/test.csv")[features].to_dict("records"))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'log.db'}"
-    else:
-        with cluster() as found:
-            yield found.url
 
 
 def logged(url: str) -> list[tuple[str, int]]:
