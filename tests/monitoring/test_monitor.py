@@ -145,3 +145,17 @@ def test_a_single_breach_waits_for_a_second_window_before_it_alerts(tmp_path: Pa
     second = check.run(db, reference, METADATA, params, now=now + 1)
     assert ([c.name for c in first.pending], first.alerts) == (["recall"], [])
     assert [c.name for c in second.alerts] == ["recall"]
+
+
+def test_without_a_database_url_the_scheduled_monitor_succeeds_with_a_notice(tmp_path: Path) -> None:
+    env = subprocess_env()
+    env.pop("MONITORING_DB_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "mltemplate.monitoring", "check", "--if-configured"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("::notice::MONITORING_DB_URL is not set")

@@ -73,3 +73,15 @@ def test_database_url_comes_from_the_environment(environ: dict[str, str], expect
 def test_a_malformed_url_names_the_variable() -> None:
     with pytest.raises(store.StoreError, match="MONITORING_DB_URL='not a url' is not a SQLAlchemy URL"):
         store.engine("not a url")
+
+
+def test_a_database_at_an_older_version_is_migrated_forward(tmp_path: Path) -> None:
+    db = store.engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.begin() as connection:
+        store.schema_version.create(connection)
+        store.MIGRATIONS[0](connection)
+        connection.execute(store.schema_version.insert().values(version=1))
+        store.write_predictions(connection, [row("kept")])
+    assert store.migrate(db) == len(store.MIGRATIONS)
+    assert "retrained" in sa.inspect(db).get_table_names()
+    assert store.count_predictions(db) == 1

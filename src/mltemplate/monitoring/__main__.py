@@ -1,4 +1,5 @@
-"""`python -m mltemplate.monitoring check|feedback`: `make monitor` and `make feedback` (docs/monitoring.md).
+"""`python -m mltemplate.monitoring check|feedback|retrain`: `make monitor`, `make feedback`, `make retrain`
+(docs/monitoring.md).
 
 check: exit 0 when healthy, 1 when an alert fires (one `alert:` line each, naming the feature or metric, its value
 and its threshold); writes monitoring/report.md, report.html and alerts.json, and stores the run in the database."""
@@ -94,6 +95,18 @@ def _feedback(args: argparse.Namespace) -> None:
     print(f"feedback: stored {stored} label(s) from {args.file}")
 
 
+def _retrain(args: argparse.Namespace) -> None:
+    from mltemplate.monitoring import retrain
+
+    params = load_params(PARAMS_FILE)
+    db = store.open_store()
+    appended = retrain.append(db, params)
+    print(f"retrain: appended {appended} labelled production record(s) to {params.data.raw}; data.dvc updated")
+    if not args.no_pipeline:
+        retrain.run_pipeline()
+        print("retrain: pipeline done; commit data.dvc, dvc.lock, metrics.json and plots/ (and `dvc push` the data)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.monitoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     importing = commands.add_parser("feedback", help="store true labels from a CSV of request_id,label[,position]")
     importing.add_argument("file", type=Path)
     importing.set_defaults(handler=_feedback)
+    retraining = commands.add_parser("retrain", help="append labelled production records to the data; dvc repro")
+    retraining.add_argument("--no-pipeline", action="store_true", help="only append and re-track the data")
+    retraining.set_defaults(handler=_retrain)
     args = parser.parse_args(argv)
     args.handler(args)
 

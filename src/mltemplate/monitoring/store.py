@@ -123,7 +123,21 @@ def _v1(connection: Connection) -> None:
         table.create(connection, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+retrained = sa.Table(
+    "retrained",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False, doc="When `make retrain` appended the record to the training CSV."),
+)
+
+
+def _v2(connection: Connection) -> None:
+    # Added with `make retrain`: which labelled records the training data already holds, so none is added twice.
+    retrained.create(connection, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 """MIGRATIONS[i] takes a database from version i to i + 1."""
 
 
