@@ -52,7 +52,14 @@ def make_targets() -> set[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "monitor.yml", "retrain.yml"}
+    assert {p.name for p in WORKFLOWS} == {
+        "ci.yml",
+        "pr-report.yml",
+        "pr-comment.yml",
+        "release.yml",
+        "monitor.yml",
+        "retrain.yml",
+    }
 
 
 def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
