@@ -122,3 +122,9 @@ def test_csv_problems_name_the_column_or_line(tmp_path: Path, text: str, message
     path.write_text(text)
     with pytest.raises(feedback.FeedbackError, match=message):
         feedback.read_csv(path, CLASSES)
+
+
+def test_problems_of_csv_labels_name_the_file_and_line(db: sa.Engine) -> None:
+    labels = [feedback.Label("one", None, "yes"), feedback.Label("ghost", None, "no")]
+    with pytest.raises(feedback.FeedbackError, match=r"^labels.csv:3.request_id: unknown request id 'ghost'"):
+        feedback.store_labels(db, labels, where="labels.csv", first_line=2)

@@ -87,7 +87,7 @@ def _feedback(args: argparse.Namespace) -> None:
     try:
         labels = feedback.read_csv(args.file, classes)
         db = store.open_store()
-        stored = feedback.store_labels(db, labels, where=str(args.file))
+        stored = feedback.store_labels(db, labels, where=str(args.file), first_line=2)  # line 1 is the header
     except feedback.FeedbackError as error:
         for problem in error.problems:
             print(f"{problem.field}: {problem.error}", file=sys.stderr)

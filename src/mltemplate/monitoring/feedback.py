@@ -126,16 +126,19 @@ def read_csv(path: Path, classes: Sequence[str]) -> list[Label]:
     return labels
 
 
-def store_labels(db: sa.Engine, labels: Sequence[Label], *, where: str = "labels") -> int:
+def store_labels(
+    db: sa.Engine, labels: Sequence[Label], *, where: str = "labels", first_line: int | None = None
+) -> int:
     """Check every label against the log (the request exists, the position is one of its records, no record is
     labelled twice in one call), then store all of them in one transaction, replacing earlier labels of the same
-    records; FeedbackError (nothing stored) otherwise. Returns how many were stored."""
+    records; FeedbackError (nothing stored) otherwise. Returns how many were stored. Problems are named
+    `labels.<index>.<field>`, or `<file>:<line>.<field>` when the labels came from a CSV starting at `first_line`."""
     now = time.time()
     with db.begin() as connection:
         counts = store.request_positions(connection, (label.request_id for label in labels))
         problems, rows, seen = [], [], set()
         for index, label in enumerate(labels):
-            prefix = f"{where}.{index}"
+            prefix = f"{where}.{index}" if first_line is None else f"{where}:{first_line + index}"
             records = counts.get(label.request_id)
             if records is None:
                 problems.append(Problem(index, f"{prefix}.request_id", f"unknown request id {label.request_id!r}"))
