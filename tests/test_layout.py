@@ -11,15 +11,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "mltemplate"
-JOBS = ("pipeline", "registry", "serving", "release", "report")
+JOBS = ("pipeline", "registry", "serving", "release", "report", "monitoring")
 ALLOWED = {
     # job -> the jobs it may import (core is always allowed); everything else would point back up the picture
     "pipeline": {"registry"},
     "registry": set(),
-    "serving": set(),
+    "serving": {"monitoring"},
     "release": {"registry", "pipeline"},  # publish re-checks the quality gate (pipeline.gate) before pushing
     "report": {"pipeline"},
+    "monitoring": {"pipeline"},
 }
+SERVING_NEEDS_OF_MONITORING = {
+    "mltemplate.monitoring.log",
+    "mltemplate.monitoring.store",
+    "mltemplate.monitoring.feedback",
+}
+"""The only monitoring modules the service may import (they go into the Bento; drift, reports and retraining don't)."""
 MLFLOW_ONLY = "mltemplate.registry"
 """Records runs, writes no pipeline output: left out of the stages' dependencies on purpose (see dvc.yaml)."""
 
@@ -97,6 +104,18 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
         if name in closure(other, known, skip="\0") and known[name].name != "__init__.py"
     )
     assert cycles == []
+
+
+def test_serving_imports_only_the_log_store_and_feedback_of_monitoring() -> None:
+    known = modules()
+    reached = {m for name in known if job(name) == "serving" for m in closure(name, known) if job(m) == "monitoring"}
+    assert reached - {"mltemplate.monitoring"} <= SERVING_NEEDS_OF_MONITORING
+
+
+def test_the_bento_includes_exactly_the_monitoring_modules_the_service_needs() -> None:
+    include = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]
+    shipped = {p.removeprefix("/src/").removesuffix(".py").replace("/", ".") for p in include if "monitoring" in p}
+    assert shipped == SERVING_NEEDS_OF_MONITORING | {"mltemplate.monitoring.__init__"}
 
 
 def test_dvc_lock_is_parsed_in_one_module() -> None:

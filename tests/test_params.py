@@ -62,6 +62,25 @@ def test_repository_params_load() -> None:
         ("evaluate.tolerance", -0.1, r"^params.yaml: evaluate.tolerance: "),
         ("data.task", "regression", r"^params.yaml: data.task: .*'binary'"),
         ("name", "Has Spaces", r"^params.yaml: name: "),
+        ("monitor.window", "2 weeks", r"^params.yaml: monitor.window: window '2 weeks' is not <n>m, <n>h or <n>d"),
+        ("monitor.min_rows", 0, r"^params.yaml: monitor.min_rows: "),
+        ("monitor.thresholds", {"speed": 0.5}, r"^params.yaml: monitor.thresholds: unknown metric 'speed'"),
+        (
+            "monitor.drift.numeric",
+            {"method": "ttest", "threshold": 0.05},
+            r"^params.yaml: monitor.drift.numeric.method: unknown method 'ttest'; choose one of",
+        ),
+        (
+            "monitor.drift.categorical",
+            {"method": "chi2", "threshold": 1.5},
+            r"^params.yaml: monitor.drift.categorical.threshold: chi2 compares a p-value",
+        ),
+        (
+            "monitor.debounce",
+            {"breaches": 3, "windows": 2},
+            r"^params.yaml: monitor.debounce: breaches \(3\) cannot exceed windows \(2\)",
+        ),
+        ("monitor.every", "1h", r"^params.yaml: monitor.every: unknown key$"),
     ],
 )
 def test_bad_value_fails_with_one_line_naming_the_key(
@@ -70,6 +89,12 @@ def test_bad_value_fails_with_one_line_naming_the_key(
     with pytest.raises(ParamsError, match=message) as caught:
         parse_params(with_value(raw, dotted, value), source=Path("params.yaml"))
     assert "\n" not in str(caught.value)
+
+
+def test_monitor_section_is_optional_and_window_is_in_seconds(raw: dict[str, Any]) -> None:
+    del raw["monitor"]
+    assert parse_params(raw).monitor.window_seconds > 0
+    assert parse_params(with_value({**raw, "monitor": {}}, "monitor.window", "90m")).monitor.window_seconds == 5400
 
 
 def test_missing_section_is_named(raw: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ GITHUB_ONLY_STEPS = {
     ("pr-comment.yml", "comment", "Post or update the sticky comment"),
     ("release.yml", "not-enabled", "Say how to enable releases"),
     ("release.yml", "publish", "Create the GitHub Release unless it exists (notes = model card)"),
+    ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
+    ("retrain.yml", "retrain", "Open the pull request"),
 }
 
 
@@ -52,7 +54,15 @@ def make_targets() -> set[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "pr-report.yml", "pr-comment.yml", "release.yml", "rollback.yml"}
+    assert {p.name for p in WORKFLOWS} == {
+        "ci.yml",
+        "pr-report.yml",
+        "pr-comment.yml",
+        "release.yml",
+        "rollback.yml",
+        "monitor.yml",
+        "retrain.yml",
+    }
 
 
 def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
@@ -98,7 +108,7 @@ def test_only_the_comment_job_may_write_to_pull_requests() -> None:
         for job_id, job in load(path)["jobs"].items()
         if job["permissions"].get("pull-requests") == "write"
     }
-    assert writers == {("pr-comment.yml", "comment")}
+    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "retrain")}
 
 
 def comment_steps() -> list[dict[str, Any]]:
@@ -181,7 +191,9 @@ def test_no_expression_inside_run_scripts() -> None:
 
 def test_publishing_job_uses_no_cache() -> None:
     for name, _, step in steps():
-        if name in {"release.yml", "rollback.yml"} and step.get("uses", "").startswith("astral-sh/setup-uv"):
+        if name in {"release.yml", "rollback.yml", "retrain.yml"} and step.get("uses", "").startswith(
+            "astral-sh/setup-uv"
+        ):
             assert step["with"]["enable-cache"] is False
 
 
@@ -231,6 +243,23 @@ def test_rollback_is_dispatched_with_a_version_or_previous() -> None:
     assert (
         workflow["concurrency"]["group"] == load(ROOT / ".github" / "workflows" / "release.yml")["concurrency"]["group"]
     )
+
+
+def test_only_the_issue_job_of_the_monitor_may_write_issues() -> None:
+    writers = {
+        (path.name, job_id)
+        for path in WORKFLOWS
+        for job_id, job in load(path)["jobs"].items()
+        if job["permissions"].get("issues") == "write"
+    }
+    assert writers == {("monitor.yml", "issues")}
+
+
+def test_the_monitor_job_gets_the_database_url_from_a_secret_and_writes_nothing() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "monitor.yml")["jobs"]
+    assert jobs["monitor"]["permissions"] == {"contents": "read"}
+    step = next(s for s in jobs["monitor"]["steps"] if s.get("run") == "make monitor-production")
+    assert step["env"]["MONITORING_DB_URL"] == "${{ secrets.MONITORING_DB_URL }}"
 
 
 def test_dependabot_updates_actions_and_python() -> None:

@@ -89,6 +89,19 @@ class ModelParams(_Section):
         return dict(self.hyperparameters.get(self.estimator, {}))
 
 
+def _floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+    return value
+
+
+def _gated(value: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(value) - set(GATED_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; thresholds apply to {list(GATED_METRICS)}")
+    return value
+
+
 class EvaluateParams(_Section):
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
         default_factory=dict, description="Floor per metric; `make gate` fails below it."
@@ -100,22 +113,117 @@ class EvaluateParams(_Section):
     @field_validator("thresholds", mode="before")
     @classmethod
     def _ints_are_floats(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
-        return value
+        return _floats(value)
 
     @field_validator("thresholds")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(GATED_METRICS))
-        if unknown:
-            raise ValueError(f"unknown metric {unknown[0]!r}; thresholds apply to {list(GATED_METRICS)}")
-        return value
+        return _gated(value)
 
     @field_validator("tolerance", mode="before")
     @classmethod
     def _int_is_float(cls, value: Any) -> Any:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+NUMERIC_DRIFT_METHODS = ("ks", "wasserstein", "psi")
+"""ks: Kolmogorov-Smirnov p-value (drift below the threshold); wasserstein: earth mover's distance in units of the
+reference's standard deviation; psi: population stability index (both: drift above the threshold)."""
+CATEGORICAL_DRIFT_METHODS = ("chi2", "jensenshannon")
+"""chi2: chi-squared test p-value of the two samples' counts (drift below); jensenshannon: distance (drift above)."""
+P_VALUE_METHODS = frozenset({"ks", "chi2"})
+
+
+class DriftTest(_Section):
+    method: str
+    threshold: float = Field(gt=0.0, description="p-value methods: drift below it; distances: drift above it.")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class DriftParams(_Section):
+    numeric: DriftTest = Field(default_factory=lambda: DriftTest(method="ks", threshold=0.05))
+    categorical: DriftTest = Field(default_factory=lambda: DriftTest(method="chi2", threshold=0.05))
+    prediction: DriftTest = Field(
+        default_factory=lambda: DriftTest(method="chi2", threshold=0.05),
+        description="Test of the predicted labels against the model's labels for its training rows.",
+    )
+    bonferroni: bool = Field(
+        default=True, description="Divide p-value thresholds by the number of features tested (family-wise rate)."
+    )
+
+    @field_validator("numeric")
+    @classmethod
+    def _numeric_method(cls, test: DriftTest) -> DriftTest:
+        return _checked(test, NUMERIC_DRIFT_METHODS)
+
+    @field_validator("categorical", "prediction")
+    @classmethod
+    def _categorical_method(cls, test: DriftTest) -> DriftTest:
+        return _checked(test, CATEGORICAL_DRIFT_METHODS)
+
+
+def _checked(test: DriftTest, allowed: tuple[str, ...]) -> DriftTest:
+    if test.method not in allowed:
+        raise ValueError(f"method: unknown method {test.method!r}; choose one of {list(allowed)}")
+    if test.method in P_VALUE_METHODS and test.threshold >= 1.0:
+        raise ValueError(f"threshold: {test.method} compares a p-value, so it must be below 1 (got {test.threshold})")
+    return test
+
+
+class DebounceParams(_Section):
+    breaches: int = Field(default=2, ge=1, description="An alert fires when its check breached in this many ...")
+    windows: int = Field(default=3, ge=1, le=100, description="... of the last this many monitor runs (this one too).")
+
+    @model_validator(mode="after")
+    def _breaches_fit(self) -> DebounceParams:
+        if self.breaches > self.windows:
+            raise ValueError(f"breaches ({self.breaches}) cannot exceed windows ({self.windows})")
+        return self
+
+
+WINDOW = re.compile(r"^([1-9][0-9]*)([mhd])$")
+WINDOW_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class MonitorParams(_Section):
+    """`make monitor`: which slice of the prediction log it checks, and when it alerts. Not a pipeline input."""
+
+    window: str = Field(default="24h", description="How far back the monitor looks: <n>m, <n>h or <n>d.")
+    min_rows: int = Field(default=100, ge=1, description="Fewer logged records in the window: no drift verdict.")
+    min_labels: int = Field(default=30, ge=1, description="Fewer labelled records in the window: no quality verdict.")
+    drift: DriftParams = Field(default_factory=DriftParams)
+    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="Floor per metric on labelled production records."
+    )
+    debounce: DebounceParams = Field(default_factory=DebounceParams)
+
+    @field_validator("window")
+    @classmethod
+    def _window_format(cls, value: str) -> str:
+        if not WINDOW.match(value):
+            raise ValueError(f"window {value!r} is not <n>m, <n>h or <n>d (e.g. 24h, 7d)")
+        return value
+
+    @property
+    def window_seconds(self) -> int:
+        found = WINDOW.match(self.window)
+        if found is None:  # the validator let it through, so this cannot happen
+            raise ParamsError(f"monitor.window {self.window!r} is not <n>m, <n>h or <n>d")
+        return int(found[1]) * WINDOW_SECONDS[found[2]]
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, value: Any) -> Any:
+        return _floats(value)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        return _gated(value)
 
 
 class Params(_Section):
@@ -125,6 +233,7 @@ class Params(_Section):
     split: SplitParams
     model: ModelParams
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
 
     @field_validator("split", mode="before")
     @classmethod

@@ -33,3 +33,14 @@ EXAMPLE_FILE = Path("examples/predict.json")
 
 CONTRACT_FILE = Path("data/contract.yaml")
 """The columns, types and known categories the raw CSV must have; written by `data track`, checked by prepare."""
+
+MONITORING_DIR = Path("monitoring")
+"""The local prediction log, its spool and the monitor's reports (git-ignored)."""
+MONITORING_DB_URL = f"sqlite:///{MONITORING_DIR / 'predictions.db'}"
+"""Where the prediction log lives unless the environment variable MONITORING_DB_URL names another database."""
+SPOOL_DIR = MONITORING_DIR / "spool"
+"""Records the service could not write to the database yet; written back when it answers again."""
+MONITOR_REPORT_HTML = MONITORING_DIR / "report.html"
+MONITOR_REPORT_MD = MONITORING_DIR / "report.md"
+MONITOR_ALERTS = MONITORING_DIR / "alerts.json"
+"""The kinds of alert the last `make monitor` raised, for the workflow that opens and closes issues."""

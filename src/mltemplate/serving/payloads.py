@@ -148,6 +148,7 @@ class Prediction(TypedDict):
 
 
 class PredictResponse(BaseModel):
+    request_id: str = Field(description="Names this answer in the prediction log; send it back with POST /feedback.")
     model_version: str = Field(description="Release version of the model that answered (see /metadata).")
     predictions: list[Prediction]
 

@@ -1,25 +1,33 @@
 """The BentoML prediction service: POST /predict and GET /metadata over models/model.skops (checked against
-dvc.lock at start-up). Bodies: payloads.py; settings: settings.py; request checks: guard.py; batching: batching.py."""
+dvc.lock at start-up), and POST /feedback for the true labels of logged answers. Bodies: payloads.py; settings:
+settings.py; request checks and request ids: guard.py; batching: batching.py; the prediction log:
+mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import math
+import uuid
 from typing import Any, cast
 
 import bentoml
 import numpy as np
+import sqlalchemy as sa
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mltemplate import model as model_files
 from mltemplate.metadata import current_release, read_model_metadata
+from mltemplate.monitoring import feedback, store
+from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
@@ -32,6 +40,39 @@ async def _metadata(request: Request) -> JSONResponse:
     return JSONResponse(service.metadata)
 
 
+async def _feedback(request: Request) -> JSONResponse:
+    """{"labels": [{"request_id", "label", "position"?}]}: all stored (200), or none and every problem listed:
+    400 for a malformed item or a label outside the model's classes, 422 for ids the log does not hold."""
+    service = bentoml.get_current_service()
+    try:
+        body = json.loads(await request.body())
+    except ValueError as error:
+        return JSONResponse({"error": f"body is not valid JSON ({error})", "field": "body"}, status_code=400)
+    try:
+        labels = feedback.parse(body, service.model.classes)
+    except feedback.FeedbackError as error:
+        return _refused(400, error)
+    if not SETTINGS.prediction_log:
+        return JSONResponse(
+            {"error": "the prediction log is off (SERVE_PREDICTION_LOG=false): no predictions to label"},
+            status_code=404,
+        )
+    try:
+        stored = await run_in_threadpool(service.store_feedback, labels)
+    except feedback.FeedbackError as error:
+        return _refused(422, error)
+    except (store.StoreError, sa.exc.SQLAlchemyError):
+        retry = {"Retry-After": str(SETTINGS.retry_after_s)}
+        return JSONResponse({"error": "the monitoring database is unavailable; retry later"}, 503, headers=retry)
+    return JSONResponse({"stored": stored})
+
+
+def _refused(status: int, error: feedback.FeedbackError) -> JSONResponse:
+    first = error.problems[0]
+    body = {"error": str(error), "field": first.field, "errors": [p.to_dict() for p in error.problems]}
+    return JSONResponse(body, status_code=status)
+
+
 # Checked on import, so that `bentoml build` refuses a model that dvc.lock does not record, and `bentoml serve`
 # exits with the reason instead of restarting workers that fail in __init__. Only hashes here; no model load.
 SETTINGS: ServingSettings = load_settings()
@@ -41,7 +82,9 @@ SCHEMA = METADATA.input_schema
 PredictRequest = request_model(
     SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
 )
-metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
+metadata_app = Starlette(
+    routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", _feedback, methods=["POST"])]
+)
 
 
 @bentoml.asgi_app(metadata_app, path="/")
@@ -71,6 +114,15 @@ class PredictionService:
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
         )
+        self.db_url = store.database_url()
+        self.feedback_db: sa.Engine | None = None
+        self.prediction_log = (
+            PredictionLog(
+                self.db_url, features=SCHEMA.features, classes=self.model.classes, spool_dir=store.spool_dir()
+            )
+            if SETTINGS.prediction_log
+            else None
+        )
         # Everything loaded so far lives as long as the worker: keep it out of the garbage collector's scans,
         # whose full passes over BentoML's, pandas' and scikit-learn's objects otherwise stall requests.
         gc.collect()
@@ -79,9 +131,21 @@ class PredictionService:
     def _predict_proba(self, rows: list[tuple[Any, ...]]) -> Any:
         return model_files.predict_proba(self.model, rows)
 
+    def store_feedback(self, labels: list[feedback.Label]) -> int:
+        if self.feedback_db is None:
+            self.feedback_db = store.open_store(self.db_url)
+        return feedback.store_labels(self.feedback_db, labels)
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def flush_prediction_log(self) -> None:
+        """On SIGTERM: what is queued goes to the database, or to the spool when the database is down."""
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+
     @bentoml.api(route="/predict", input_spec=PredictRequest)  # type: ignore[untyped-decorator]
-    async def predict(self, records: list[BaseModel]) -> PredictResponse:
-        """Label and class probabilities for each record, from the same function `evaluate` scores."""
+    async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> PredictResponse:
+        """Label and class probabilities for each record, from the same function `evaluate` scores; the answer
+        carries the request id it is logged under (also in the X-Request-ID header)."""
         # Field order is schema order (see record_model): each record's values are a row as model.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
         try:
@@ -95,12 +159,20 @@ class PredictionService:
             await self._refuse_unscorable(rows, None)
             raise RuntimeError("the model answered non-finite probabilities for input it scores row by row")
         classes = self.model.classes
+        labels = model_files.labels(self.model, probabilities)
+        rows_of_probabilities = probabilities.tolist()
         predictions = [
             Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
-            for label, row in zip(model_files.labels(self.model, probabilities), probabilities.tolist(), strict=True)
+            for label, row in zip(labels, rows_of_probabilities, strict=True)
         ]
+        # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
+        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        if self.prediction_log is not None:
+            self.prediction_log.record(request_id, self.release.version, rows, labels, rows_of_probabilities)
         # model_construct: the values are ours and already typed; validating them again would only cost time.
-        return PredictResponse.model_construct(model_version=self.release.version, predictions=predictions)
+        return PredictResponse.model_construct(
+            request_id=request_id, model_version=self.release.version, predictions=predictions
+        )
 
     async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
         """Raise a 400 naming the record (and field) the model cannot score; return when the input is not to blame."""

@@ -70,6 +70,10 @@ class ServingSettings(BaseModel):
         default=65536, ge=1, description="Rows that may wait for the model per worker; more get 503 with Retry-After."
     )
     access_log: bool = Field(default=False, description="One log line per request (costs throughput).")
+    prediction_log: bool = Field(
+        default=True,
+        description="Store every answered record in the monitoring database (MONITORING_DB_URL; docs/monitoring.md).",
+    )
 
     @model_validator(mode="after")
     def _budget_holds_one_body(self) -> ServingSettings:

@@ -1,0 +1,187 @@
+"""One monitor run: read a window of the prediction log (and the labels sent for it), test drift against the rows
+the model was trained on and quality against `monitor.thresholds`, debounce the breaches against earlier runs, and
+store the run in the database."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mltemplate import model as model_files
+from mltemplate.metadata import ModelMetadata
+from mltemplate.monitoring import store
+from mltemplate.monitoring.alerts import Check, debounce
+from mltemplate.monitoring.drift import feature_drift, prediction_drift
+from mltemplate.monitoring.quality import quality_checks, scores
+from mltemplate.params import MonitorParams
+from mltemplate.paths import TRAIN_CSV
+
+TRUTH = "__truth__"
+PREDICTED = "__predicted__"
+SCORE = "__score__"
+TS = "__ts__"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What production is compared with: the training rows and the model's own labels for them."""
+
+    features: pd.DataFrame
+    predicted: list[str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run found: every check, the ones that alert after debouncing, and notes on what it could not judge."""
+
+    window_start: float
+    window_end: float
+    rows: int
+    labelled: int
+    checks: list[Check]
+    alerts: list[Check]
+    notes: list[str] = field(default_factory=list)
+    run_id: int | None = None
+    window: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+
+    @property
+    def breached(self) -> list[Check]:
+        return [c for c in self.checks if c.breached]
+
+    @property
+    def pending(self) -> list[Check]:
+        """Breaches that have not (yet) happened often enough to alert."""
+        fired = {c.key for c in self.alerts}
+        return [c for c in self.breached if c.key not in fired]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {c.name: c.value for c in self.checks if c.kind == "quality"}
+
+
+def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata) -> pd.DataFrame:
+    """The logged records answered in [start, end): one row each, features in schema order, plus the predicted
+    label, the positive class's probability, the true label (None when none was sent) and the time."""
+    p, f = store.predictions, store.feedback
+    query = (
+        sa.select(p.c.ts, p.c.features, p.c.label, p.c.probabilities, f.c.label.label("truth"))
+        .select_from(p.outerjoin(f, sa.and_(p.c.request_id == f.c.request_id, p.c.position == f.c.position)))
+        .where(p.c.ts >= start, p.c.ts < end)
+        .order_by(p.c.ts)
+    )
+    schema = metadata.input_schema
+    with db.connect() as connection:
+        rows = connection.execute(query).all()
+    records: list[dict[str, Any]] = [
+        {
+            **{name: row.features.get(name) for name in schema.features},
+            PREDICTED: row.label,
+            SCORE: row.probabilities.get(schema.positive_class),
+            TRUTH: row.truth,
+            TS: row.ts,
+        }
+        for row in rows
+    ]
+    return pd.DataFrame.from_records(records, columns=[*schema.features, PREDICTED, SCORE, TRUTH, TS])
+
+
+def history(db: sa.Engine, runs: int) -> list[list[str]]:
+    """The breached keys of the last `runs` monitor runs, newest first."""
+    if runs <= 0:
+        return []
+    query = sa.select(store.monitor_runs.c.breaches).order_by(store.monitor_runs.c.id.desc()).limit(runs)
+    with db.connect() as connection:
+        return [list(keys) for (keys,) in connection.execute(query)]
+
+
+def metric_history(db: sa.Engine, runs: int = 50) -> list[tuple[float, dict[str, float]]]:
+    """(time, metric values) of the last `runs` runs that judged quality, oldest first: the 'metric over time'."""
+    query = sa.select(store.monitor_runs.c.ts, store.monitor_runs.c.results).order_by(store.monitor_runs.c.id.desc())
+    out = []
+    with db.connect() as connection:
+        for ts, results in connection.execute(query.limit(runs)):
+            values = {c["name"]: c["value"] for c in results if c["kind"] == "quality"}
+            if values:
+                out.append((float(ts), values))
+    return out[::-1]
+
+
+def judge(
+    window: pd.DataFrame, reference: Reference, metadata: ModelMetadata, params: MonitorParams
+) -> tuple[list[Check], list[str]]:
+    """Every check the window allows, and a note for each kind it had too few rows for."""
+    schema = metadata.input_schema
+    checks: list[Check] = []
+    notes: list[str] = []
+    if len(window) >= params.min_rows:
+        checks += feature_drift(reference.features, window, schema, params.drift)
+        checks.append(prediction_drift(reference.predicted, list(window[PREDICTED]), params.drift))
+    else:
+        notes.append(
+            f"drift not judged: {len(window)} logged records in the window, monitor.min_rows is {params.min_rows}"
+        )
+    labelled = window[window[TRUTH].notna()]
+    if len(labelled) >= params.min_labels:
+        values = scores(list(labelled[TRUTH]), list(labelled[PREDICTED]), list(labelled[SCORE]), schema.positive_class)
+        checks += quality_checks(values, params.thresholds)
+    else:
+        notes.append(
+            f"quality not judged: {len(labelled)} labelled records in the window, monitor.min_labels is "
+            f"{params.min_labels}"
+        )
+    return checks, notes
+
+
+def run(
+    db: sa.Engine,
+    reference: Reference,
+    metadata: ModelMetadata,
+    params: MonitorParams,
+    *,
+    now: float | None = None,
+) -> Outcome:
+    """Check the window that ends `now` (default: the current time), debounce, and store the run."""
+    end = time.time() if now is None else now
+    start = end - params.window_seconds
+    window = read_window(db, start, end, metadata)
+    checks, notes = judge(window, reference, metadata, params)
+    alerts = debounce(checks, history(db, params.debounce.windows - 1), params.debounce)
+    rows, labelled = len(window), int(window[TRUTH].notna().sum())
+    row: dict[str, Any] = {
+        "ts": end,
+        "window_start": start,
+        "window_end": end,
+        "rows": len(window),
+        "labelled": int(window[TRUTH].notna().sum()),
+        "breaches": sorted({c.key for c in checks if c.breached}),
+        "alerts": sorted({c.key for c in alerts}),
+        "results": [c.to_dict() for c in checks],
+    }
+    with db.begin() as connection:
+        run_id = connection.execute(store.monitor_runs.insert().values(**row)).inserted_primary_key
+    return Outcome(
+        window_start=start,
+        window_end=end,
+        rows=rows,
+        labelled=labelled,
+        checks=checks,
+        alerts=alerts,
+        notes=notes,
+        run_id=int(run_id[0]) if run_id else None,
+        window=window,
+    )
+
+
+def load_reference(train_csv: Path = TRAIN_CSV) -> tuple[Reference, ModelMetadata]:
+    """The model that `make run` produced, the rows it was trained on and its labels for them."""
+    trained = model_files.load()
+    if not train_csv.exists():
+        raise model_files.ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
+    features, _ = trained.schema.read(train_csv)
+    predicted = model_files.labels(trained, model_files.predict_proba(trained, features))
+    return Reference(features=features, predicted=predicted), trained.metadata

@@ -1,0 +1,74 @@
+"""`make retrain`: append the labelled production records that the training data does not hold yet to the CSV that
+data.dvc tracks (a new DVC-tracked version of the data), then run the pipeline. The records appended are remembered
+in the database, so the next retrain adds only newer ones. The pull request is the workflow's part (retrain.yml)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mltemplate.errors import CommandError
+from mltemplate.monitoring import store
+from mltemplate.params import Params
+from mltemplate.paths import DATA_DVC
+from mltemplate.pipeline import data
+
+
+def labelled_records(db: sa.Engine) -> pd.DataFrame:
+    """Logged records with a true label that no retrain has appended yet: features, label, request_id, position."""
+    p, f, r = store.predictions, store.feedback, store.retrained
+    query = (
+        sa.select(p.c.request_id, p.c.position, p.c.features, f.c.label)
+        .select_from(
+            p.join(f, sa.and_(p.c.request_id == f.c.request_id, p.c.position == f.c.position)).outerjoin(
+                r, sa.and_(p.c.request_id == r.c.request_id, p.c.position == r.c.position)
+            )
+        )
+        .where(r.c.request_id.is_(None))
+        .order_by(p.c.ts, p.c.request_id, p.c.position)
+    )
+    with db.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(
+        [{"request_id": x.request_id, "position": x.position, "features": x.features, "label": x.label} for x in rows],
+        columns=["request_id", "position", "features", "label"],
+    )
+
+
+def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
+    """Append the new labelled records to params.data.raw (its columns, its target) and re-track it with DVC.
+    Returns how many were appended; CommandError when there are none."""
+    found = labelled_records(db)
+    if found.empty:
+        raise CommandError("no labelled production records that the training data does not already hold")
+    csv = params.data.raw
+    if not csv.exists():
+        raise CommandError(f"{csv} not found: run `make data` first")
+    header = list(pd.read_csv(csv, nrows=0).columns)
+    rows = [
+        {**features, params.data.target: label} for features, label in zip(found.features, found.label, strict=True)
+    ]
+    new = pd.DataFrame.from_records(rows).reindex(columns=header)  # dropped columns (ids) stay empty
+    text = data.to_csv_text(new).split("\n", 1)[1]  # without the header
+    with csv.open("a", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    data.track(csv, dvc_file)
+    now = time.time()
+    with db.begin() as connection:
+        marks = [
+            {"request_id": rid, "position": int(pos), "ts": now}
+            for rid, pos in zip(found.request_id, found.position, strict=True)
+        ]
+        connection.execute(store.insert_ignoring_duplicates(store.retrained, connection), marks)
+    return len(found)
+
+
+def run_pipeline() -> None:
+    """`dvc repro`: prepare, train and evaluate on the new data version."""
+    result = subprocess.run(["dvc", "repro"], check=False)
+    if result.returncode != 0:
+        raise CommandError(f"dvc repro failed (exit {result.returncode}); the appended data is tracked in {DATA_DVC}")

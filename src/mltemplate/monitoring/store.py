@@ -1,0 +1,260 @@
+"""The monitoring database: its tables (prediction log, ground-truth labels, monitor runs), the migrations that
+create and update them, and the few queries everyone shares. Any SQLAlchemy URL; SQLite and PostgreSQL are tested."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from mltemplate.errors import Error
+from mltemplate.paths import MONITORING_DB_URL, SPOOL_DIR
+
+ENV_URL = "MONITORING_DB_URL"
+ENV_SPOOL = "MONITORING_SPOOL_DIR"
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("monitoring_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, doc="The record's index in its request."),
+    sa.Column("ts", sa.Float, nullable=False, index=True, doc="Seconds since the epoch (UTC) of the answer."),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+)
+
+monitor_runs = sa.Table(
+    "monitor_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("window_end", sa.Float, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled", sa.Integer, nullable=False),
+    sa.Column("breaches", sa.JSON, nullable=False, doc="Keys of the checks that breached in this run."),
+    sa.Column("alerts", sa.JSON, nullable=False, doc="Keys that fired after debouncing."),
+    sa.Column("results", sa.JSON, nullable=False, doc="Every check's value and threshold."),
+)
+
+
+class StoreError(Error, RuntimeError):
+    """The monitoring database cannot be reached, or its URL is not one SQLAlchemy understands."""
+
+
+def database_url(environ: Mapping[str, str] | None = None) -> str:
+    """MONITORING_DB_URL, else the SQLite file under monitoring/."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_URL) or MONITORING_DB_URL
+
+
+def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """MONITORING_SPOOL_DIR, else monitoring/spool: where the service keeps records while the database is down."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(ENV_SPOOL) or SPOOL_DIR)
+
+
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    # WAL: the service's workers write while `make monitor` reads, without "database is locked".
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
+    """An engine for `url`: SQLite files get their directory and WAL mode; PostgreSQL a short connect timeout,
+    so a database that is down fails fast instead of holding the writer."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StoreError(
+            f"{ENV_URL}={url!r} is not a SQLAlchemy URL (e.g. sqlite:///monitoring/predictions.db, "
+            "postgresql://user@host/db)"
+        ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is installed; psycopg2 is not
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"{ENV_URL}: cannot create the directory of {parsed.database}: {error}") from None
+        connect_args["timeout"] = 30
+    elif parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = connect_timeout_s
+    try:
+        created = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise StoreError(f"{ENV_URL}: cannot use {parsed.render_as_string(hide_password=True)}: {error}") from None
+    if created.dialect.name == "sqlite":
+        sa.event.listen(created, "connect", _sqlite_pragmas)
+    return created
+
+
+# --- migrations: append a function to change the schema; never edit one that has shipped -------------------
+
+
+def _v1(connection: Connection) -> None:
+    for table in (predictions, feedback, monitor_runs):
+        table.create(connection, checkfirst=True)
+
+
+retrained = sa.Table(
+    "retrained",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False, doc="When `make retrain` appended the record to the training CSV."),
+)
+
+
+def _v2(connection: Connection) -> None:
+    # Added with `make retrain`: which labelled records the training data already holds, so none is added twice.
+    retrained.create(connection, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+"""MIGRATIONS[i] takes a database from version i to i + 1."""
+
+
+def version(connection: Connection) -> int:
+    if not sa.inspect(connection).has_table(schema_version.name):
+        return 0
+    return int(connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+
+def migrate(db: Engine, *, attempts: int = 3) -> int:
+    """Bring the database to the latest schema (idempotent). Returns the version it is at. Several processes may
+    start at once: PostgreSQL serialises them with a lock; on SQLite the loser of a race retries and finds the work
+    done."""
+    for attempt in range(attempts):
+        try:
+            return _migrate_once(db)
+        except sa.exc.SQLAlchemyError as error:
+            if attempt == attempts - 1:
+                raise StoreError(f"cannot migrate {_where(db)}: {_reason(error)}") from None
+    raise AssertionError("unreachable")
+
+
+def _migrate_once(db: Engine) -> int:
+    with db.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # One migrator at a time; the others wait, then find nothing left to do.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(872341)"))
+        schema_version.create(connection, checkfirst=True)
+        current = version(connection)
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the database is at schema version {current}, newer than this code's {len(MIGRATIONS)}: "
+                "upgrade the code"
+            )
+        for step in MIGRATIONS[current:]:
+            step(connection)
+        if current < len(MIGRATIONS):
+            connection.execute(schema_version.delete())
+            connection.execute(schema_version.insert().values(version=len(MIGRATIONS)))
+        return len(MIGRATIONS)
+
+
+def _where(db: Engine) -> str:
+    return db.url.render_as_string(hide_password=True)
+
+
+def _reason(error: BaseException) -> str:
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+
+
+def open_store(url: str | None = None) -> Engine:
+    """An engine on MONITORING_DB_URL (or `url`), migrated to the current schema."""
+    db = engine(url or database_url())
+    migrate(db)
+    return db
+
+
+def insert_ignoring_duplicates(table: sa.Table, connection: Connection) -> Any:
+    """INSERT that skips rows whose primary key exists: replaying a batch (after a lost commit acknowledgement or
+    from the spool) then stores each record exactly once."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if connection.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise StoreError(f"no insert-or-ignore for {connection.dialect.name}; use SQLite or PostgreSQL")
+
+
+# --- records -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedRecord:
+    """One answered record, as the service logs it."""
+
+    request_id: str
+    position: int
+    ts: float
+    model_version: str
+    features: dict[str, Any]
+    label: str
+    probabilities: dict[str, float]
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "position": self.position,
+            "ts": self.ts,
+            "model_version": self.model_version,
+            "features": self.features,
+            "label": self.label,
+            "probabilities": self.probabilities,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_row(), separators=(",", ":"))
+
+
+def write_predictions(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        connection.execute(insert_ignoring_duplicates(predictions, connection), list(rows))
+
+
+def count_predictions(db: Engine) -> int:
+    with db.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(predictions)).scalar() or 0)
+
+
+def request_positions(connection: Connection, request_ids: Iterable[str]) -> dict[str, int]:
+    """For each logged request id among `request_ids`, how many records it held."""
+    ids = sorted(set(request_ids))
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 500):  # keep IN lists short for every database
+        chunk = ids[start : start + 500]
+        query = (
+            sa.select(predictions.c.request_id, sa.func.count())
+            .where(predictions.c.request_id.in_(chunk))
+            .group_by(predictions.c.request_id)
+        )
+        found.update({str(rid): int(n) for rid, n in connection.execute(query)})
+    return found

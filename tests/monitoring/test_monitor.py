@@ -1,0 +1,161 @@
+"""`make monitor` end to end, on SQLite and on PostgreSQL: a served model answers held-out records and gets their
+labels, the monitor says healthy (exit 0) and writes its reports; after a shifted stream it exits 1 naming the
+shifted features. And, on a log of our own: labels that make recall drop trip the recall alert."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from mltemplate.metadata import ModelMetadata, read_model_metadata
+from mltemplate.monitoring import check, store
+from mltemplate.params import DebounceParams, MonitorParams
+from mltemplate.report.loadtest import served
+from mltemplate.schema import Schema
+from tests.conftest import DESCRIPTION, subprocess_env
+from tests.service_client import post_json
+
+SHIFTED_FEATURES = 3
+
+
+def monitor(repo: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mltemplate.monitoring", "check"],
+        cwd=repo,
+        env=subprocess_env(MONITORING_DB_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def alerted(output: str) -> set[str]:
+    return {line.split()[2].rstrip(":") for line in output.splitlines() if line.startswith("alert: drift ")}
+
+
+@pytest.mark.integration
+def test_healthy_then_shifted_stream_exits_1_naming_the_features(
+    repo: Path, records: list[dict[str, Any]], database: str, tmp_path: Path
+) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    # Alert on the first breach here; debouncing has its own tests. Enough rows for a verdict from the held-out set.
+    params["monitor"] = {
+        **params.get("monitor", {}),
+        "min_rows": 50,
+        "min_labels": 20,
+        "debounce": {"breaches": 1, "windows": 1},
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    metadata = read_model_metadata(repo / "models/metadata.json")
+    truth = pd.read_csv(repo / "data/prepared/test.csv")[metadata.input_schema.target].astype(str).tolist()
+    env = {"SERVE_WORKERS": "1", "MONITORING_DB_URL": database, "MONITORING_SPOOL_DIR": str(tmp_path / "spool")}
+    with served(repo, env=env) as url:
+        ids = [post_json(url, {"records": [record]}).json()["request_id"] for record in records]
+        time.sleep(1.5)  # the writer's batches reach the database
+        labels = [{"request_id": rid, "label": label} for rid, label in zip(ids, truth, strict=True)]
+        reply = post_json(url, {"labels": labels}, path="/feedback")
+        assert reply.status == 200, reply.text
+
+        healthy = monitor(repo, database)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert "monitor: healthy" in healthy.stdout
+        assert "quality not judged" not in healthy.stdout
+        report = (repo / "monitoring/report.md").read_text()
+        assert "## Drift" in report
+        assert "## Quality" in report
+        assert (repo / "monitoring/report.html").read_text().count("data:image/png;base64") > len(
+            metadata.input_schema.features
+        )
+
+        shifted = list(metadata.input_schema.numeric[:SHIFTED_FEATURES])
+        for record in records:
+            post_json(url, {"records": [{**record, **{name: record[name] * 3 + 1 for name in shifted}}]})
+        time.sleep(1.5)
+
+    drifted = monitor(repo, database)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert set(shifted) <= alerted(drifted.stdout)
+    assert "error: " in drifted.stderr
+    assert json.loads((repo / "monitoring/alerts.json").read_text())["alerts"]["drift"]
+
+
+SCHEMA = Schema(numeric=("x",), categorical=(), target="y", positive_class="yes")
+METADATA = ModelMetadata.model_validate(
+    {**DESCRIPTION, "schema": SCHEMA, "classes": ["no", "yes"], "model_md5": "0" * 32}
+)
+
+
+def seed_log(db_url: str, truth: list[str], predicted: list[str], now: float) -> None:
+    db = store.open_store(db_url)
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "position": 0,
+            "ts": now - 60,
+            "model_version": "v",
+            "features": {"x": float(i % 7)},
+            "label": p,
+            "probabilities": {"yes": 0.9 if p == "yes" else 0.1, "no": 0.1 if p == "yes" else 0.9},
+        }
+        for i, p in enumerate(predicted)
+    ]
+    with db.begin() as connection:
+        store.write_predictions(connection, rows)
+        connection.execute(
+            store.feedback.insert(),
+            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, t in enumerate(truth)],
+        )
+
+
+def test_labels_that_make_recall_drop_trip_the_recall_alert(tmp_path: Path) -> None:
+    now = time.time()
+    truth = ["yes"] * 50 + ["no"] * 50
+    predicted = ["yes"] * 20 + ["no"] * 30 + ["no"] * 50  # 20 of 50 positives found: recall 0.4
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    seed_log(url, truth, predicted, now)
+    reference = check.Reference(features=pd.DataFrame({"x": [float(i % 7) for i in range(100)]}), predicted=predicted)
+    params = MonitorParams(
+        min_rows=10,
+        min_labels=10,
+        thresholds={"recall": 0.8, "precision": 0.8},
+        debounce=DebounceParams(breaches=1, windows=1),
+    )
+    outcome = check.run(store.open_store(url), reference, METADATA, params, now=now)
+    assert [a.describe() for a in outcome.alerts] == ["quality recall: floor 0.4 < 0.8"]
+
+
+def test_a_single_breach_waits_for_a_second_window_before_it_alerts(tmp_path: Path) -> None:
+    now = time.time()
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    seed_log(url, ["yes"] * 20, ["no"] * 20, now)
+    reference = check.Reference(features=pd.DataFrame({"x": [float(i % 7) for i in range(20)]}), predicted=["no"] * 20)
+    params = MonitorParams(
+        min_rows=10, min_labels=10, thresholds={"recall": 0.8}, debounce=DebounceParams(breaches=2, windows=3)
+    )
+    db = store.open_store(url)
+    first = check.run(db, reference, METADATA, params, now=now)
+    second = check.run(db, reference, METADATA, params, now=now + 1)
+    assert ([c.name for c in first.pending], first.alerts) == (["recall"], [])
+    assert [c.name for c in second.alerts] == ["recall"]
+
+
+def test_without_a_database_url_the_scheduled_monitor_succeeds_with_a_notice(tmp_path: Path) -> None:
+    env = subprocess_env()
+    env.pop("MONITORING_DB_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "mltemplate.monitoring", "check", "--if-configured"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("::notice::MONITORING_DB_URL is not set")
