@@ -103,7 +103,8 @@ def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: 
     assert metadata["params"]["seed"] == changes["seed"]
     params_section = (repo / "report/report.md").read_text().split("### Params")[1].split("### Metrics")[0]
     if base["seed"] != changes["seed"]:
-        assert f"| `seed` | `{base['seed']}` | `{changes['seed']}` |" in params_section, params_section
+        row = f"| <code>seed</code> | <code>{base['seed']}</code> | <code>{changes['seed']}</code> |"
+        assert row in params_section, params_section
 
 
 def write_loans(path: Path) -> None:

@@ -288,14 +288,14 @@ def test_make_deploy_refuses_an_unknown_environment() -> None:
     assert f"error: unknown environment 'nowhere': deploy/overlays has {ENVIRONMENTS}" in result.stderr
 
 
-def _read_only_root(tmp_path: Path) -> list[str] | None:
-    """A prefix that runs a command with the whole file system read-only except tmpfs mounts at
-    tmp_path/tmp and tmp_path/bentoml-home (the pod's emptyDirs); None where mount namespaces are refused."""
+def _read_only_root(tmp_path: Path, repo: Path) -> list[str] | None:
+    """A prefix that runs a command with the whole file system read-only except tmpfs mounts at tmp_path/tmp,
+    tmp_path/bentoml-home and repo/monitoring (the pod's emptyDirs); None where mount namespaces are refused."""
     if shutil.which("unshare") is None:
         return None
-    writable = [tmp_path / "tmp", tmp_path / "bentoml-home"]
+    writable = [tmp_path / "tmp", tmp_path / "bentoml-home", repo / "monitoring"]
     for path in writable:
-        path.mkdir()
+        path.mkdir(exist_ok=True)
     script = "mount -o remount,bind,ro / && " + " && ".join(f"mount -t tmpfs -o size=64m tmpfs '{p}'" for p in writable)
     prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "sh"]
     probe = subprocess.run([*prefix, "sh", "-c", f"! touch '{tmp_path}/written'"], capture_output=True, text=True)
@@ -308,7 +308,7 @@ def test_the_service_runs_on_a_read_only_root_file_system(
 ) -> None:
     """The pod's settings (its env from the rendered Deployment), with only the emptyDir paths writable."""
     repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
-    prefix = _read_only_root(tmp_path)
+    prefix = _read_only_root(tmp_path, repo)
     if prefix is None:
         pytest.skip("this machine refuses a mount namespace (unshare needs root or CAP_SYS_ADMIN)")
     (container,) = _of_kind(rendered["base"], "Deployment")[0]["spec"]["template"]["spec"]["containers"]
