@@ -130,7 +130,7 @@ def save(
         {
             **description,
             "schema": schema,
-            "classes": [str(c) for c in pipeline.classes_],
+            "classes": [str(c) for c in getattr(pipeline, "classes_", [])],  # a regressor has none
             "model_md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
         }
     )
@@ -224,6 +224,17 @@ def to_frame(records: Records, schema: Schema) -> pd.DataFrame:
 def predict_proba(model: TrainedModel, records: Records) -> np.ndarray:
     """Class probabilities, columns in `model.classes` order."""
     return np.asarray(model.pipeline.predict_proba(to_frame(records, model.schema)))
+
+
+def predict_values(model: TrainedModel, records: Records) -> np.ndarray:
+    """A regression model's predicted numbers, one per record (float64)."""
+    return np.asarray(model.pipeline.predict(to_frame(records, model.schema)), dtype=np.float64).reshape(-1)
+
+
+def predict(model: TrainedModel, records: Records) -> np.ndarray:
+    """What the task's model answers, one row per record: class probabilities (rows x classes) for
+    classification, the predicted number (a 1-d array) for regression."""
+    return predict_proba(model, records) if model.schema.classification else predict_values(model, records)
 
 
 def labels(model: TrainedModel, probabilities: np.ndarray) -> list[str]:

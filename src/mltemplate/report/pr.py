@@ -42,8 +42,16 @@ REPORT_DIR = Path("report")
 REPORT_FILE = "report.md"
 PR_NUMBER_FILE = "pr-number"
 """Written beside report.md when PR_NUMBER is set: the comment workflow reads (and validates) it."""
-PLOTS = {"roc": "ROC", "precision_recall": "Precision-recall", "confusion": "Confusion matrix"}
-"""The plots shown side by side, by file stem under plots/ (PNG rendered by `evaluate`)."""
+PLOTS = {
+    "roc": "ROC",
+    "precision_recall": "Precision-recall",
+    "confusion": "Confusion matrix",
+    "roc_ovr": "ROC, one vs rest",
+    "predicted_vs_actual": "Predicted vs actual",
+    "residuals": "Residuals",
+    "importance": "Permutation importance",
+}
+"""The plots shown side by side, by file stem under plots/ (PNG rendered by `evaluate`); each task writes some."""
 MARKER = "<!-- mltemplate-model-report -->"
 TAIL_LINES = 25
 
@@ -262,7 +270,8 @@ VERDICTS = {
 def _threshold(row: compare.MetricRow) -> str:
     if row.threshold is None:
         return ""
-    return f"≥ {row.threshold:.4f} {'✅' if row.passed else '❌'}"
+    bound = "≤" if compare.direction(row.name) < 0 else "≥"
+    return f"{bound} {row.threshold:.4f} {'✅' if row.passed else '❌'}"
 
 
 def human_bytes(size: int | None) -> str:
@@ -347,6 +356,8 @@ def render_plots(base: Side, pr: Side) -> list[str]:
         return ["_No plots._", ""]
     lines = [f"| {base.label} | {pr.label} |", "|---|---|"]
     for name, title in PLOTS.items():
+        if name not in base.images and name not in pr.images:
+            continue  # a plot of another task
         left = f"![{title}, {base.label}](./base_{name}.png)" if name in base.images else f"_no {title}_"
         right = f"![{title}, {pr.label}](./pr_{name}.png)" if name in pr.images else f"_no {title}_"
         lines.append(f"| {left} | {right} |")
@@ -391,16 +402,19 @@ def render(
 # --- the command ----------------------------------------------------------------------------------------
 
 
-def gate_settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], float, str | None]:
-    """Thresholds and tolerance from the PR's params.yaml, and the error when it does not validate
-    (then no thresholds: the report is still written and the error fails the gate)."""
+def gate_settings(
+    params: Mapping[str, Any] | None,
+) -> tuple[dict[str, float], float, dict[str, float], str | None]:
+    """Thresholds, tolerance and largest slice gaps from the PR's params.yaml, and the error when it does not
+    validate (then no thresholds: the report is still written and the error fails the gate)."""
     from mltemplate.params import ParamsError, parse_params
 
     try:
         parsed = parse_params(params, source=PARAMS_FILE)
     except ParamsError as error:
-        return {}, 0.0, str(error)
-    return dict(parsed.evaluate.thresholds), parsed.evaluate.tolerance, None
+        return {}, 0.0, {}, str(error)
+    evaluate = parsed.evaluate
+    return dict(evaluate.thresholds), evaluate.tolerance, dict(evaluate.max_slice_gap), None
 
 
 def write(out: Path, markdown: str, base: Side, pr: Side, *, pr_number: str | None) -> Path:
@@ -449,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
 
     failure = None if args.no_repro else run_pipeline()
     base, pr = base_side(base_ref, base_label), pr_side(pr_label, failed=failure is not None)
-    thresholds, tolerance, params_error = gate_settings(pr.params)
+    thresholds, tolerance, max_slice_gap, params_error = gate_settings(pr.params)
     gate_failures: list[str] = [params_error] if params_error else []
     serving = None
     if failure is None and pr.metrics is not None:
@@ -460,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
             tolerance=tolerance,
             base_label=base_label,
             same_data=same_data(base_ref),
+            max_slice_gap=max_slice_gap,
         )
         if not args.no_load:
             serving = measure_serving(base_ref, seconds=args.load_seconds, concurrency=args.concurrency)
