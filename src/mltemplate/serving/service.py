@@ -20,7 +20,7 @@ from mltemplate.metadata import current_release, read_model_metadata
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
-from mltemplate.serving.payloads import Prediction, PredictResponse, describe, request_model
+from mltemplate.serving.payloads import describe, predictions, request_model, response_model
 from mltemplate.serving.settings import ServingSettings, load_settings
 
 
@@ -38,6 +38,7 @@ SCHEMA = METADATA.input_schema
 PredictRequest = request_model(
     SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
 )
+PredictResponse = response_model(METADATA)
 metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
 
 
@@ -64,7 +65,7 @@ class PredictionService:
         self.release = current_release(self.model.metadata)
         self.metadata = describe(self.model, self.release)
         self.batcher = Batcher(
-            self._predict_proba,
+            self._predict,
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
         )
@@ -73,25 +74,23 @@ class PredictionService:
         gc.collect()
         gc.freeze()
 
-    def _predict_proba(self, rows: list[tuple[Any, ...]]) -> Any:
-        return model_files.predict_proba(self.model, rows)
+    def _predict(self, rows: list[tuple[Any, ...]]) -> Any:
+        return model_files.predict(self.model, rows)
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest)  # type: ignore[untyped-decorator]
-    async def predict(self, records: list[BaseModel]) -> PredictResponse:
-        """Label and class probabilities for each record, from the same function `evaluate` scores."""
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict(self, records: list[BaseModel]) -> BaseModel:
+        """Label and class probabilities (classification) or the predicted number (regression) for each record,
+        from the same function `evaluate` scores."""
         # Field order is schema order (see record_model): each record's values are a row as model.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
         try:
-            probabilities = await self.batcher(rows)
+            output = await self.batcher(rows)
         except Overloaded as error:
             raise ServiceUnavailable(str(error)) from None
-        classes = self.model.classes
-        predictions = [
-            Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
-            for label, row in zip(model_files.labels(self.model, probabilities), probabilities.tolist(), strict=True)
-        ]
         # model_construct: the values are ours and already typed; validating them again would only cost time.
-        return PredictResponse.model_construct(model_version=self.release.version, predictions=predictions)
+        return PredictResponse.model_construct(
+            model_version=self.release.version, predictions=predictions(self.model, output)
+        )
 
 
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.
