@@ -74,18 +74,11 @@ class Schema:
         target = object if self.classification else "float64"
         return {**{c: "float64" for c in self.numeric}, **{c: object for c in self.categorical}, self.target: target}
 
-    def read_frame(self, path: Path) -> pd.DataFrame:
-        """A prepared split with every column it holds, typed (extra columns, e.g. slice columns, as text)."""
-        return pd.read_csv(path, dtype=self.dtypes(), keep_default_na=True)
-
-    def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """(features in schema order, labels as text or regression targets as float64)."""
+    def read(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
+        """Read a prepared split as (features in schema order, labels as text or regression targets)."""
+        frame = pd.read_csv(path, dtype=self.dtypes(), keep_default_na=True)
         target = frame[self.target]
         return frame[list(self.features)], target.astype(str) if self.classification else target.astype("float64")
-
-    def read(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
-        """Read a prepared split as (features in schema order, labels or targets)."""
-        return self.split(self.read_frame(path))
 
     def to_dict(self) -> dict[str, Any]:
         raw = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mltemplate import model, tasks
 from mltemplate.params import ModelParams
-from mltemplate.pipeline.evaluate import MAX_POINTS, evaluate, render, scores
+from mltemplate.pipeline.evaluate import MAX_POINTS, evaluate, read_groups, render, scores
 from mltemplate.pipeline.train import train
-from mltemplate.schema import Schema
+from mltemplate.schema import DataError, Schema
 from tests.conftest import trained_model
 
 
@@ -133,3 +135,19 @@ def test_render_draws_every_plot_of_the_task(task: str, request: pytest.FixtureR
     images = render(evaluate(trained, frame, target), trained.classes, title="t", task=trained.schema.task)
     assert set(images) == set(tasks.PLOTS[trained.schema.task])
     assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+def test_slice_groups_are_read_as_the_csv_spells_them(tmp_path: Path) -> None:
+    path = tmp_path / "test.csv"
+    path.write_text("x,band,outcome\n1.0,30,a\n2.0,,b\n3.0,40,a\n")
+    groups = read_groups(["band"], path)
+    assert groups is not None
+    assert groups["band"].tolist()[::2] == ["30", "40"]
+    assert read_groups([], path) is None
+
+
+def test_a_slice_column_missing_from_the_split_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "test.csv"
+    path.write_text("x,outcome\n1.0,a\n")
+    with pytest.raises(DataError, match=r"evaluate.slices names 'band', which .* does not hold"):
+        read_groups(["band"], path)

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -359,18 +360,24 @@ def _png(fig: Any) -> bytes:
     return bytes(buffer.getvalue())
 
 
+def read_groups(slices: Sequence[str], path: Path = TEST_CSV) -> pd.DataFrame | None:
+    """The slice columns of the held-out split as the CSV spells them (text: `30-39`, `1`), or None without slices."""
+    if not slices:
+        return None
+    header = list(pd.read_csv(path, nrows=0).columns)
+    missing = [column for column in slices if column not in header]
+    if missing:
+        raise DataError(
+            f"evaluate.slices names {missing[0]!r}, which {path} does not hold: run `dvc repro` (prepare keeps it)"
+        )
+    return pd.read_csv(path, dtype=str, usecols=list(slices))[list(slices)]
+
+
 def main() -> None:
     params = load_params()
     trained = model_files.load()
-    frame = trained.schema.read_frame(TEST_CSV)
-    features, labels = trained.schema.split(frame)
-    slices = params.evaluate.slices
-    missing = [column for column in slices if column not in frame.columns]
-    if missing:
-        raise DataError(
-            f"evaluate.slices names {missing[0]!r}, which {TEST_CSV} does not hold: run `dvc repro` (prepare keeps it)"
-        )
-    evaluation = evaluate(trained, features, labels, seed=params.seed, groups=frame[slices] if slices else None)
+    features, labels = trained.schema.read(TEST_CSV)
+    evaluation = evaluate(trained, features, labels, seed=params.seed, groups=read_groups(params.evaluate.slices))
     task = trained.schema.task
     images = render(evaluation, trained.classes, title=params.name, task=task)
     written = tasks.PLOTS[task]
