@@ -128,7 +128,12 @@ DESCRIPTION: dict[str, Any] = {
 
 def trained_model(pipeline: Any, schema: Schema, **overrides: Any) -> TrainedModel:
     """A fitted pipeline with metadata as the train stage would write it (model_md5 made up)."""
-    raw = {**DESCRIPTION, "schema": schema, "classes": [str(c) for c in pipeline.classes_], "model_md5": "0" * 32}
+    raw = {
+        **DESCRIPTION,
+        "schema": schema,
+        "classes": [str(c) for c in getattr(pipeline, "classes_", [])],
+        "model_md5": "0" * 32,
+    }
     return TrainedModel(pipeline=pipeline, metadata=ModelMetadata.model_validate({**raw, **overrides}))
 
 

@@ -41,7 +41,11 @@ def test_repository_params_load() -> None:
         ("seed", "forty-two", r"^params.yaml: seed: .*integer.*'forty-two'"),
         ("seed", True, r"^params.yaml: seed: "),
         ("split.test_size", 1.5, r"^params.yaml: split.test_size: .*less than 1"),
-        ("model.estimator", "svm", r"^params.yaml: model.estimator: unknown estimator 'svm'; choose one of"),
+        (
+            "model.estimator",
+            "svm",
+            r"^params.yaml: model.estimator: unknown estimator 'svm'; data.task 'binary' takes \[",
+        ),
         (
             "model.hyperparameters.random_forest.n_trees",
             10,
@@ -57,14 +61,16 @@ def test_repository_params_load() -> None:
             1,
             r"^params.yaml: model.hyperparameters.random_forest.random_state: set by the top-level `seed`",
         ),
-        ("evaluate.thresholds.recall", 1.2, r"^params.yaml: evaluate.thresholds.recall: .*less than or equal to 1"),
-        ("evaluate.thresholds.speed", 0.5, r"^params.yaml: evaluate.thresholds: unknown metric 'speed'"),
+        ("evaluate.thresholds.recall", 1.2, r"^params.yaml: evaluate.thresholds.recall: 1.2 is outside \[0, 1\]"),
+        ("evaluate.thresholds.speed", 0.5, r"^params.yaml: evaluate.thresholds.speed: not a metric of task 'binary'"),
+        ("evaluate.thresholds.rmse", 0.5, r"^params.yaml: evaluate.thresholds.rmse: not a metric of task 'binary'"),
+        ("evaluate.max_slice_gap", {"f1": 0.1}, r"^params.yaml: evaluate.max_slice_gap: set evaluate.slices too"),
         ("evaluate.tolerance", -0.1, r"^params.yaml: evaluate.tolerance: "),
-        ("data.task", "regression", r"^params.yaml: data.task: .*'binary'"),
+        ("data.task", "ranking", r"^params.yaml: data.task: .*'binary', 'multiclass' or 'regression'"),
         ("name", "Has Spaces", r"^params.yaml: name: "),
         ("monitor.window", "2 weeks", r"^params.yaml: monitor.window: window '2 weeks' is not <n>m, <n>h or <n>d"),
         ("monitor.min_rows", 0, r"^params.yaml: monitor.min_rows: "),
-        ("monitor.thresholds", {"speed": 0.5}, r"^params.yaml: monitor.thresholds: unknown metric 'speed'"),
+        ("monitor.thresholds", {"speed": 0.5}, r"^params.yaml: monitor.thresholds.speed: not a metric of task"),
         (
             "monitor.drift.numeric",
             {"method": "ttest", "threshold": 0.05},
@@ -133,3 +139,73 @@ def test_target_listed_as_feature_is_refused(raw: dict[str, Any]) -> None:
 
 def test_flatten_nested_params() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {"a.b": 1, "a.c.d": "x", "e": None}
+
+
+def as_task(raw: dict[str, Any], task: str, estimator: str, thresholds: dict[str, float]) -> dict[str, Any]:
+    """`raw` switched to `task`: no positive class unless binary, hyperparameters of `estimator` only."""
+    changed = with_value(with_value(raw, "data.task", task), "model.estimator", estimator)
+    if task != "binary":
+        del changed["data"]["positive_class"]
+    changed["model"]["hyperparameters"] = {}
+    changed["evaluate"]["thresholds"] = thresholds
+    if task != "binary":
+        changed.setdefault("monitor", {})["thresholds"] = {}  # label quality is monitored for binary models only
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator", "thresholds"),
+    [
+        ("multiclass", "logistic_regression", {"f1_macro": 0.8, "log_loss": 0.5}),
+        ("regression", "ridge", {"rmse": 12.5, "r2": 0.3, "mape": 2.0}),
+        ("regression", "hist_gradient_boosting", {}),
+    ],
+)
+def test_each_task_takes_its_estimators_and_metrics(
+    raw: dict[str, Any], task: str, estimator: str, thresholds: dict[str, float]
+) -> None:
+    params = parse_params(as_task(raw, task, estimator, thresholds))
+    assert (params.data.task, params.model.estimator, params.evaluate.thresholds) == (task, estimator, thresholds)
+
+
+def test_a_classifier_for_a_regression_task_is_refused_by_name(raw: dict[str, Any]) -> None:
+    with pytest.raises(ParamsError, match=r"^params.yaml: model.estimator: 'logistic_regression' is a classifier"):
+        parse_params(as_task(raw, "regression", "logistic_regression", {}))
+
+
+def test_hyperparameters_of_another_tasks_estimator_are_refused(raw: dict[str, Any]) -> None:
+    changed = as_task(raw, "regression", "ridge", {})
+    changed["model"]["hyperparameters"] = {"logistic_regression": {"C": 1.0}}
+    with pytest.raises(ParamsError, match=r"model.hyperparameters.logistic_regression: 'logistic_regression' is a"):
+        parse_params(changed)
+
+
+def test_binary_task_needs_a_positive_class(raw: dict[str, Any]) -> None:
+    del raw["data"]["positive_class"]
+    with pytest.raises(ParamsError, match=r"^params.yaml: data.positive_class: required when task is binary"):
+        parse_params(raw)
+
+
+def test_positive_class_is_refused_outside_the_binary_task(raw: dict[str, Any]) -> None:
+    changed = as_task(raw, "multiclass", "random_forest", {})
+    changed["data"]["positive_class"] = "x"
+    with pytest.raises(ParamsError, match=r"^params.yaml: data.positive_class: applies to the binary task only"):
+        parse_params(changed)
+
+
+def test_a_ceiling_may_exceed_one(raw: dict[str, Any]) -> None:
+    params = parse_params(as_task(raw, "regression", "linear_regression", {"mae": 350.0}))
+    assert params.evaluate.thresholds == {"mae": 350.0}
+
+
+def test_slicing_by_the_target_is_refused(raw: dict[str, Any]) -> None:
+    target = raw["data"]["target"]
+    with pytest.raises(ParamsError, match=rf"^params.yaml: evaluate.slices: '{target}' is the target"):
+        parse_params(with_value(raw, "evaluate.slices", [target]))
+
+
+def test_label_quality_thresholds_are_refused_for_a_task_monitoring_cannot_judge(raw: dict[str, Any]) -> None:
+    changed = as_task(raw, "regression", "ridge", {})
+    changed["monitor"]["thresholds"] = {"accuracy": 0.8}
+    with pytest.raises(ParamsError, match=r"^params.yaml: monitor.thresholds: .* binary task; set it to \{\}"):
+        parse_params(changed)

@@ -229,3 +229,119 @@ def test_half_a_million_rows(tmp_path: Path) -> None:
     assert sum(metadata["metrics"]["support"].values()) == 125_000
     for plot in (repo / "plots").glob("*.json"):
         assert plot.stat().st_size < 100_000, plot  # committed plot data stays small
+
+
+def track(repo: Path, frame: pd.DataFrame, raw: str, params: dict[str, Any]) -> None:
+    """Replace the bundled data with `frame` at `raw`, track it as a user would, and set `params`."""
+    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
+    old.unlink(missing_ok=True)
+    (repo / raw).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(repo / raw, index=False)
+    subprocess.run(
+        ["python", "-m", "mltemplate.pipeline.data", "track", raw],
+        cwd=repo,
+        env=subprocess_env(),
+        check=True,
+        capture_output=True,
+    )
+    set_params(repo, {**params, "monitor.thresholds": {}})  # label quality is monitored for binary models only
+
+
+def use_iris(repo: Path) -> None:
+    """Multiclass: scikit-learn's bundled iris, species as names, plus a dropped column to slice by."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    frame = bunch.data.rename(columns=lambda c: c.removesuffix(" (cm)").replace(" ", "_"))
+    frame["species"] = [str(bunch.target_names[i]) for i in bunch.target]
+    frame["site"] = np.where(np.arange(len(frame)) % 2 == 0, "greenhouse", "field")
+    data = {"raw": "data/raw/iris.csv", "target": "species", "task": "multiclass", "features": None}
+    track(
+        repo,
+        frame,
+        "data/raw/iris.csv",
+        {
+            "name": "iris-species",
+            "data": {**data, "categorical": [], "drop": ["site"]},
+            "model.estimator": "logistic_regression",
+            "model.hyperparameters": {"logistic_regression": {"C": 1.0, "max_iter": 1000}},
+            "evaluate.thresholds": {"f1_macro": 0.7, "log_loss": 1.0},
+            "evaluate.slices": ["site"],
+            "evaluate.max_slice_gap": {"accuracy": 1.0},
+        },
+    )
+
+
+def test_a_multiclass_data_set_by_data_and_params_only(tmp_path: Path) -> None:
+    repo = branch(tmp_path, use_iris)
+    metadata = run_as_a_user_would(repo)
+    assert metadata["task"] == "multiclass"
+    assert metadata["classes"] == ["setosa", "versicolor", "virginica"]
+    metrics = json.loads((repo / "metrics.json").read_text())
+    assert {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "log_loss"} <= set(metrics)
+    assert set(metrics["slices"]["site"]) == {"field", "greenhouse"}
+    assert {p.stem for p in (repo / "plots").glob("*.json")} == {"confusion", "roc_ovr", "importance"}
+    report = (repo / "report/report.md").read_text()
+    assert "`f1_macro`" in report
+    assert "`slices.site.field.accuracy`" in report
+    assert "./pr_roc_ovr.png" in report
+    assert "./pr_importance.png" in report
+    assert "≤ 1.0000 ✅" in report  # log_loss: a ceiling
+    record = json.loads((repo / "examples/predict.json").read_text())["records"][0]
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        reply = post_json(url, {"records": [record]})
+        assert reply.status == 200, reply.text
+        (prediction,) = reply.json()["predictions"]
+        assert set(prediction["probabilities"]) == set(metadata["classes"])
+        bad = post_json(url, {"records": [{**record, "petal_width": "wide"}]})
+        assert bad.status == 400, bad.text
+        assert bad.json()["field"] == "records.0.petal_width"
+
+
+def use_diabetes(repo: Path) -> None:
+    """Regression: scikit-learn's bundled diabetes progression, sliced by sex."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes(as_frame=True, scaled=False)
+    frame = bunch.data.assign(sex=bunch.data["sex"].map({1.0: "one", 2.0: "two"}), progression=bunch.target)
+    data = {"raw": "data/raw/diabetes.csv", "target": "progression", "task": "regression", "features": None}
+    track(
+        repo,
+        frame,
+        "data/raw/diabetes.csv",
+        {
+            "name": "diabetes-progression",
+            "data": {**data, "categorical": ["sex"], "drop": []},
+            "model.estimator": "ridge",
+            "model.hyperparameters": {"ridge": {"alpha": 1.0}, "random_forest": {"n_estimators": 50}},
+            "evaluate.thresholds": {"r2": 0.1, "rmse": 1000.0},
+            "evaluate.slices": ["sex"],
+            "evaluate.max_slice_gap": {"rmse": 1000.0},
+        },
+    )
+
+
+def test_a_regression_data_set_by_data_and_params_only(tmp_path: Path) -> None:
+    repo = branch(tmp_path, use_diabetes)
+    metadata = run_as_a_user_would(repo)
+    assert (metadata["task"], metadata["classes"], metadata["estimator"]) == ("regression", [], "ridge")
+    metrics = json.loads((repo / "metrics.json").read_text())
+    assert {"rmse", "mae", "r2", "mape"} <= set(metrics)
+    assert set(metrics["slices"]["sex"]) == {"one", "two"}
+    assert "rmse" in metrics["slice_gap"]["sex"]
+    assert {p.stem for p in (repo / "plots").glob("*.json")} == {"predicted_vs_actual", "residuals", "importance"}
+    report = (repo / "report/report.md").read_text()
+    assert "| `rmse` |" in report
+    assert "≤ 1000.0000 ✅" in report
+    assert "./pr_predicted_vs_actual.png" in report
+    assert "./pr_residuals.png" in report
+    record = json.loads((repo / "examples/predict.json").read_text())["records"][0]
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        reply = post_json(url, {"records": [record, record]})
+        assert reply.status == 200, reply.text
+        values = [p["value"] for p in reply.json()["predictions"]]
+        assert values == [values[0], values[0]]
+        assert isinstance(values[0], float)
+        bad = post_json(url, {"records": [{**record, "sex": 2}]})
+        assert bad.status == 400, bad.text
+        assert bad.json()["field"] == "records.0.sex"

@@ -5,30 +5,63 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sklearn.base import ClassifierMixin
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-ESTIMATORS: dict[str, type[ClassifierMixin]] = {
+from mltemplate.tasks import Task
+
+CLASSIFIERS: dict[str, type[BaseEstimator]] = {
     "logistic_regression": LogisticRegression,
     "random_forest": RandomForestClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
 }
+REGRESSORS: dict[str, type[BaseEstimator]] = {
+    "linear_regression": LinearRegression,
+    "ridge": Ridge,
+    "random_forest": RandomForestRegressor,
+    "hist_gradient_boosting": HistGradientBoostingRegressor,
+}
+ESTIMATORS: dict[Task, dict[str, type[BaseEstimator]]] = {
+    "binary": CLASSIFIERS,
+    "multiclass": CLASSIFIERS,
+    "regression": REGRESSORS,
+}
+"""Per task, the estimators `model.estimator` may name; a name like random_forest means the task's kind."""
 
 # Set by the pipeline itself: a user value would be silently overridden, so it is refused instead.
 RESERVED = frozenset({"random_state"})
 
 
-def make_estimator(name: str, hyperparameters: Mapping[str, Any], *, seed: int | None = None) -> ClassifierMixin:
-    """An unfitted estimator; raises ValueError naming the first bad hyperparameter."""
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
-    cls = ESTIMATORS[name]
+def estimator_class(name: str, task: Task) -> type[BaseEstimator]:
+    """The class `name` stands for in `task`; ValueError says why a name is refused (e.g. a classifier for a
+    regression task) and which names the task takes."""
+    known = ESTIMATORS[task]
+    if name in known:
+        return known[name]
+    allowed = f"data.task {task!r} takes {sorted(known)}"
+    if task == "regression" and name in CLASSIFIERS:
+        raise ValueError(f"{name!r} is a classifier; {allowed}")
+    if task != "regression" and name in REGRESSORS:
+        raise ValueError(f"{name!r} is a regressor; {allowed}")
+    raise ValueError(f"unknown estimator {name!r}; {allowed}")
+
+
+def make_estimator(
+    name: str, hyperparameters: Mapping[str, Any], *, seed: int | None = None, task: Task = "binary"
+) -> BaseEstimator:
+    """An unfitted estimator for `task`; raises ValueError naming the first bad hyperparameter."""
+    cls = estimator_class(name, task)
     estimator = cls()
     accepted = estimator.get_params(deep=False)
     for key in hyperparameters:
@@ -51,16 +84,16 @@ def make_estimator(name: str, hyperparameters: Mapping[str, Any], *, seed: int |
     return estimator
 
 
-def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None:
-    """Raise ValueError if `name` is unknown or does not accept `hyperparameters`."""
-    make_estimator(name, hyperparameters)
+def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any], *, task: Task = "binary") -> None:
+    """Raise ValueError if `name` is not an estimator of `task` or does not accept `hyperparameters`."""
+    make_estimator(name, hyperparameters, task=task)
 
 
 def build_pipeline(
     *,
     numeric: Sequence[str],
     categorical: Sequence[str],
-    estimator: ClassifierMixin,
+    estimator: BaseEstimator,
 ) -> Pipeline:
     """Impute and scale numbers, impute and one-hot encode categories, then the estimator."""
     transformers: list[tuple[str, Any, list[str]]] = []

@@ -217,7 +217,7 @@ def save(
         {
             **description,
             "schema": schema,
-            "classes": [str(c) for c in pipeline.classes_],
+            "classes": [str(c) for c in getattr(pipeline, "classes_", [])],  # a regressor has none
             "model_md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
         }
     )
@@ -313,6 +313,17 @@ def predict_proba(model: TrainedModel, records: Records) -> np.ndarray:
     return np.asarray(model.pipeline.predict_proba(to_frame(records, model.schema)))
 
 
+def predict_values(model: TrainedModel, records: Records) -> np.ndarray:
+    """A regression model's predicted numbers, one per record (float64)."""
+    return np.asarray(model.pipeline.predict(to_frame(records, model.schema)), dtype=np.float64).reshape(-1)
+
+
+def predict(model: TrainedModel, records: Records) -> np.ndarray:
+    """What the task's model answers, one row per record: class probabilities (rows x classes) for
+    classification, the predicted number (a 1-d array) for regression."""
+    return predict_proba(model, records) if model.schema.classification else predict_values(model, records)
+
+
 # Tree ensembles (random forest) cast their input to float32: a larger preprocessed value becomes inf and raises.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -361,7 +372,8 @@ def _sources(preprocess: Any, width: int) -> list[str | None]:
 def _alone_fails(model: TrainedModel, frame: pd.DataFrame, row: int) -> bool:
     try:
         with np.errstate(all="ignore"):
-            return not np.isfinite(np.asarray(model.pipeline.predict_proba(frame.iloc[[row]]))).all()
+            scored = model.pipeline.predict_proba if model.schema.classification else model.pipeline.predict
+            return not np.isfinite(np.asarray(scored(frame.iloc[[row]]), dtype=np.float64)).all()
     except Exception:  # any error of the model on this row alone is the answer sought
         return True
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mltemplate import estimators
+from mltemplate import estimators, tasks
 from mltemplate.errors import Error
 from mltemplate.paths import PARAMS_FILE
-
-GATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-"""Metrics in [0, 1] where higher is better: the ones a threshold or a tolerance may name."""
 
 
 class ParamsError(Error, ValueError):
@@ -29,8 +26,10 @@ class _Section(BaseModel):
 class DataParams(_Section):
     raw: Path = Field(description="CSV tracked by data.dvc, relative to the repo root.")
     target: str = Field(min_length=1)
-    positive_class: str = Field(min_length=1, description="Target value counted as positive.")
-    task: Literal["binary"] = "binary"
+    positive_class: str | None = Field(
+        default=None, min_length=1, description="Target value counted as positive; binary task only."
+    )
+    task: tasks.Task = "binary"
     features: list[str] | None = Field(
         default=None, description="Feature columns; null means every column but target and drop."
     )
@@ -50,6 +49,10 @@ class DataParams(_Section):
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> DataParams:
+        if self.task == "binary" and self.positive_class is None:
+            raise ValueError("positive_class: required when task is binary (the class precision and recall are about)")
+        if self.task != "binary" and self.positive_class is not None:
+            raise ValueError(f"positive_class: applies to the binary task only; remove it for task {self.task!r}")
         named = set(self.features or []) | set(self.categorical) | set(self.drop)
         if self.target in named:
             raise ValueError(f"target {self.target!r} is also listed as a feature, categorical or drop column")
@@ -70,19 +73,6 @@ class ModelParams(_Section):
         default_factory=dict, description="Per estimator name, keyword arguments for its constructor."
     )
 
-    @field_validator("estimator")
-    @classmethod
-    def _known_estimator(cls, name: str) -> str:
-        if name not in estimators.ESTIMATORS:
-            raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(estimators.ESTIMATORS)}")
-        return name
-
-    @model_validator(mode="after")
-    def _hyperparameters_accepted(self) -> ModelParams:
-        for name, kwargs in self.hyperparameters.items():
-            estimators.check_hyperparameters(name, kwargs)
-        return self
-
     @property
     def selected(self) -> dict[str, Any]:
         """Hyperparameters of the chosen estimator."""
@@ -95,30 +85,25 @@ def _floats(value: Any) -> Any:
     return value
 
 
-def _gated(value: dict[str, float]) -> dict[str, float]:
-    unknown = sorted(set(value) - set(GATED_METRICS))
-    if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; thresholds apply to {list(GATED_METRICS)}")
-    return value
-
-
 class EvaluateParams(_Section):
-    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
-        default_factory=dict, description="Floor per metric; `make gate` fails below it."
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per metric of the task, a floor (higher is better) or a ceiling (lower is better).",
     )
     tolerance: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Largest drop against the base branch a PR may show."
     )
+    slices: list[str] = Field(
+        default_factory=list, description="Columns whose values split the held-out rows into groups, each scored."
+    )
+    max_slice_gap: dict[str, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=dict, description="Per metric, the largest gap between the groups of any slice column."
+    )
 
-    @field_validator("thresholds", mode="before")
+    @field_validator("thresholds", "max_slice_gap", mode="before")
     @classmethod
     def _ints_are_floats(cls, value: Any) -> Any:
         return _floats(value)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        return _gated(value)
 
     @field_validator("tolerance", mode="before")
     @classmethod
@@ -220,11 +205,6 @@ class MonitorParams(_Section):
     def _ints_are_floats(cls, value: Any) -> Any:
         return _floats(value)
 
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        return _gated(value)
-
 
 class Params(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Model name: MLflow experiment, registry, Bento.")
@@ -234,6 +214,44 @@ class Params(_Section):
     model: ModelParams
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> Params:
+        task = self.data.task
+        try:
+            estimators.estimator_class(self.model.estimator, task)
+        except ValueError as error:
+            raise ValueError(f"model.estimator: {error}") from None
+        for name, kwargs in self.model.hyperparameters.items():
+            try:
+                estimators.check_hyperparameters(name, kwargs, task=task)
+            except ValueError as error:
+                message = str(error)
+                raise ValueError(
+                    f"model.{message}"
+                    if message.startswith("hyperparameters.")
+                    else f"model.hyperparameters.{name}: {message}"
+                ) from None
+        known = {m.name: m for m in tasks.METRICS[task]}
+        if task != "binary" and self.monitor.thresholds:
+            raise ValueError(
+                f"monitor.thresholds: quality monitoring of production labels supports the binary task; set it to {{}} "
+                f"for task {task!r} (drift is still monitored)"
+            )
+        for section, key in (("evaluate", "thresholds"), ("evaluate", "max_slice_gap"), ("monitor", "thresholds")):
+            for name, value in getattr(getattr(self, section), key).items():
+                if name not in known:
+                    raise ValueError(
+                        f"{section}.{key}.{name}: not a metric of task {task!r}; choose from {list(known)}"
+                    )
+                if key == "thresholds" and known[name].unit_interval and not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{section}.thresholds.{name}: {value} is outside [0, 1]")
+        overlap = sorted({self.data.target} & set(self.evaluate.slices))
+        if overlap:
+            raise ValueError(f"evaluate.slices: {overlap[0]!r} is the target; slice by an input or a dropped column")
+        if self.evaluate.max_slice_gap and not self.evaluate.slices:
+            raise ValueError("evaluate.max_slice_gap: set evaluate.slices too (the columns whose groups it compares)")
+        return self
 
     @field_validator("split", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mltemplate.errors import Error
 from mltemplate.params import DataParams
+from mltemplate.tasks import Task, is_classification
 
 
 class DataError(Error, ValueError):
@@ -19,12 +20,13 @@ class DataError(Error, ValueError):
 
 @dataclass(frozen=True)
 class Schema:
-    """Feature columns in CSV order, split by kind, plus the target and its labels."""
+    """Feature columns in CSV order, split by kind, plus the target, the task and (binary) the positive class."""
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     target: str
-    positive_class: str
+    positive_class: str | None
+    task: Task = "binary"
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -59,16 +61,28 @@ class Schema:
             categorical=tuple(c for c in features if c in categorical),
             target=p.target,
             positive_class=p.positive_class,
+            task=p.task,
         )
 
+    @property
+    def classification(self) -> bool:
+        return is_classification(self.task)
+
     def dtypes(self) -> dict[str, Any]:
-        """read_csv dtypes: labels and categories as text (object, NaN when missing), numbers as float64."""
-        return {**{c: "float64" for c in self.numeric}, **{c: object for c in self.categorical}, self.target: object}
+        """read_csv dtypes: labels and categories as text (object, NaN when missing), numbers (and a regression
+        target) as float64."""
+        target = object if self.classification else "float64"
+        return {**{c: "float64" for c in self.numeric}, **{c: object for c in self.categorical}, self.target: target}
 
     def read(self, path: Path) -> tuple[pd.DataFrame, pd.Series]:
-        """Read a prepared split as (features in schema order, labels)."""
+        """Read a prepared split as (features in schema order, labels as text or regression targets)."""
         frame = pd.read_csv(path, dtype=self.dtypes(), keep_default_na=True)
-        return frame[list(self.features)], frame[self.target].astype(str)
+        target = frame[self.target]
+        return frame[list(self.features)], target.astype(str) if self.classification else target.astype("float64")
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        raw = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        if raw["task"] == "binary":
+            # Written only when it is not the default: metadata.json of a binary model keeps its bytes.
+            del raw["task"]
+        return raw

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import model
+from mltemplate import model, tasks
 from mltemplate.params import ModelParams
 from mltemplate.pipeline.evaluate import MAX_POINTS, _thin, evaluate, render
 from mltemplate.pipeline.train import train
@@ -77,7 +77,7 @@ def test_render_is_byte_stable_png(trained: model.TrainedModel, mixed_frame: pd.
     result = evaluate(trained, mixed_frame, mixed_frame["outcome"])
     first = render(result, trained.classes, title="t")
     second = render(result, trained.classes, title="t")
-    assert set(first) == {"roc", "precision_recall", "confusion", "calibration"}
+    assert set(first) == set(tasks.PLOTS["binary"])
     assert all(png.startswith(b"\x89PNG") for png in first.values())
     assert first == second
     assert b"matplotlib version" not in first["roc"]

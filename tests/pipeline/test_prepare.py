@@ -8,7 +8,7 @@ import pytest
 
 from mltemplate.params import DataParams, SplitParams
 from mltemplate.pipeline.prepare import example, read_raw, split, validate
-from mltemplate.schema import DataError
+from mltemplate.schema import DataError, Schema
 
 MIXED = DataParams(raw=Path("data/raw/mixed.csv"), target="outcome", positive_class="sick", categorical=["site"])
 
@@ -99,3 +99,56 @@ def test_example_is_a_held_out_row_without_the_target(mixed_frame: pd.DataFrame,
     row = test[list(schema.features)].dropna().iloc[0]
     assert record == {k: (float(v) if k in schema.numeric else v) for k, v in row.items()}
     json.dumps(body, allow_nan=False)  # valid JSON: no NaN
+
+
+def _regression(mixed_frame: pd.DataFrame) -> pd.DataFrame:
+    return mixed_frame.assign(outcome=mixed_frame["age"] * 2 + 1)
+
+
+REGRESSION = DataParams(raw=Path("r.csv"), target="outcome", task="regression", categorical=["site"])
+
+
+def test_regression_target_is_read_as_numbers(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame, schema = validate(as_text(_regression(mixed_frame), tmp_path), REGRESSION)
+    assert (schema.task, frame["outcome"].dtype) == ("regression", "float64")
+
+
+def test_a_regression_target_that_is_not_a_number_is_named(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"target column 'outcome': value 'well' on data row 1 is not a finite number"):
+        validate(as_text(mixed_frame, tmp_path), REGRESSION)
+
+
+def test_regression_split_is_seeded_and_not_stratified(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame, schema = validate(as_text(_regression(mixed_frame), tmp_path), REGRESSION)
+    train, test = split(frame, schema, SplitParams(test_size=0.25), seed=3)
+    again, _ = split(frame, schema, SplitParams(test_size=0.25), seed=3)
+    assert len(test) == 20
+    assert train.index.equals(again.index)
+
+
+def test_multiclass_takes_more_than_two_classes(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    three = mixed_frame.assign(outcome=["a", "b", "c", "d"] * 20)
+    params = DataParams(raw=Path("m.csv"), target="outcome", task="multiclass", categorical=["site"])
+    frame, schema = validate(as_text(three, tmp_path), params)
+    _train, test = split(frame, schema, SplitParams(test_size=0.25), seed=0)
+    assert test["outcome"].value_counts().to_dict() == {"a": 5, "b": 5, "c": 5, "d": 5}
+
+
+def test_binary_refuses_more_classes_and_points_to_multiclass(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    three = mixed_frame.assign(outcome=["sick", "well", "unsure", "sick"] * 20)
+    with pytest.raises(DataError, match=r"has 3 classes .*data.task is binary \(set it to multiclass\)"):
+        validate(as_text(three, tmp_path), MIXED)
+
+
+def test_a_dropped_slice_column_is_kept_beside_the_features(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    with_band = mixed_frame.assign(band=["young", "old"] * 40)
+    params = MIXED.model_copy(update={"drop": ["band"]})
+    frame, schema = validate(as_text(with_band, tmp_path), params, keep=("band", "site"))
+    assert "band" not in schema.features
+    assert list(frame.columns) == [*schema.features, "outcome", "band"]
+    assert isinstance(schema, Schema)
+
+
+def test_a_slice_column_the_csv_lacks_is_named(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"evaluate.slices names column 'sex', which the CSV does not have"):
+        validate(as_text(mixed_frame, tmp_path), MIXED, keep=("sex",))

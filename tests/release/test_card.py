@@ -92,3 +92,53 @@ def test_card_command_writes_the_card_from_the_pipeline_outputs(pipeline_repo: P
     written = (repo / "build" / "model-card.md").read_text(encoding="utf-8")
     metrics = json.loads((pipeline_repo / "metrics.json").read_text())
     assert f"| `f1` | {metrics['f1']:.4f} |" in written
+
+
+REGRESSION = ModelMetadata.model_validate(
+    {
+        **METADATA.model_dump(by_alias=True),
+        "classes": [],
+        "schema": {
+            "numeric": ["a", "b"],
+            "categorical": ["sex"],
+            "target": "price",
+            "positive_class": None,
+            "task": "regression",
+        },
+    }
+)
+REGRESSION_METRICS = {
+    "rmse": 4.5,
+    "r2": 0.61,
+    "slices": {"sex": {"F": {"rmse": 4.0, "r2": 0.7}, "M": {"rmse": 5.0, "r2": 0.5}}},
+    "slice_gap": {"sex": {"rmse": 1.0, "r2": 0.2}},
+}
+
+
+@pytest.fixture
+def regression_text(params: Params) -> str:
+    raw = params.model_dump(mode="json")
+    raw["data"] = {**raw["data"], "task": "regression", "positive_class": None}
+    raw["model"] = {"estimator": "ridge", "hyperparameters": {}}
+    raw["evaluate"] = {"thresholds": {"rmse": 5.0, "r2": 0.7}, "slices": ["sex"], "max_slice_gap": {"rmse": 0.5}}
+    raw["monitor"] = {**raw.get("monitor", {}), "thresholds": {}}  # label quality is monitored for binary only
+    importance = [{"feature": "a", "importance": 3.2, "std": 0.4}, {"feature": "b", "importance": 0.01, "std": 0.02}]
+    return card.render(REL, REGRESSION, REGRESSION_METRICS, Params.model_validate(raw), importance)
+
+
+def test_a_regression_card_reads_thresholds_in_each_metrics_direction(regression_text: str) -> None:
+    assert "A regression model of `price`" in regression_text
+    assert "| `rmse` | 4.5000 | ≤ 5.0000 ✅ |" in regression_text
+    assert "| `r2` | 0.6100 | ≥ 0.7000 ❌ |" in regression_text
+
+
+def test_the_card_shows_permutation_importance_most_important_first(regression_text: str) -> None:
+    section = regression_text.split("## What drives it")[1].split("##")[0]
+    assert section.index("| `a` | 3.2000 | 0.4000 |") < section.index("| `b` | 0.0100 | 0.0200 |")
+
+
+def test_the_card_shows_per_group_metrics_and_the_gap_against_its_limit(regression_text: str) -> None:
+    section = regression_text.split("## Per-group metrics")[1].split("## Intended use")[0]
+    assert "| `F` | 4.0000 | 0.7000 |" in section
+    assert "| **largest gap** | 1.0000 ❌ | 0.2000 |" in section
+    assert "slices.sex" not in regression_text.split("## Per-group metrics")[0]  # not repeated as metric rows

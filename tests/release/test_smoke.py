@@ -44,10 +44,14 @@ def stub(routes: Routes) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+ANSWER = {"predictions": [{"label": "x", "probabilities": {"x": 0.9, "y": 0.1}}]}
 HEALTHY = {
     ("GET", "/readyz"): (200, b""),
-    ("POST", "/predict"): (200, b'{"predictions": [{"label": "x"}]}'),
-    ("GET", "/metadata"): (200, json.dumps({"name": "m", "release": {"version": "v1"}}).encode()),
+    ("POST", "/predict"): (200, json.dumps(ANSWER).encode()),
+    ("GET", "/metadata"): (
+        200,
+        json.dumps({"name": "m", "task": "binary", "classes": ["x", "y"], "release": {"version": "v1"}}).encode(),
+    ),
 }
 
 
@@ -69,7 +73,26 @@ def serve_stub() -> Iterator[Start]:
 
 def test_smoke_passes_a_healthy_service(serve_stub: Start) -> None:
     seen = smoke.check(serve_stub(HEALTHY), example=EXAMPLE, expect_version="v1")
-    assert seen["prediction"] == {"predictions": [{"label": "x"}]}
+    assert seen["prediction"] == ANSWER
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "problem"),
+    [
+        ("regression", {"predictions": [{"value": 3.5}]}, None),
+        ("regression", {"predictions": [{"label": "x"}]}, "a regression model must answer {'value': <number>}"),
+        ("multiclass", {"predictions": [{"label": "z", "probabilities": {}}]}, "expected a label among ['x', 'y']"),
+        (
+            "binary",
+            {"predictions": [{"label": "x", "probabilities": {"x": 1.0}}]},
+            "expected a probability for each of",
+        ),
+        ("binary", {"predictions": []}, "expected a non-empty `predictions` list"),
+    ],
+)
+def test_the_answer_must_follow_the_task(task: str, answer: dict[str, object], problem: str | None) -> None:
+    found = smoke.answer_problem(answer, {"task": task, "classes": ["x", "y"]})
+    assert found == problem if problem is None else found is not None and found.startswith(problem)
 
 
 @pytest.mark.parametrize(
@@ -79,6 +102,7 @@ def test_smoke_passes_a_healthy_service(serve_stub: Start) -> None:
         (("POST", "/predict"), (500, b"boom"), r"POST .*/predict answered 500, expected 200: b'boom'"),
         (("POST", "/predict"), (200, b"<html>"), r"POST .*/predict answered 200 but not JSON"),
         (("POST", "/predict"), (200, b"{}"), r"POST .*/predict answered an empty document"),
+        (("POST", "/predict"), (200, b'{"predictions": [{"value": 1}]}'), r"POST .*/predict: expected a label among"),
         (("GET", "/metadata"), (404, b"{}"), r"/metadata answered 404"),
     ],
 )

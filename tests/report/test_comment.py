@@ -302,3 +302,10 @@ def test_the_tolerance_applies_only_when_the_pr_keeps_the_base_data() -> None:
     kwargs = {"thresholds": {}, "tolerance": 0.05, "base_metrics": {"accuracy": 0.90}, "source": "trusted"}
     assert comment.gate(same, base_data_md5="a" * 32, **kwargs).failures  # type: ignore[arg-type]
     assert not comment.gate(same, base_data_md5="b" * 32, **kwargs).failures  # type: ignore[arg-type]
+
+
+def test_importance_is_a_table_of_escaped_feature_names() -> None:
+    pr = Side(label="PR", metrics={"accuracy": 0.9}, importance={"@team <b>x</b>": 0.25, "age": 0.1})
+    text = "\n".join(comment.render_importance(report(pr=pr)))
+    assert "| <code>age</code> | — | 0.1000 |" in text
+    assert "@team" not in text and "<b>" not in text

@@ -46,6 +46,11 @@ def test_scalar_metrics_drops_support_counts_and_non_numbers() -> None:
         ("accuracy", 0.95, 0.90, "worse"),
         ("log_loss", 0.20, 0.10, "better"),
         ("log_loss", 0.10, 0.20, "worse"),
+        ("rmse", 4.0, 3.0, "better"),
+        ("r2", 0.6, 0.5, "worse"),
+        ("f1_macro", 0.8, 0.9, "better"),
+        ("slices.sex.F.rmse", 3.0, 4.0, "worse"),
+        ("slice_gap.sex.recall", 0.1, 0.05, "better"),
         ("accuracy", 0.95, 0.95, "same"),
         ("brier", 0.10, 0.20, "changed"),
         ("accuracy", None, 0.95, "new"),
@@ -104,3 +109,23 @@ def test_a_pr_on_other_data_is_gated_by_thresholds_only() -> None:
     ]
     assert quality_gate(base, pr, thresholds={}, tolerance=0.02, same_data=False) == []
     assert quality_gate(base, pr, thresholds={}, tolerance=0.02, same_data=True)  # same data: the drop counts
+
+
+def test_a_threshold_on_rmse_is_a_ceiling_in_the_gate_and_the_rows() -> None:
+    failures = quality_gate(None, {"rmse": 5.5}, thresholds={"rmse": 5.0}, tolerance=0.0)
+    assert failures == ["`rmse` 5.5000 is above its ceiling 5.0000 by 0.5000"]
+    (row,) = metric_rows(None, {"rmse": 4.5}, {"rmse": 5.0})
+    assert row.passed is True
+
+
+def test_quality_gate_fails_a_slice_gap_beyond_its_limit() -> None:
+    pr = {"recall": 0.95, "slice_gap": {"sex": {"recall": 0.2}}}
+    failures = quality_gate(None, pr, thresholds={}, tolerance=0.0, max_slice_gap={"recall": 0.1})
+    assert failures == ["`slice_gap.sex.recall` 0.2000 is above its ceiling 0.1000 by 0.1000"]
+
+
+def test_tolerance_gates_r2_but_not_rmse() -> None:
+    base, pr = {"r2": 0.8, "rmse": 1.0}, {"r2": 0.7, "rmse": 9.0}
+    assert quality_gate(base, pr, thresholds={}, tolerance=0.05) == [
+        "`r2` fell 0.1000 behind base (0.8000 -> 0.7000); the tolerance is 0.0500"
+    ]

@@ -85,8 +85,8 @@ def test_head_sha_must_be_a_full_sha() -> None:
 
 
 def test_gate_settings_reports_invalid_params_instead_of_raising() -> None:
-    thresholds, tolerance, error = report.gate_settings({"name": "x"})
-    assert (thresholds, tolerance) == ({}, 0.0)
+    thresholds, tolerance, max_slice_gap, error = report.gate_settings({"name": "x"})
+    assert (thresholds, tolerance, max_slice_gap) == ({}, 0.0, {})
     assert error is not None
     assert "params.yaml" in error
 

@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from mltemplate.metadata import ModelMetadata
+from mltemplate.model import TrainedModel
 from mltemplate.schema import Schema
-from mltemplate.serving.payloads import SMALL_BODY_BYTES, record_model, request_model
+from mltemplate.serving.payloads import SMALL_BODY_BYTES, predictions, record_model, request_model, response_model
+from tests.conftest import DESCRIPTION
 
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 GOOD = {"age": 50, "dose": 2.5, "site": "north"}
@@ -133,3 +137,36 @@ def test_record_model_has_examples_for_the_openapi_page() -> None:
     schema = record_model(SCHEMA).model_json_schema()
     assert schema["additionalProperties"] is False
     assert schema["properties"]["age"]["examples"] == [0.0]
+
+
+def _metadata(schema: Schema, classes: list[str]) -> ModelMetadata:
+    return ModelMetadata.model_validate({**DESCRIPTION, "schema": schema, "classes": classes, "model_md5": "0" * 32})
+
+
+REGRESSION = Schema(
+    numeric=("age", "dose"), categorical=("site",), target="price", positive_class=None, task="regression"
+)
+
+
+def test_a_regression_response_holds_one_number_per_record() -> None:
+    response = response_model(_metadata(REGRESSION, []))
+    body = response.model_validate(
+        {"request_id": "r", "model_version": "v", "predictions": [{"value": 1.5}, {"value": -2}]}
+    )
+    assert body.model_dump()["predictions"] == [{"value": 1.5}, {"value": -2.0}]
+    with pytest.raises(ValidationError):
+        response.model_validate(
+            {"request_id": "r", "model_version": "v", "predictions": [{"label": "a", "probabilities": {}}]}
+        )
+
+
+def test_a_classification_response_example_names_the_models_classes() -> None:
+    schema = Schema(numeric=("age",), categorical=(), target="tier", positive_class=None, task="multiclass")
+    response = response_model(_metadata(schema, ["high", "low", "mid"]))
+    (example,) = response.model_json_schema()["properties"]["predictions"]["examples"]
+    assert set(example[0]["probabilities"]) == {"high", "low", "mid"}
+
+
+def test_predictions_of_a_regression_model_are_its_predicted_numbers() -> None:
+    trained = TrainedModel(pipeline=None, metadata=_metadata(REGRESSION, []))  # type: ignore[arg-type]
+    assert predictions(trained, np.array([1.25, 3.0])) == [{"value": 1.25}, {"value": 3.0}]

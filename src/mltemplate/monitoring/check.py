@@ -126,7 +126,9 @@ def judge(
             f"drift not judged: {len(window)} logged records in the window, monitor.min_rows is {params.min_rows}"
         )
     labelled = window[window[TRUTH].notna()]
-    if len(labelled) >= params.min_labels:
+    if schema.task != "binary":
+        notes.append(f"quality not judged: monitoring production labels supports the binary task, not {schema.task!r}")
+    elif len(labelled) >= params.min_labels and schema.positive_class is not None:
         values = scores(list(labelled[TRUTH]), list(labelled[PREDICTED]), list(labelled[SCORE]), schema.positive_class)
         checks += quality_checks(values, params.thresholds)
     else:

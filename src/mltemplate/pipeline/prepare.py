@@ -1,5 +1,6 @@
 """Stage `prepare`: read the raw CSV named in params.yaml, check it against the data contract and params.yaml,
-write a stratified train/test split and examples/predict.json (a held-out row, the service's example request)."""
+write a train/test split (stratified for classification) and examples/predict.json (a held-out row, the service's
+example request). Slice columns (evaluate.slices) that are not features are kept in the held-out split only."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mltemplate import atomic
-from mltemplate.params import DataParams, SplitParams, load_params
+from mltemplate.params import DataParams, Params, SplitParams, load_params
 from mltemplate.paths import EXAMPLE_FILE, TEST_CSV, TRAIN_CSV
 from mltemplate.pipeline import contract
 from mltemplate.schema import DataError, Schema
@@ -31,8 +32,9 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a valid CSV: {str(error).strip()}") from None
 
 
-def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
-    """Typed frame (features + target) and its schema; raises DataError naming the offending column."""
+def validate(raw: pd.DataFrame, p: DataParams, *, keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Schema]:
+    """Typed frame (features + target, then the `keep` columns as text) and its schema; raises DataError naming
+    the offending column."""
     columns = [str(c) for c in raw.columns]
     absent = [c for c in p.drop if c not in columns]
     if absent:
@@ -58,23 +60,52 @@ def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
     target = frame[schema.target]
     if target.isna().any():
         raise DataError(f"target column {schema.target!r}: {int(target.isna().sum())} rows have no value")
-    frame[schema.target] = target.astype(str).str.strip()
-    classes = sorted(frame[schema.target].unique())
-    if len(classes) < 2:
-        raise DataError(f"target column {schema.target!r} has a single class {classes}; need two to train")
-    if len(classes) > 2:
-        raise DataError(f"target column {schema.target!r} has {len(classes)} classes {classes}; data.task is binary")
-    if p.positive_class not in classes:
-        raise DataError(f"data.positive_class {p.positive_class!r} is not a value of {schema.target!r}: {classes}")
+    if schema.classification:
+        frame[schema.target] = _labels(target.astype(str).str.strip(), p)
+    else:
+        frame[schema.target] = _numbers(target, schema.target)
+    extra = [c for c in keep if c not in frame.columns]
+    missing = [c for c in extra if c not in raw.columns]
+    if missing:
+        raise DataError(f"evaluate.slices names column {missing[0]!r}, which the CSV does not have")
+    for column in extra:
+        frame[column] = raw[column].astype(object)
     return frame, schema
 
 
+def _labels(labels: pd.Series, p: DataParams) -> pd.Series:
+    classes = sorted(labels.unique())
+    if len(classes) < 2:
+        raise DataError(f"target column {p.target!r} has a single class {classes}; need two to train")
+    if p.task == "binary" and len(classes) > 2:
+        raise DataError(
+            f"target column {p.target!r} has {len(classes)} classes {classes}; data.task is binary "
+            "(set it to multiclass)"
+        )
+    if p.task == "binary" and p.positive_class not in classes:
+        raise DataError(f"data.positive_class {p.positive_class!r} is not a value of {p.target!r}: {classes}")
+    return labels
+
+
+def _numbers(target: pd.Series, column: str) -> pd.Series:
+    values = pd.to_numeric(target, errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.fillna(0.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"target column {column!r}: value {target.iloc[row]!r} on data row {row + 1} is not a finite number "
+            "(data.task is regression)"
+        )
+    return values.astype("float64")
+
+
 def split(frame: pd.DataFrame, schema: Schema, p: SplitParams, *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified split, so both parts keep the class balance."""
-    labels = frame[schema.target]
-    smallest = int(labels.value_counts().min())
-    if smallest < 2:
-        raise DataError(f"target column {schema.target!r}: a class has {smallest} row; stratified split needs 2")
+    """Seeded split; stratified for classification, so both parts keep the class balance."""
+    labels = frame[schema.target] if schema.classification else None
+    if labels is not None:
+        smallest = int(labels.value_counts().min())
+        if smallest < 2:
+            raise DataError(f"target column {schema.target!r}: a class has {smallest} row; stratified split needs 2")
     try:
         train, test = train_test_split(frame, test_size=p.test_size, random_state=seed, stratify=labels)
     except ValueError as error:
@@ -96,12 +127,18 @@ def example(test: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     return {"records": [{k: float(v) if k in schema.numeric and v is not None else v for k, v in record.items()}]}
 
 
+def prepare(raw: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
+    """Validated train and test splits and their schema; slice columns that are not features stay in test only."""
+    frame, schema = validate(raw, params.data, keep=tuple(params.evaluate.slices))
+    train, test = split(frame, schema, params.split, seed=params.seed)
+    return train[[*schema.features, schema.target]], test, schema
+
+
 def main() -> None:
     params = load_params()
     raw = read_raw(params.data.raw)
     contract.check(raw, contract.read(), source=params.data.raw)
-    frame, schema = validate(raw, params.data)
-    train, test = split(frame, schema, params.split, seed=params.seed)
+    train, test, schema = prepare(raw, params)
     write_csv(train, TRAIN_CSV)
     write_csv(test, TEST_CSV)
     atomic.write_text(EXAMPLE_FILE, json.dumps(example(test, schema), indent=2) + "\n")

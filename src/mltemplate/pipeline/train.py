@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import accuracy_score, log_loss, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
 from mltemplate import git
@@ -23,9 +23,9 @@ from mltemplate.schema import Schema
 
 def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelParams, *, seed: int) -> Pipeline:
     """Fit preprocessing + the chosen estimator; the canonical model (`model.canonicalise`)."""
-    estimator = make_estimator(p.estimator, p.selected, seed=seed)
+    estimator = make_estimator(p.estimator, p.selected, seed=seed, task=schema.task)
     pipeline = build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
-    pipeline.fit(features, labels.astype(str))
+    pipeline.fit(features, labels.astype(str) if schema.classification else labels.astype("float64"))
     # What the model file will hold, so the metrics logged here are those of the saved model.
     return model_files.canonicalise(pipeline)
 
@@ -49,6 +49,8 @@ def describe(params: Params, features: pd.DataFrame, schema: Schema, *, data_md5
 
 def train_metrics(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
     """Fit quality on the training rows; a large gap to the held-out metrics flags overfitting."""
+    if not hasattr(pipeline, "classes_"):
+        return {"train_rmse": float(root_mean_squared_error(labels, pipeline.predict(features)))}
     probabilities = pipeline.predict_proba(features)
     return {
         "train_accuracy": float(accuracy_score(labels, pipeline.classes_[probabilities.argmax(axis=1)])),

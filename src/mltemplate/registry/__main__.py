@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rollback":
             print(f"registry: {name}@{args.alias} rolled back to version {aliases.rollback(name, args.alias)}")
         else:
-            artifacts = [METRICS_FILE, *PLOT_IMAGES.values()]
+            artifacts = [METRICS_FILE, *(path for path in PLOT_IMAGES.values() if path.is_file())]
             print(f"registry: {runs.log_evaluation(name, model_md5, read_metrics(), artifacts)}")
     except (LookupError, mlflow.exceptions.MlflowException) as error:
         raise CommandError(str(error).splitlines()[0]) from None

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mltemplate import atomic
+from mltemplate import atomic, tasks
 from mltemplate.errors import CommandError
 from mltemplate.metadata import ModelMetadata, Release, read_metrics, read_model_metadata, read_release, scalar_metrics
 from mltemplate.params import Params, load_params
-from mltemplate.paths import RELEASE_FILE
+from mltemplate.paths import PLOT_DATA, RELEASE_FILE
 
 CARD_FILE = Path("build/model-card.md")
 
@@ -23,19 +23,113 @@ def _code(value: Any) -> str:
     return f"`{json.dumps(value) if isinstance(value, dict | list | bool) or value is None else value}`"
 
 
-def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], params: Params) -> str:
-    """Markdown: identity, provenance, params, metrics against thresholds, intended use, limitations."""
+def read_importance(path: Path = PLOT_DATA["importance"]) -> list[dict[str, Any]]:
+    """plots/importance.json's rows (feature, importance, std), or none when evaluate has not written it."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("importance", [])
+    except (FileNotFoundError, ValueError, AttributeError):
+        return []
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def _summary(metadata: ModelMetadata, estimator: str) -> str:
+    schema = metadata.input_schema
+    classes = ", ".join(f"`{c}`" for c in metadata.classes)
+    if schema.task == "regression":
+        return f"A regression model of `{schema.target}`. Estimator: `{estimator}` in a scikit-learn pipeline."
+    if schema.task == "multiclass":
+        return (
+            f"A multiclass classifier of `{schema.target}` ({classes}). "
+            f"Estimator: `{estimator}` in a scikit-learn pipeline."
+        )
+    return (
+        f"A binary classifier of `{schema.target}` ({classes or 'two classes'}); "
+        f"the positive class is `{schema.positive_class}`. Estimator: `{estimator}` in a scikit-learn pipeline."
+    )
+
+
+def _use(metadata: ModelMetadata) -> tuple[str, str]:
+    """What the model estimates, and how its answer should be read (for Intended use and Limitations)."""
+    schema = metadata.input_schema
+    if schema.task == "regression":
+        return (
+            f"to predict the value of `{schema.target}`",
+            "- The answer is a point estimate with no interval; the held-out rmse and mae say how far off it "
+            "typically is.",
+        )
+    if schema.task == "multiclass":
+        return (
+            f"to estimate the probability of each class of `{schema.target}`",
+            "- The label is the most probable class; read the returned probabilities when mistakes between "
+            "some classes cost more than others.",
+        )
+    return (
+        f"to estimate the probability that `{schema.target}` is `{schema.positive_class}`",
+        "- The label is the most probable class (a 0.5 cut-off for two classes); pick a threshold on the "
+        "returned probabilities when false negatives and false positives cost differently.",
+    )
+
+
+def _importance_lines(rows: list[dict[str, Any]], top: int = 10) -> list[str]:
+    if not rows:
+        return []
+    return [
+        "",
+        "## What drives it (permutation importance, held-out split)",
+        "",
+        "How much the score drops when one input column is shuffled (mean ± std over seeded shuffles); "
+        "near zero means the model barely uses the column.",
+        "",
+        "| Feature | Importance | ± |",
+        "|---|---:|---:|",
+        *[f"| `{r['feature']}` | {float(r['importance']):.4f} | {float(r['std']):.4f} |" for r in rows[:top]],
+    ]
+
+
+def _slice_lines(metrics: Mapping[str, Any], params: Params) -> list[str]:
+    slices = metrics.get("slices")
+    if not isinstance(slices, Mapping) or not slices:
+        return []
+    gaps = metrics.get(tasks.SLICE_GAP) if isinstance(metrics.get(tasks.SLICE_GAP), Mapping) else {}
+    limits = params.evaluate.max_slice_gap
+    lines = ["", "## Per-group metrics (held-out split)", ""]
+    for column, groups in slices.items():
+        names = [n for n in tasks.names(params.data.task) if any(n in g for g in groups.values())]
+        lines += [f"`{column}`:", "", "| Group | " + " | ".join(f"`{n}`" for n in names) + " |"]
+        lines.append("|---|" + "---:|" * len(names))
+        for value, found in groups.items():
+            lines.append(f"| `{value}` | " + " | ".join(_num(found.get(n)) for n in names) + " |")
+        gap = gaps.get(column, {}) if isinstance(gaps, Mapping) else {}
+        cells = []
+        for n in names:
+            limit = limits.get(n)
+            mark = "" if limit is None or n not in gap else (" ✅" if gap[n] <= limit else " ❌")
+            cells.append(_num(gap.get(n)) + mark)
+        lines += ["| **largest gap** | " + " | ".join(cells) + " |", ""]
+    return lines[:-1]
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.4f}"
+
+
+def render(
+    rel: Release,
+    metadata: ModelMetadata,
+    metrics: Mapping[str, Any],
+    params: Params,
+    importance: list[dict[str, Any]] | None = None,
+) -> str:
+    """Markdown: identity, provenance, params, metrics against thresholds, what drives the model, per-group
+    metrics, intended use, limitations."""
     features = metadata.input_schema.features
-    target, positive = metadata.input_schema.target, metadata.input_schema.positive_class
-    classes = metadata.classes
     support = metrics.get("support") if isinstance(metrics.get("support"), dict) else {}
     held_out = sum(int(v) for v in support.values()) if support else None
     thresholds = params.evaluate.thresholds
     lines = [
         f"# {params.name} {rel.version}",
         "",
-        f"A binary classifier of `{target}` ({', '.join(f'`{c}`' for c in classes) or 'two classes'}); "
-        f"the positive class is `{positive}`. Estimator: `{params.model.estimator}` in a scikit-learn pipeline.",
+        _summary(metadata, params.model.estimator),
         "",
         "## Provenance",
         "",
@@ -66,17 +160,25 @@ def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], pa
         "|---|---:|---|",
     ]
     for name, value in scalar_metrics(metrics).items():
-        floor = thresholds.get(name)
-        check = "" if floor is None else f"≥ {floor:.4f} {'✅' if value >= floor else '❌'}"
+        if name.startswith(("slices.", f"{tasks.SLICE_GAP}.")):
+            continue  # in their own section below
+        limit = thresholds.get(name)
+        found = tasks.metric(name)
+        check = ""
+        if limit is not None and found is not None:
+            check = f"{found.bound} {limit:.4f} {'✅' if found.meets(value, limit) else '❌'}"
         lines.append(f"| `{name}` | {value:.4f} | {check} |")
     if support:
         lines += ["", "Held-out rows per class: " + ", ".join(f"`{k}` {v}" for k, v in support.items()) + "."]
+    lines += _importance_lines(importance or [])
+    lines += _slice_lines(metrics, params)
+    estimate, reading = _use(metadata)
     lines += [
         "",
         "## Intended use",
         "",
         f"Scoring records with the {len(features)} input columns of `{metadata.data.path}` "
-        f"to estimate the probability that `{target}` is `{positive}`, through `POST /predict` of the service. "
+        f"{estimate}, through `POST /predict` of the service. "
         "It supports a person's decision; it is not meant to make one alone.",
         "",
         "## Limitations",
@@ -84,8 +186,7 @@ def render(rel: Release, metadata: ModelMetadata, metrics: Mapping[str, Any], pa
         f"- Trained on {metadata.data.train_rows} rows and evaluated on "
         f"{held_out if held_out is not None else 'the'} held-out rows of the same data set: the metrics say "
         "nothing about data collected elsewhere, later, or from another population.",
-        "- The label is the most probable class (a 0.5 cut-off for two classes); pick a threshold on the "
-        "returned probabilities when false negatives and false positives cost differently.",
+        reading,
         "- Records with columns or categories unseen in training are scored, not refused; check inputs upstream.",
         "- Retrain and re-evaluate (a PR that changes `params.yaml` or the data) before relying on it for a new use.",
         "",
@@ -100,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     rel = read_release()
     if rel is None:
         raise CommandError(f"{RELEASE_FILE} not found: run `make bento` first")
-    text = render(rel, read_model_metadata(), read_metrics(), load_params())
+    text = render(rel, read_model_metadata(), read_metrics(), load_params(), read_importance())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(args.out, text)
     print(f"card: wrote {args.out} ({rel.version})")

@@ -1,5 +1,6 @@
 """`make smoke URL=...`: smoke-test a running prediction service: /readyz answers 200, POST /predict with
-examples/predict.json answers 200 with JSON, and /metadata (optionally) reports the expected release version."""
+examples/predict.json answers 200 with the answer /metadata's task calls for (labels and class probabilities, or
+numbers), and /metadata (optionally) reports the expected release version."""
 
 from __future__ import annotations
 
@@ -50,6 +51,25 @@ def _versions(value: Any) -> set[str]:
     return set()
 
 
+def answer_problem(prediction: Any, metadata: Any) -> str | None:
+    """What is wrong with a /predict answer for the task /metadata names (None: nothing): each prediction must hold
+    a number (regression) or a known label and a probability per class (classification)."""
+    items = prediction.get("predictions") if isinstance(prediction, dict) else None
+    if not isinstance(items, list) or not items:
+        return f"expected a non-empty `predictions` list, got {str(prediction)[:200]}"
+    task = metadata.get("task", "binary") if isinstance(metadata, dict) else "binary"
+    classes = metadata.get("classes", []) if isinstance(metadata, dict) else []
+    for item in items:
+        if task == "regression":
+            if not isinstance(item, dict) or not isinstance(item.get("value"), int | float):
+                return f"a regression model must answer {{'value': <number>}} per record, got {str(item)[:200]}"
+        elif not isinstance(item, dict) or item.get("label") not in classes:
+            return f"expected a label among {classes}, got {str(item)[:200]}"
+        elif set(item.get("probabilities") or {}) != set(classes):
+            return f"expected a probability for each of {classes}, got {str(item)[:200]}"
+    return None
+
+
 def check(url: str, *, example: Path = EXAMPLE_FILE, expect_version: str | None = None) -> dict[str, Any]:
     """Run the three checks against `url`; raise CommandError naming the first that fails. Returns what was seen."""
     url = url.rstrip("/")
@@ -63,6 +83,9 @@ def check(url: str, *, example: Path = EXAMPLE_FILE, expect_version: str | None 
         metadata = _json(f"{url}/metadata", *_request(f"{url}/metadata"))
     except (urllib.error.URLError, OSError) as error:
         raise CommandError(f"cannot reach {url}: {error}") from None
+    problem = answer_problem(prediction, metadata)
+    if problem:
+        raise CommandError(f"POST {url}/predict: {problem}")
     if expect_version is not None and expect_version not in _versions(metadata):
         raise CommandError(
             f"{url}/metadata reports versions {sorted(_versions(metadata))}, expected {expect_version!r}"

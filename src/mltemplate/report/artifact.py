@@ -22,7 +22,7 @@ SCHEMA_VERSION: Literal[1] = 1
 DATA_FILE = "report.json"
 REPORT_FILE = "report.md"
 """The human-readable report for the job summary; allowed in the artifact, never read by `make comment`."""
-PLOTS = ("roc", "precision_recall", "confusion")
+PLOTS = ("roc", "precision_recall", "confusion", "roc_ovr", "predicted_vs_actual", "residuals", "importance")
 """The PNGs kept in the artifact, by plot stem, once per side (base_<plot>.png, pr_<plot>.png)."""
 IMAGE_FILES = frozenset(f"{side}_{plot}.png" for side in ("base", "pr") for plot in PLOTS)
 ALLOWED_FILES = frozenset({DATA_FILE, REPORT_FILE}) | IMAGE_FILES
@@ -94,6 +94,8 @@ class Side(_Model):
     model_bytes: Count | None = None
     curves: dict[CurveName, Curve] = Field(default_factory=dict)
     confusion: Confusion | None = None
+    importance: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    """Permutation importance of the most important features (plots/importance.json), largest first."""
     data_md5: Md5 | None = None
     """The raw data's md5 (data.dvc): metrics of two sides compare only when they were scored on the same data."""
 

@@ -40,7 +40,15 @@ SAFE = frozenset(string.ascii_letters + string.digits + " .,-")
 GRID = [round(i / 20, 2) for i in range(21)]
 """x positions of the Mermaid line charts (xychart-beta spaces y values evenly along a categorical axis)."""
 COLORS = ("#1f77b4", "#d62728")
-PLOT_TITLES = {"roc": "ROC", "precision_recall": "Precision-recall", "confusion": "Confusion matrix"}
+PLOT_TITLES = {
+    "roc": "ROC",
+    "precision_recall": "Precision-recall",
+    "confusion": "Confusion matrix",
+    "roc_ovr": "ROC, one vs rest",
+    "predicted_vs_actual": "Predicted vs actual",
+    "residuals": "Residuals",
+    "importance": "Permutation importance",
+}
 
 
 # --- escaping: the only ways artifact text reaches the comment -----------------------------------------------
@@ -114,6 +122,7 @@ def gate(
     base_metrics: Mapping[str, object] | None,
     source: str,
     base_data_md5: str | None = None,
+    max_slice_gap: Mapping[str, float] | None = None,
 ) -> Gate:
     """The quality gate for `report`: its failure, stale outputs or invalid params fail it; otherwise the PR's
     metrics against `thresholds` and against `base_metrics` with `tolerance` (compare.quality_gate). Every
@@ -135,6 +144,7 @@ def gate(
             tolerance=tolerance,
             base_label="base",
             same_data=report.pr.data_md5 == base_data_md5,
+            max_slice_gap=max_slice_gap,
         )
     return Gate(tuple(failures), source)
 
@@ -172,7 +182,8 @@ def render_params(report: Report) -> list[str]:
 def _threshold(row: compare.MetricRow) -> str:
     if row.threshold is None:
         return ""
-    return f"≥ {row.threshold:.4f} {'✅' if row.passed else '❌'}"
+    bound = "≥" if compare.direction(row.name) >= 0 else "≤"  # a ceiling for a lower-is-better metric
+    return f"{bound} {row.threshold:.4f} {'✅' if row.passed else '❌'}"
 
 
 def render_metrics(report: Report, thresholds: Mapping[str, float]) -> list[str]:
@@ -316,6 +327,22 @@ def render_chart(name: str, base: Side, pr: Side) -> list[str]:
     return [*lines, "```", ""]
 
 
+def render_importance(report: Report) -> list[str]:
+    """Permutation importance on the held-out split (the drop of the task's score when a feature is shuffled)."""
+    base, pr = report.base.importance, report.pr.importance
+    if not pr and not base:
+        return ["_No permutation importance (plots/importance.json)._", ""]
+    names = list(pr) + [name for name in base if name not in pr]
+    lines = [f"| Feature | {escape(report.base.label)} | {escape(report.pr.label)} |", "|---|---:|---:|"]
+    for name in names:
+        lines.append(f"| {code(name)} | {_importance(base.get(name))} | {_importance(pr.get(name))} |")
+    return [*lines, ""]
+
+
+def _importance(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def render_confusion(title: str, confusion: Confusion | None) -> list[str]:
     if confusion is None:
         return [f"{title}: no confusion matrix.", ""]
@@ -374,6 +401,7 @@ def render(
     lines += ["### Params", "", *render_params(report)]
     lines += ["### Metrics", "", *render_metrics(report, thresholds)]
     lines += ["### Serving cost", "", *render_serving(report)]
+    lines += ["### Feature importance", "", *render_importance(report)]
     lines += ["### Plots", "", *render_plots(report, images or {}, published=published)]
     text = "\n".join(lines).rstrip() + "\n"
     if len(text) > MAX_COMMENT:
@@ -384,14 +412,18 @@ def render(
 # --- the command ----------------------------------------------------------------------------------------
 
 
-def trusted_settings(params_file: Path, metrics_file: Path) -> tuple[dict[str, float], float, dict[str, object] | None]:
-    """Thresholds and tolerance from this checkout's params.yaml, and its metrics.json (None when absent)."""
+def trusted_settings(
+    params_file: Path, metrics_file: Path
+) -> tuple[dict[str, float], float, dict[str, float], dict[str, object] | None]:
+    """Thresholds, tolerance and largest slice gaps from this checkout's params.yaml, and its metrics.json (None
+    when absent)."""
     try:
         params = load_params(params_file)
     except ParamsError as error:
         raise CommandError(f"the trusted {error}") from None
     metrics = read_metrics(metrics_file) if metrics_file.is_file() else None
-    return dict(params.evaluate.thresholds), params.evaluate.tolerance, metrics
+    evaluate = params.evaluate
+    return dict(evaluate.thresholds), evaluate.tolerance, dict(evaluate.max_slice_gap), metrics
 
 
 def trusted_data_md5(dvc_file: Path) -> str | None:
@@ -424,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    thresholds, tolerance, base_metrics = trusted_settings(args.params, args.metrics)
+    thresholds, tolerance, max_slice_gap, base_metrics = trusted_settings(args.params, args.metrics)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in (*out.glob("*.png"), out / COMMENT_FILE, out / STATUS_FILE, out / PR_NUMBER_FILE):
@@ -440,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
             tolerance=tolerance,
             base_metrics=base_metrics,
             base_data_md5=trusted_data_md5(args.params.parent / DATA_DVC),
+            max_slice_gap=max_slice_gap,
             source=source_label(args.params),
         )
         images = loaded.images if args.publish_plots else {}

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mltemplate import tasks
 from mltemplate.metadata import scalar_metrics
-from mltemplate.params import GATED_METRICS, flatten
-from mltemplate.pipeline.gate import check
-
-LOWER_IS_BETTER = frozenset({"log_loss"})
-"""Metrics where a smaller value is the better model; GATED_METRICS are the higher-is-better ones."""
+from mltemplate.params import flatten
+from mltemplate.pipeline.gate import check, check_gaps
 
 EPSILON = 1e-9
 """Metrics are rounded to 6 digits; differences below this are float noise, not a change."""
@@ -55,12 +53,9 @@ def params_diff(base: Mapping[str, Any] | None, pr: Mapping[str, Any]) -> list[P
 
 
 def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when unknown (a metric this template doesn't name)."""
-    if metric in GATED_METRICS:
-        return 1
-    if metric in LOWER_IS_BETTER:
-        return -1
-    return 0
+    """+1 when higher is better, -1 when lower is better, 0 when unknown (a metric this template doesn't name).
+    Per-group metrics (`slices.sex.F.rmse`) go the way of their metric; gaps between groups are lower-is-better."""
+    return tasks.direction(metric)
 
 
 @dataclass(frozen=True)
@@ -91,10 +86,12 @@ class MetricRow:
 
     @property
     def passed(self) -> bool | None:
-        """Threshold check; None when the metric has no threshold."""
+        """Threshold check (a floor, or a ceiling for a lower-is-better metric); None when there is no threshold."""
         if self.threshold is None:
             return None
-        return self.pr is not None and self.pr >= self.threshold
+        return self.pr is not None and (
+            self.pr >= self.threshold if direction(self.name) >= 0 else self.pr <= self.threshold
+        )
 
 
 def metric_rows(
@@ -115,22 +112,26 @@ def quality_gate(
     tolerance: float,
     base_label: str = "base",
     same_data: bool = True,
+    max_slice_gap: Mapping[str, float] | None = None,
 ) -> list[str]:
-    """Why the PR fails its quality gate (empty: it passes). A metric fails below its threshold (gate.check),
-    or when it is more than `tolerance` below the base branch's value; only higher-is-better metrics are gated.
+    """Why the PR fails its quality gate (empty: it passes). A metric fails past its threshold (gate.check: a floor,
+    or a ceiling for a lower-is-better metric), a slice column when its groups differ by more than `max_slice_gap`,
+    and a higher-is-better metric when it is more than `tolerance` below the base branch's value (lower-is-better
+    ones such as rmse or log_loss are in the data's units, where a fixed tolerance means nothing).
     When the PR changes the data set (`same_data` False) the two sides were scored on different held-out rows, so
     only the thresholds apply: a drop against the base would say nothing about the model."""
+    checks = check(dict(pr), dict(thresholds)) + (check_gaps(pr, max_slice_gap) if max_slice_gap else [])
     failures = [
         f"`{c.metric}` is missing from the PR's metrics"
         if c.value is None
-        else f"`{c.metric}` {c.value:.4f} is below its threshold {c.threshold:.4f} by {c.threshold - c.value:.4f}"
-        for c in check(dict(pr), dict(thresholds))
+        else "`{}` {}".format(c.metric, c.reason().removeprefix(f"{c.metric} "))
+        for c in checks
         if not c.passed
     ]
     if not same_data:
         return failures
     old, new = scalar_metrics(base), scalar_metrics(pr)
-    for name in GATED_METRICS:
+    for name in dict.fromkeys(m.name for m in tasks.ALL_METRICS.values() if m.higher_is_better):
         if name in old and name in new and old[name] - new[name] > tolerance + EPSILON:
             failures.append(
                 f"`{name}` fell {old[name] - new[name]:.4f} behind {base_label} "

@@ -118,6 +118,20 @@ def confusion(data: Mapping[str, Any] | None) -> Confusion | None:
     return Confusion(labels=labels, counts=counts)
 
 
+TOP_FEATURES = 10
+"""How many features the report's importance table shows."""
+
+
+def importance(data: Mapping[str, Any] | None) -> dict[str, float]:
+    """The most important features by permutation importance, from plots/importance.json's rows."""
+    rows = data.get("importance") if isinstance(data, Mapping) else None
+    found: dict[str, float] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, Mapping) and isinstance(row.get("importance"), int | float):
+            found[str(row.get("feature"))] = float(row["importance"])
+    return dict(sorted(found.items(), key=lambda item: -item[1])[:TOP_FEATURES])
+
+
 def side(
     label: str,
     *,
@@ -137,6 +151,7 @@ def side(
         model_bytes=model_bytes,
         curves=curves,
         confusion=confusion(plots.get("confusion")),
+        importance=importance(plots.get("importance")),
         data_md5=data_md5,
     )
 
@@ -359,16 +374,19 @@ def measure_serving(base_ref: str, *, rounds: int, seconds: float, concurrency: 
 # --- the command ----------------------------------------------------------------------------------------
 
 
-def gate_settings(params: Mapping[str, Any] | None) -> tuple[dict[str, float], float, str | None]:
-    """Thresholds and tolerance from the PR's params.yaml, and the error when it does not validate
-    (then no thresholds: the report is still written and the error fails the gate)."""
+def gate_settings(
+    params: Mapping[str, Any] | None,
+) -> tuple[dict[str, float], float, dict[str, float], str | None]:
+    """Thresholds, tolerance and largest slice gaps from the PR's params.yaml, and the error when it does not
+    validate (then no thresholds: the report is still written and the error fails the gate)."""
     from mltemplate.params import ParamsError, parse_params
 
     try:
         parsed = parse_params(params, source=PARAMS_FILE)
     except ParamsError as error:
-        return {}, 0.0, str(error)[: artifact.MAX_TAIL]
-    return dict(parsed.evaluate.thresholds), parsed.evaluate.tolerance, None
+        return {}, 0.0, {}, str(error)[: artifact.MAX_TAIL]
+    evaluate = parsed.evaluate
+    return dict(evaluate.thresholds), evaluate.tolerance, dict(evaluate.max_slice_gap), None
 
 
 def write(out: Path, report: Report, markdown: str, pngs: Mapping[str, bytes]) -> None:
@@ -419,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     failure = None if args.no_repro else run_pipeline()
     stale = [] if failure is not None or args.no_repro else stale_outputs()
     base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
-    thresholds, tolerance, params_error = gate_settings(read_params())
+    thresholds, tolerance, max_slice_gap, params_error = gate_settings(read_params())
     serving = None
     if failure is None and pr.metrics is not None and not args.no_load:
         serving = measure_serving(base_ref, rounds=args.rounds, seconds=args.load_seconds, concurrency=args.concurrency)
@@ -442,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         tolerance=tolerance,
         base_metrics=base.metrics,
         base_data_md5=base.data_md5,
+        max_slice_gap=max_slice_gap,
         source="the PR's own params.yaml (the comment re-checks against the base's)",
     )
     try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
 from mltemplate import model as model_files
-from mltemplate.metadata import Release, read_metrics
+from mltemplate.metadata import ModelMetadata, Release, read_metrics
 from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
 from mltemplate.schema import Schema
 
@@ -147,10 +147,51 @@ class Prediction(TypedDict):
     ]
 
 
-class PredictResponse(BaseModel):
-    request_id: str = Field(description="Names this answer in the prediction log; send it back with POST /feedback.")
-    model_version: str = Field(description="Release version of the model that answered (see /metadata).")
-    predictions: list[Prediction]
+class ValuePrediction(TypedDict):
+    """One record's answer from a regression model."""
+
+    value: Annotated[float, Field(description="The predicted value of the target.", examples=[42.0])]
+
+
+def response_model(metadata: ModelMetadata) -> type[BaseModel]:
+    """The body POST /predict answers for this model's task: a label and class probabilities per record (the
+    example names the model's classes) for classification, a number per record for regression."""
+    schema = metadata.input_schema
+    request_id = (
+        str,
+        Field(description="Names this answer in the prediction log (also the X-Request-ID header); POST /feedback."),
+    )
+    version = (str, Field(description="Release version of the model that answered (see /metadata)."))
+    if not schema.classification:
+        items = Field(description=f"The predicted `{schema.target}` of each record, in request order.")
+        return create_model(
+            "PredictResponse",
+            request_id=request_id,
+            model_version=version,
+            predictions=(list[ValuePrediction], items),
+        )
+    classes = metadata.classes
+    share = round(1 / max(len(classes), 1), 4)
+    example = [{"label": classes[0], "probabilities": dict.fromkeys(classes, share)}] if classes else []
+    items = Field(
+        description=f"The most probable `{schema.target}` of each record and every class's probability "
+        f"(classes: {', '.join(classes)}), in request order.",
+        examples=[example],
+    )
+    return create_model(
+        "PredictResponse", request_id=request_id, model_version=version, predictions=(list[Prediction], items)
+    )
+
+
+def predictions(trained: model_files.TrainedModel, output: np.ndarray) -> list[Prediction] | list[ValuePrediction]:
+    """model.predict's output as the response's predictions (the same numbers `evaluate` scored)."""
+    if not trained.schema.classification:
+        return [ValuePrediction(value=value) for value in output.tolist()]
+    classes = trained.classes
+    return [
+        Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
+        for label, row in zip(model_files.labels(trained, output), output.tolist(), strict=True)
+    ]
 
 
 def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any]:
@@ -172,6 +213,7 @@ def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any
         "estimator": trained.metadata.estimator,
         "params": load_params(PARAMS_FILE).model_dump(mode="json"),
         "metrics": read_metrics() if METRICS_FILE.exists() else None,
+        "task": schema.task,
         "classes": trained.classes,
         "input_schema": {
             "features": [

@@ -31,7 +31,7 @@ from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
-from mltemplate.serving.payloads import Prediction, PredictResponse, describe, request_model
+from mltemplate.serving.payloads import describe, predictions, request_model, response_model
 from mltemplate.serving.settings import ServingSettings, load_settings
 
 
@@ -82,6 +82,7 @@ SCHEMA = METADATA.input_schema
 PredictRequest = request_model(
     SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
 )
+PredictResponse = response_model(METADATA)
 metadata_app = Starlette(
     routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", _feedback, methods=["POST"])]
 )
@@ -110,7 +111,7 @@ class PredictionService:
         self.release = current_release(self.model.metadata)
         self.metadata = describe(self.model, self.release)
         self.batcher = Batcher(
-            self._predict_proba,
+            self._predict,
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
         )
@@ -128,8 +129,8 @@ class PredictionService:
         gc.collect()
         gc.freeze()
 
-    def _predict_proba(self, rows: list[tuple[Any, ...]]) -> Any:
-        return model_files.predict_proba(self.model, rows)
+    def _predict(self, rows: list[tuple[Any, ...]]) -> Any:
+        return model_files.predict(self.model, rows)
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
@@ -142,36 +143,38 @@ class PredictionService:
         if self.prediction_log is not None:
             self.prediction_log.close()
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest)  # type: ignore[untyped-decorator]
-    async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> PredictResponse:
-        """Label and class probabilities for each record, from the same function `evaluate` scores; the answer
-        carries the request id it is logged under (also in the X-Request-ID header)."""
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> BaseModel:
+        """Label and class probabilities (classification) or the predicted number (regression) for each record,
+        from the same function `evaluate` scores; the answer carries the request id it is logged under (also in
+        the X-Request-ID header)."""
         # Field order is schema order (see record_model): each record's values are a row as model.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
         try:
-            probabilities = await self.batcher(rows)
+            output = await self.batcher(rows)
         except Overloaded as error:
             raise ServiceUnavailable(str(error)) from None
         except Exception as error:  # the batcher ran these rows alone: the fault is in them, or in the server
             await self._refuse_unscorable(rows, error)
             raise
-        if not np.isfinite(probabilities).all():
+        if not np.isfinite(output).all():
             await self._refuse_unscorable(rows, None)
-            raise RuntimeError("the model answered non-finite probabilities for input it scores row by row")
-        classes = self.model.classes
-        labels = model_files.labels(self.model, probabilities)
-        rows_of_probabilities = probabilities.tolist()
-        predictions = [
-            Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
-            for label, row in zip(labels, rows_of_probabilities, strict=True)
-        ]
+            raise RuntimeError("the model answered non-finite numbers for input it scores row by row")
+        answers = predictions(self.model, output)
         # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         if self.prediction_log is not None:
-            self.prediction_log.record(request_id, self.release.version, rows, labels, rows_of_probabilities)
+            if self.model.schema.classification:
+                labels = model_files.labels(self.model, output)
+                self.prediction_log.record(request_id, self.release.version, rows, labels, output.tolist())
+            else:  # a regression model's answer is its number: logged as the label, with no probabilities
+                values = output.tolist()
+                self.prediction_log.record(
+                    request_id, self.release.version, rows, [repr(v) for v in values], [[] for _ in values]
+                )
         # model_construct: the values are ours and already typed; validating them again would only cost time.
         return PredictResponse.model_construct(
-            request_id=request_id, model_version=self.release.version, predictions=predictions
+            request_id=request_id, model_version=self.release.version, predictions=answers
         )
 
     async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
