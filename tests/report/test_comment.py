@@ -308,4 +308,5 @@ def test_importance_is_a_table_of_escaped_feature_names() -> None:
     pr = Side(label="PR", metrics={"accuracy": 0.9}, importance={"@team <b>x</b>": 0.25, "age": 0.1})
     text = "\n".join(comment.render_importance(report(pr=pr)))
     assert "| <code>age</code> | — | 0.1000 |" in text
-    assert "@team" not in text and "<b>" not in text
+    assert "@team" not in text
+    assert "<b>" not in text
