@@ -282,10 +282,11 @@ def test_a_multiclass_data_set_by_data_and_params_only(tmp_path: Path) -> None:
     assert set(metrics["slices"]["site"]) == {"field", "greenhouse"}
     assert {p.stem for p in (repo / "plots").glob("*.json")} == {"confusion", "roc_ovr", "importance"}
     report = (repo / "report/report.md").read_text()
-    assert "`f1_macro`" in report
-    assert "`slices.site.field.accuracy`" in report
-    assert "./pr_roc_ovr.png" in report
-    assert "./pr_importance.png" in report
+    assert "<code>f1&#95;macro</code>" in report
+    assert "<code>slices.site.field.accuracy</code>" in report
+    assert (repo / "report/pr_roc_ovr.png").is_file()  # in the artifact (shown when the repository opts in)
+    assert (repo / "report/pr_importance.png").is_file()
+    assert "### Feature importance" in report
     assert "≤ 1.0000 ✅" in report  # log_loss: a ceiling
     record = json.loads((repo / "examples/predict.json").read_text())["records"][0]
     with served(repo, env={"SERVE_WORKERS": "1"}) as url:
@@ -331,10 +332,10 @@ def test_a_regression_data_set_by_data_and_params_only(tmp_path: Path) -> None:
     assert "rmse" in metrics["slice_gap"]["sex"]
     assert {p.stem for p in (repo / "plots").glob("*.json")} == {"predicted_vs_actual", "residuals", "importance"}
     report = (repo / "report/report.md").read_text()
-    assert "| `rmse` |" in report
+    assert "| <code>rmse</code> |" in report
     assert "≤ 1000.0000 ✅" in report
-    assert "./pr_predicted_vs_actual.png" in report
-    assert "./pr_residuals.png" in report
+    assert (repo / "report/pr_predicted_vs_actual.png").is_file()
+    assert (repo / "report/pr_residuals.png").is_file()
     record = json.loads((repo / "examples/predict.json").read_text())["records"][0]
     with served(repo, env={"SERVE_WORKERS": "1"}) as url:
         reply = post_json(url, {"records": [record, record]})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mltemplate.report.loadtest import LoadTestError, served
+from tests.serving.test_settings import SERVICE_LINKS
 
 pytestmark = pytest.mark.integration
 
@@ -48,16 +49,7 @@ def test_refuses_bad_serving_settings_naming_the_variable(repo: Path) -> None:
 def test_starts_beside_a_kubernetes_service_named_serve(repo: Path) -> None:
     """Kubernetes injects these into every pod of a namespace with a Service `serve` (enableServiceLinks defaults
     to true): they share the SERVE_ prefix of the settings and must not stop the service from starting."""
-    links = {
-        "SERVE_SERVICE_HOST": "10.0.0.1",
-        "SERVE_SERVICE_PORT": "3000",
-        "SERVE_SERVICE_PORT_HTTP": "3000",
-        "SERVE_PORT": "tcp://10.0.0.1:3000",
-        "SERVE_PORT_3000_TCP": "tcp://10.0.0.1:3000",
-        "SERVE_PORT_3000_TCP_PROTO": "tcp",
-        "SERVE_PORT_3000_TCP_PORT": "3000",
-        "SERVE_PORT_3000_TCP_ADDR": "10.0.0.1",
-    }
+    links = SERVICE_LINKS
     with (
         served(repo, env={**links, "SERVE_WORKERS": "1"}, timeout=90) as base,
         urllib.request.urlopen(f"{base}/readyz", timeout=10) as response,  # noqa: S310 (loopback URL)
