@@ -76,4 +76,4 @@ def test_two_commands_work_in_a_fresh_clone_with_empty_home_and_no_uv(tmp_path: 
 
     make(repo, env, "lint")
     make(repo, {**env, "PYTEST_ADDOPTS": "-x -q -m 'not integration'"}, "test")
-    make(repo, {**env, "PYTEST_ADDOPTS": "-x -q -k postgres tests/test_tracking.py"}, "test")
+    make(repo, {**env, "PYTEST_ADDOPTS": "-x -q -k postgres tests/registry/test_runs.py"}, "test")
