@@ -150,8 +150,8 @@ def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, 
 
 NUDGES: dict[str, tuple[str, Any]] = {
     "logistic_regression": ("C", lambda value: round((value or 1.0) / 7, 6)),
-    "random_forest": ("n_estimators", lambda value: max(2, (value or 100) // 2)),
-    "hist_gradient_boosting": ("max_iter", lambda value: max(2, (value or 100) // 2)),
+    "random_forest": ("max_depth", lambda value: 2 if value != 2 else 3),  # a much shallower forest
+    "hist_gradient_boosting": ("learning_rate", lambda value: round((value or 0.1) / 10, 6)),
 }
 """For each estimator the template ships, a hyperparameter and a new valid value that changes the model."""
 

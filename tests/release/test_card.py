@@ -59,7 +59,9 @@ def test_card_lists_the_chosen_estimator_and_its_hyperparameters(text: str, para
     assert f"| `model.estimator` | `{params.model.estimator}` |" in text
     for key, value in params.model.selected.items():
         assert f"| `model.hyperparameters.{key}` | `{value}` |" in text
-    assert "n_estimators" not in text  # only the chosen estimator's
+    others = {k for name, hp in params.model.hyperparameters.items() if name != params.model.estimator for k in hp}
+    for key in others - set(params.model.selected):
+        assert f"`model.hyperparameters.{key}`" not in text  # only the chosen estimator's
 
 
 def test_card_checks_metrics_against_thresholds(text: str) -> None:

@@ -10,22 +10,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mltemplate.metadata import scalar_metrics
+from mltemplate.params import flatten, load_params
 from mltemplate.report import artifact
-from tests.conftest import subprocess_env
+from tests.conftest import ROOT, nudged_hyperparameter, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-C_KEY = "model.hyperparameters.logistic_regression.C"
+NUDGE = nudged_hyperparameter(load_params(ROOT / "params.yaml"))
+"""A hyperparameter of the estimator params.yaml chose, and a new value for it that changes the model."""
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
-def pr_repo(pipeline_repo: Path, dest: Path, *, old: str, new: str, commit_outputs: bool) -> Path:
+def pr_repo(pipeline_repo: Path, dest: Path, *, key: str, value: object, commit_outputs: bool) -> Path:
     """A copy of the pipeline repo: `main` holds its reproduced outputs, branch `pr` edits params.yaml and, when
     `commit_outputs`, commits what `dvc repro` then produces (as a PR author should)."""
     repo = dest / "repo"
@@ -34,9 +37,13 @@ def pr_repo(pipeline_repo: Path, dest: Path, *, old: str, new: str, commit_outpu
     git(repo, "commit", "-q", "--allow-empty", "-m", "main: reproduced outputs")
     git(repo, "checkout", "-q", "-b", "pr")
     params = repo / "params.yaml"
-    text = params.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in params.yaml"
-    params.write_text(text.replace(old, new, 1), encoding="utf-8")
+    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    params.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     if commit_outputs:
         subprocess.run(["dvc", "repro"], cwd=repo, env=subprocess_env(), check=True, capture_output=True)
     git(repo, "add", "-A")
@@ -66,7 +73,7 @@ def make_report(repo: Path, tmp_path: Path, *flags: str) -> tuple[subprocess.Com
 
 
 def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: 0.05", commit_outputs=True)
+    repo = pr_repo(pipeline_repo, tmp_path, key=NUDGE[0], value=NUDGE[1], commit_outputs=True)
     flags = ("--load-seconds", "1", "--rounds", "2", "--concurrency", "2")
     result, summary = make_report(repo, tmp_path, *flags)
     loaded = artifact.load(repo / "report")
@@ -74,8 +81,9 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
 
     assert report.stale == [], result.stderr
     assert report.failure is None
-    assert (report.base.params or {})[C_KEY] == 1.0
-    assert (report.pr.params or {})[C_KEY] == 0.05
+    base_params = yaml.safe_load(git(repo, "show", "main:params.yaml"))
+    assert (report.base.params or {})[NUDGE[0]] == flatten(base_params)[NUDGE[0]]
+    assert (report.pr.params or {})[NUDGE[0]] == NUDGE[1]
     base = json.loads(git(repo, "show", "main:metrics.json"))
     assert report.base.metrics == scalar_metrics(base)
     assert report.pr.metrics == scalar_metrics(json.loads((repo / "metrics.json").read_text()))
@@ -104,7 +112,7 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
 
 
 def test_report_names_stale_committed_outputs_and_fails_the_check(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: 0.05", commit_outputs=False)
+    repo = pr_repo(pipeline_repo, tmp_path, key=NUDGE[0], value=NUDGE[1], commit_outputs=False)
     result, _ = make_report(repo, tmp_path, "--no-load")
     report = artifact.load(repo / "report").report
 
@@ -117,7 +125,7 @@ def test_report_names_stale_committed_outputs_and_fails_the_check(pipeline_repo:
 
 
 def test_report_says_which_stage_failed_and_fails_the_check(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = pr_repo(pipeline_repo, tmp_path, old="C: 1.0", new="C: -1.0", commit_outputs=False)
+    repo = pr_repo(pipeline_repo, tmp_path, key=NUDGE[0], value=-1, commit_outputs=False)
     result, _ = make_report(repo, tmp_path, "--no-load")
     loaded = artifact.load(repo / "report")
     failure = loaded.report.failure
@@ -125,7 +133,7 @@ def test_report_says_which_stage_failed_and_fails_the_check(pipeline_repo: Path,
     assert result.returncode != 0
     assert failure is not None
     assert (failure.command, failure.stage) == ("dvc repro", "train")
-    assert "C" in failure.tail  # the stage's own error is quoted
+    assert NUDGE[0].split(".")[-1] in failure.tail  # the stage's own error is quoted
     assert loaded.report.pr.metrics is None
     assert not [name for name in loaded.images if name.startswith("pr_")]
     assert "error: `dvc repro` failed at stage train" in result.stderr
