@@ -107,7 +107,25 @@ def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: 
         assert row in params_section, params_section
 
 
-def write_loans(path: Path) -> None:
+def track(repo: Path, frame: pd.DataFrame, raw: str, params: dict[str, Any]) -> None:
+    """Replace the bundled data with `frame` at `raw`, track it as a user would, and set `params`."""
+    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
+    old.unlink(missing_ok=True)
+    (repo / raw).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(repo / raw, index=False)
+    subprocess.run(
+        ["python", "-m", "mltemplate.pipeline.data", "track", raw],
+        cwd=repo,
+        env=subprocess_env(),
+        check=True,
+        capture_output=True,
+    )
+    if params["data"]["task"] != "binary":
+        params = {**params, "monitor.thresholds": {}}  # label quality is monitored for binary models only
+    set_params(repo, params)
+
+
+def loans() -> pd.DataFrame:
     """A data set unlike the bundled one: categories, missing values in numbers and categories, string labels."""
     rng = np.random.default_rng(21)
     n = 600
@@ -126,23 +144,14 @@ def write_loans(path: Path) -> None:
     frame["decision"] = np.where(risk + rng.normal(0, 0.6, n) > 0.4, "denied", "approved")
     frame.loc[rng.choice(n, 40, replace=False), "income"] = np.nan
     frame.loc[rng.choice(n, 30, replace=False), "employment"] = np.nan
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(frame.to_csv(index=False))
+    return frame
 
 
 def use_loans(repo: Path) -> None:
-    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
-    old.unlink(missing_ok=True)
-    write_loans(repo / "data/raw/loans.csv")
-    subprocess.run(
-        ["python", "-m", "mltemplate.pipeline.data", "track", "data/raw/loans.csv"],
-        cwd=repo,
-        env=subprocess_env(),
-        check=True,
-        capture_output=True,
-    )
-    set_params(
+    track(
         repo,
+        loans(),
+        "data/raw/loans.csv",
         {
             "name": "loan-decisions",
             "data": {
@@ -180,8 +189,6 @@ def test_own_data_with_categories_missing_values_and_string_labels(tmp_path: Pat
 
 
 def use_half_a_million_orders(repo: Path) -> None:
-    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
-    old.unlink(missing_ok=True)
     rng = np.random.default_rng(5)
     n = 500_000
     frame = pd.DataFrame(
@@ -197,16 +204,10 @@ def use_half_a_million_orders(repo: Path) -> None:
     score = 0.01 * (frame["amount"] - 100) - 0.001 * frame["account_age_days"] + 0.8 * (frame["channel"] == "phone")
     frame["fraud"] = np.where(score + rng.normal(0, 1, n) > 1.2, "fraud", "legit")
     frame.loc[rng.choice(n, n // 50, replace=False), "amount"] = np.nan
-    frame.to_csv(repo / "data/raw/orders.csv", index=False)
-    subprocess.run(
-        ["python", "-m", "mltemplate.pipeline.data", "track", "data/raw/orders.csv"],
-        cwd=repo,
-        env=subprocess_env(),
-        check=True,
-        capture_output=True,
-    )
-    set_params(
+    track(
         repo,
+        frame,
+        "data/raw/orders.csv",
         {
             "name": "order-fraud",
             "data": {
@@ -229,22 +230,6 @@ def test_half_a_million_rows(tmp_path: Path) -> None:
     assert sum(metadata["metrics"]["support"].values()) == 125_000
     for plot in (repo / "plots").glob("*.json"):
         assert plot.stat().st_size < 100_000, plot  # committed plot data stays small
-
-
-def track(repo: Path, frame: pd.DataFrame, raw: str, params: dict[str, Any]) -> None:
-    """Replace the bundled data with `frame` at `raw`, track it as a user would, and set `params`."""
-    old = repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"]
-    old.unlink(missing_ok=True)
-    (repo / raw).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(repo / raw, index=False)
-    subprocess.run(
-        ["python", "-m", "mltemplate.pipeline.data", "track", raw],
-        cwd=repo,
-        env=subprocess_env(),
-        check=True,
-        capture_output=True,
-    )
-    set_params(repo, {**params, "monitor.thresholds": {}})  # label quality is monitored for binary models only
 
 
 def use_iris(repo: Path) -> None:
