@@ -3,22 +3,21 @@ are written back, each once, when it returns; close() flushes; a spool left by a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from mltemplate.monitoring import store
 from mltemplate.monitoring.log import PredictionLog
 
-FEATURES = ("x", "kind")
-CLASSES = ("no", "yes")
+COLUMNS = store.Columns(numeric=("x",), categorical=("kind",), outputs=("no", "yes"))
 
 
 def make_log(url: str, spool: Path) -> PredictionLog:
-    return PredictionLog(url, features=FEATURES, classes=CLASSES, spool_dir=spool, retry_interval_s=0.1)
+    return PredictionLog(url, columns=COLUMNS, spool_dir=spool, retry_interval_s=0.1)
 
 
 def send(log: PredictionLog, count: int, prefix: str = "r") -> None:
@@ -34,10 +33,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def stored(url: str) -> list[tuple[str, int]]:
-    db = store.open_store(url)
-    with db.connect() as connection:
-        rows = connection.execute(sa.select(store.predictions.c.request_id, store.predictions.c.position))
-        return sorted((str(r), int(p)) for r, p in rows)
+    with store.open_store(url).connect() as connection:
+        frame = store.read_records(connection)
+    return sorted((str(r), int(p)) for r, p in zip(frame[store.REQUEST_ID], frame[store.POSITION], strict=True))
+
+
+def spooled_records(spool: Path) -> int:
+    return sum(json.loads(line)["records"] for path in spool.iterdir() for line in path.read_text().splitlines())
 
 
 def test_records_reach_the_database_with_features_labels_and_probabilities(tmp_path: Path) -> None:
@@ -47,12 +49,12 @@ def test_records_reach_the_database_with_features_labels_and_probabilities(tmp_p
     log.close()
     assert stored(url) == [(f"r{i}", p) for i in range(3) for p in (0, 1)]
     with store.open_store(url).connect() as connection:
-        first = connection.execute(sa.select(store.predictions).where(store.predictions.c.request_id == "r1")).first()
-    assert first is not None
-    assert first.features == {"x": 1.0, "kind": "a"}
-    assert first.label == "no"
-    assert first.probabilities == {"no": 0.9, "yes": 0.1}
-    assert first.model_version == "v1"
+        frame = store.read_records(connection, store.requests.c.request_id == "r1")
+    first, second = frame.to_dict("records")
+    assert (first["x"], first["kind"], first[store.LABEL]) == (1.0, "a", "no")
+    assert (first[store.OUTPUT + "no"], first[store.OUTPUT + "yes"]) == (0.9, 0.1)
+    assert (second["x"], second["kind"], second[store.LABEL], second[store.POSITION]) == (0.5, "b", "yes", 1)
+    assert first[store.MODEL_VERSION] == "v1"
 
 
 def test_records_wait_in_the_spool_while_the_database_is_down_and_are_written_once_after(tmp_path: Path) -> None:
@@ -78,7 +80,7 @@ def test_close_while_the_database_is_down_keeps_everything_on_disk_for_the_next_
     log = make_log(url, spool)
     send(log, 4)
     log.close()
-    assert sum(len(p.read_text().splitlines()) for p in spool.iterdir()) == 8
+    assert spooled_records(spool) == 8
     # A worker that is gone leaves its spool: rename it as if another pid (long dead) owned it.
     for path in spool.iterdir():
         path.rename(spool / f"999999999-{path.name.split('-', 1)[1]}")
@@ -94,7 +96,7 @@ def test_a_full_queue_spills_to_the_spool_instead_of_blocking(tmp_path: Path) ->
     blocker = tmp_path / "db"
     blocker.write_text("down")
     log = PredictionLog(
-        f"sqlite:///{blocker / 'log.db'}", features=FEATURES, classes=CLASSES, spool_dir=tmp_path / "s", max_queue=1
+        f"sqlite:///{blocker / 'log.db'}", columns=COLUMNS, spool_dir=tmp_path / "s", max_queued_records=1
     )
     start = time.perf_counter()
     send(log, 50)

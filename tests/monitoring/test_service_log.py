@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from mltemplate.monitoring import store
 from mltemplate.report.loadtest import served
@@ -30,8 +29,8 @@ def logged(url: str) -> list[tuple[str, int]]:
     db = store.open_store(url)
     try:
         with db.connect() as connection:
-            rows = connection.execute(sa.select(store.predictions.c.request_id, store.predictions.c.position))
-            return sorted((str(r), int(p)) for r, p in rows)
+            frame = store.read_records(connection)
+        return sorted((str(r), int(p)) for r, p in zip(frame[store.REQUEST_ID], frame[store.POSITION], strict=True))
     finally:
         db.dispose()
 

@@ -66,28 +66,32 @@ class Outcome:
 
 def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata) -> pd.DataFrame:
     """The logged records answered in [start, end): one row each, features in schema order, plus the predicted
-    label, the positive class's probability, the true label (None when none was sent) and the time."""
-    p, f = store.predictions, store.feedback
-    query = (
-        sa.select(p.c.ts, p.c.features, p.c.label, p.c.probabilities, f.c.label.label("truth"))
-        .select_from(p.outerjoin(f, sa.and_(p.c.request_id == f.c.request_id, p.c.position == f.c.position)))
-        .where(p.c.ts >= start, p.c.ts < end)
-        .order_by(p.c.ts)
-    )
+    label (regression: the predicted value), the positive class's probability, the true label (None when none was
+    sent) and the time."""
     schema = metadata.input_schema
+    r, f = store.requests, store.feedback
+    in_window = (r.c.ts >= start, r.c.ts < end)
+    truth_query = (
+        sa.select(f.c.request_id, f.c.position, f.c.label)
+        .select_from(f.join(r, f.c.request_id == r.c.request_id))
+        .where(*in_window)
+    )
     with db.connect() as connection:
-        rows = connection.execute(query).all()
-    records: list[dict[str, Any]] = [
-        {
-            **{name: row.features.get(name) for name in schema.features},
-            PREDICTED: row.label,
-            SCORE: row.probabilities.get(schema.positive_class),
-            TRUTH: row.truth,
-            TS: row.ts,
-        }
-        for row in rows
-    ]
-    return pd.DataFrame.from_records(records, columns=[*schema.features, PREDICTED, SCORE, TRUTH, TS])
+        logged = store.read_records(connection, *in_window)
+        truth = pd.DataFrame(
+            connection.execute(truth_query).all(), columns=[store.REQUEST_ID, store.POSITION, TRUTH], dtype=object
+        )
+    truth[store.POSITION] = truth[store.POSITION].astype(int)
+    logged[store.POSITION] = logged[store.POSITION].astype(int)
+    logged = logged.merge(truth, on=[store.REQUEST_ID, store.POSITION], how="left", sort=False)
+    window = logged.reindex(columns=list(schema.features))  # a feature an older model's requests lack is NaN
+    predicted = store.LABEL if schema.classification else store.OUTPUT + schema.target
+    positive = store.OUTPUT + str(schema.positive_class)
+    window[PREDICTED] = logged.get(predicted, None)
+    window[SCORE] = logged.get(positive, None)
+    window[TRUTH] = logged[TRUTH].astype(object).where(logged[TRUTH].notna(), None)
+    window[TS] = logged[store.TS]
+    return window
 
 
 def history(db: sa.Engine, runs: int) -> list[list[str]]:

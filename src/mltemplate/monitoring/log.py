@@ -1,7 +1,8 @@
-"""The service's prediction log writer: the request path only enqueues a tuple; a background thread batches the
-records into the database, and when the database is down or slow it appends them to a spool file on local disk and
-writes them back once the database answers again. Inserts ignore duplicate keys, so a replayed batch is stored
-once. `close()` (the service's shutdown hook, on SIGTERM) flushes what is queued."""
+"""The service's prediction log writer: the request path only enqueues a tuple; a background thread encodes each
+request as one row (store.encode) and batches them into the database, and when the database is down or slow it
+appends them to a spool file on local disk and writes them back once the database answers again. Inserts ignore
+duplicate request ids, so a replayed batch is stored once. `close()` (the service's shutdown hook, on SIGTERM)
+flushes what is queued."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
 
-Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str], Sequence[Sequence[float]]]
-"""(request_id, time, model_version, rows in feature order, labels, probabilities in class order)."""
+Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str] | None, Any]
+"""(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
+outputs numbers)."""
 
 _STOP = object()
+SPOOL_BATCH = 500
+"""Spooled requests written back per transaction."""
 
 
 def _alive(pid: int) -> bool:
@@ -47,28 +51,30 @@ class PredictionLog:
         self,
         url: str,
         *,
-        features: Sequence[str],
-        classes: Sequence[str],
+        columns: store.Columns,
         spool_dir: Path = SPOOL_DIR,
-        max_queue: int = 100_000,
-        batch_rows: int = 1000,
+        max_queued_records: int = 100_000,
+        batch_rows: int = 10_000,
         flush_interval_s: float = 0.2,
         retry_interval_s: float = 1.0,
     ) -> None:
         self.url = url
-        self.features = tuple(features)
-        self.classes = tuple(classes)
+        self.columns = columns
         self.spool_dir = spool_dir
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.spool_file = spool_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        # Bounded in records, not requests: 256-record requests would otherwise queue 256 times the memory.
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.max_queued_records = max_queued_records
+        self.queued_records = 0
+        self.queued_lock = threading.Lock()
         self.batch_rows = batch_rows
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
         self.spool_lock = threading.Lock()
         self.db: sa.Engine | None = None
         self.next_try = 0.0
-        self.written = 0
+        self.written = 0  # records, as are the spooled
         self.spooled = 0
         self.thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self.thread.start()
@@ -80,33 +86,30 @@ class PredictionLog:
         request_id: str,
         model_version: str,
         rows: Sequence[Sequence[Any]],
-        labels: Sequence[str],
-        probabilities: Sequence[Sequence[float]],
+        labels: Sequence[str] | None,
+        outputs: Any,
     ) -> None:
-        entry: Entry = (request_id, time.time(), model_version, rows, labels, probabilities)
-        try:
+        """`rows` in `columns` order (numeric features, then categorical), a label per row (None for regression),
+        and the outputs (class probabilities, or the predicted values) as an array or nested lists."""
+        entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs)
+        with self.queued_lock:
+            room = self.queued_records + len(rows) <= self.max_queued_records
+            if room:
+                self.queued_records += len(rows)
+        if room:
             self.queue.put_nowait(entry)
-        except queue.Full:
-            # The thread is far behind (a database that hangs): keep the records on disk rather than drop them.
+        else:  # the thread is far behind (a database that hangs): keep the records on disk rather than drop them
             self._spool(self._rows([entry]))
 
     # --- the thread ----------------------------------------------------------------------------------------------
 
     def _rows(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         out = []
-        for request_id, ts, version, rows, labels, probabilities in entries:
-            for position, (row, label, probs) in enumerate(zip(rows, labels, probabilities, strict=True)):
-                out.append(
-                    {
-                        "request_id": request_id,
-                        "position": position,
-                        "ts": ts,
-                        "model_version": version,
-                        "features": dict(zip(self.features, row, strict=True)),
-                        "label": label,
-                        "probabilities": dict(zip(self.classes, probs, strict=True)),
-                    }
-                )
+        for request_id, ts, version, rows, labels, outputs in entries:
+            try:
+                out.append(store.encode(request_id, ts, version, self.columns, rows, labels, outputs))
+            except Exception:  # a malformed entry is the service's bug: say so, keep logging the others
+                logger.exception("prediction log: could not encode request %s", request_id)
         return out
 
     def _take(self, first: Any) -> tuple[list[Entry], bool]:
@@ -115,7 +118,7 @@ class PredictionLog:
         stopping = first is _STOP
         if not stopping:
             entries.append(first)
-        rows = sum(len(e[3]) for e in entries)
+        rows = sum(len(e[3]) for e in entries)  # records, not requests: a batch's size in bytes follows them
         deadline = time.monotonic() + self.flush_interval_s
         while not stopping and rows < self.batch_rows:
             try:
@@ -146,11 +149,9 @@ class PredictionLog:
                 self._replay_spool()
                 continue
             entries, stopping = self._take(first)
-            try:
-                rows = self._rows(entries)
-            except Exception:  # a malformed entry is the service's bug: say so, keep serving
-                logger.exception("prediction log: could not convert %d entries", len(entries))
-                rows = []
+            with self.queued_lock:
+                self.queued_records -= sum(len(e[3]) for e in entries)
+            rows = self._rows(entries)
             if rows and not self._write(rows):
                 self._spool(rows)
             if stopping:
@@ -182,21 +183,21 @@ class PredictionLog:
             return False
         try:
             with db.begin() as connection:
-                store.write_predictions(connection, rows)
+                store.write_requests(connection, rows)
         except Exception as error:
             self._down(store.StoreError(str(getattr(error, "orig", error)).strip().splitlines()[0]))
             return False
         self.next_try = 0.0
-        self.written += len(rows)
+        self.written += sum(row["records"] for row in rows)
         return True
 
     def _spool(self, rows: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+        text = "".join(json.dumps(store.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
         with self.spool_lock, self.spool_file.open("a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        self.spooled += len(rows)
+        self.spooled += sum(row["records"] for row in rows)
 
     def _claim_orphans(self) -> None:
         """Spool files of workers that are gone (a crash, a restart) become this worker's to write back."""
@@ -217,12 +218,13 @@ class PredictionLog:
                 self.spool_file.rename(self.spool_file.with_suffix(f".{uuid.uuid4().hex[:8]}.claimed"))
         mine = f"{os.getpid()}-"
         for path in sorted(self.spool_dir.glob(f"{mine}*.claimed")):
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            for start in range(0, len(rows), self.batch_rows):
-                if not self._write(rows[start : start + self.batch_rows]):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            rows = [store.from_json_safe(json.loads(line)) for line in lines if line.strip()]
+            for start in range(0, len(rows), SPOOL_BATCH):
+                if not self._write(rows[start : start + SPOOL_BATCH]):
                     return  # still down: the file stays, and is tried again later
             path.unlink()
-            logger.info("prediction log: wrote %d spooled records back to the database", len(rows))
+            logger.info("prediction log: wrote %d spooled requests back to the database", len(rows))
 
     # --- shutdown ------------------------------------------------------------------------------------------------
 
@@ -230,10 +232,7 @@ class PredictionLog:
         """Write what is queued (to the database, else to the spool) and stop the thread."""
         if not self.thread.is_alive():
             return
-        try:
-            self.queue.put(_STOP, timeout=timeout_s)
-        except queue.Full:
-            logger.warning("prediction log: queue still full after %.0fs", timeout_s)
+        self.queue.put(_STOP)
         self.thread.join(timeout_s)
         if self.thread.is_alive():
             logger.warning("prediction log: flush did not finish in %.0fs; the spool keeps the rest", timeout_s)
@@ -241,7 +240,7 @@ class PredictionLog:
             self.db.dispose()
 
     def pending(self) -> int:
-        """Records not yet in the database: queued entries plus spooled rows on disk."""
+        """Requests not yet in the database: queued entries plus spooled rows on disk."""
         on_disk = 0
         for path in self.spool_dir.glob(f"{os.getpid()}-*"):
             with contextlib.suppress(FileNotFoundError):

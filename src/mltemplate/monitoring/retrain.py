@@ -17,26 +17,32 @@ from mltemplate.params import Params
 from mltemplate.paths import DATA_DVC
 from mltemplate.pipeline import data
 
+TRUTH = "__truth__"
+
 
 def labelled_records(db: sa.Engine) -> pd.DataFrame:
-    """Logged records with a true label that no retrain has appended yet: features, label, request_id, position."""
-    p, f, r = store.predictions, store.feedback, store.retrained
-    query = (
-        sa.select(p.c.request_id, p.c.position, p.c.features, f.c.label)
-        .select_from(
-            p.join(f, sa.and_(p.c.request_id == f.c.request_id, p.c.position == f.c.position)).outerjoin(
-                r, sa.and_(p.c.request_id == r.c.request_id, p.c.position == r.c.position)
-            )
-        )
+    """Logged records with a true label that no retrain has appended yet, in the order they were answered: their
+    features, LABEL (the true label), REQUEST_ID and POSITION."""
+    f, r = store.feedback, store.retrained
+    pending = (
+        sa.select(f.c.request_id, f.c.position, f.c.label)
+        .select_from(f.outerjoin(r, sa.and_(f.c.request_id == r.c.request_id, f.c.position == r.c.position)))
         .where(r.c.request_id.is_(None))
-        .order_by(p.c.ts, p.c.request_id, p.c.position)
     )
     with db.connect() as connection:
-        rows = connection.execute(query).all()
-    return pd.DataFrame(
-        [{"request_id": x.request_id, "position": x.position, "features": x.features, "label": x.label} for x in rows],
-        columns=["request_id", "position", "features", "label"],
-    )
+        labels = pd.DataFrame(connection.execute(pending).all(), columns=[store.REQUEST_ID, store.POSITION, TRUTH])
+        ids = sorted(set(labels[store.REQUEST_ID]))
+        chunks = [
+            store.read_records(connection, store.requests.c.request_id.in_(ids[start : start + 500]))
+            for start in range(0, len(ids), 500)  # keep IN lists short for every database
+        ]
+    if not chunks:
+        return pd.DataFrame(columns=[store.REQUEST_ID, store.POSITION, store.LABEL])
+    logged = pd.concat(chunks, ignore_index=True, sort=False).drop(columns=[store.LABEL])
+    labels[store.POSITION] = labels[store.POSITION].astype(int)
+    found = logged.merge(labels, on=[store.REQUEST_ID, store.POSITION], how="inner")
+    found = found.sort_values([store.TS, store.REQUEST_ID, store.POSITION], kind="stable", ignore_index=True)
+    return found.rename(columns={TRUTH: store.LABEL})
 
 
 def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
@@ -49,10 +55,7 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
     if not csv.exists():
         raise CommandError(f"{csv} not found: run `make data` first")
     header = list(pd.read_csv(csv, nrows=0).columns)
-    rows = [
-        {**features, params.data.target: label} for features, label in zip(found.features, found.label, strict=True)
-    ]
-    new = pd.DataFrame.from_records(rows).reindex(columns=header)  # dropped columns (ids) stay empty
+    new = found.rename(columns={store.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
     text = data.to_csv_text(new).split("\n", 1)[1]  # without the header
     with csv.open("a", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
@@ -61,7 +64,7 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
     with db.begin() as connection:
         marks = [
             {"request_id": rid, "position": int(pos), "ts": now}
-            for rid, pos in zip(found.request_id, found.position, strict=True)
+            for rid, pos in zip(found[store.REQUEST_ID], found[store.POSITION], strict=True)
         ]
         connection.execute(store.insert_ignoring_duplicates(store.retrained, connection), marks)
     return len(found)
