@@ -149,7 +149,7 @@ def as_task(raw: dict[str, Any], task: str, estimator: str, thresholds: dict[str
     changed["model"]["hyperparameters"] = {}
     changed["evaluate"]["thresholds"] = thresholds
     if task != "binary":
-        changed.setdefault("monitor", {})["thresholds"] = {}  # label quality is monitored for binary models only
+        changed.setdefault("monitor", {})["thresholds"] = {}  # the binary metrics it names are not metrics of this task
     return changed
 
 
@@ -204,8 +204,12 @@ def test_slicing_by_the_target_is_refused(raw: dict[str, Any]) -> None:
         parse_params(with_value(raw, "evaluate.slices", [target]))
 
 
-def test_label_quality_thresholds_are_refused_for_a_task_monitoring_cannot_judge(raw: dict[str, Any]) -> None:
+def test_monitor_thresholds_name_metrics_of_the_task(raw: dict[str, Any]) -> None:
     changed = as_task(raw, "regression", "ridge", {})
     changed["monitor"]["thresholds"] = {"accuracy": 0.8}
-    with pytest.raises(ParamsError, match=r"^params.yaml: monitor.thresholds: .* binary task; set it to \{\}"):
+    with pytest.raises(
+        ParamsError, match=r"^params.yaml: monitor.thresholds.accuracy: not a metric of task 'regression'"
+    ):
         parse_params(changed)
+    changed["monitor"]["thresholds"] = {"rmse": 40, "r2": 0.3}
+    assert parse_params(changed).monitor.thresholds == {"rmse": 40.0, "r2": 0.3}

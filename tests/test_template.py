@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,29 @@ def run_as_a_user_would(repo: Path) -> dict[str, Any]:
     return seen["metadata"]
 
 
+def monitor_with_labels(repo: Path, thresholds: dict[str, float]) -> str:
+    """Serve with the prediction log on (its default SQLite file), answer the held-out rows in one request, send
+    their true labels to /feedback, then `make monitor` with `thresholds`: returns monitoring/report.md."""
+    schema = read_model_metadata(repo / "models/metadata.json").input_schema
+    test = pd.read_csv(repo / "data/prepared/test.csv")
+    features = test[list(schema.features)].astype(object)
+    records = features.where(features.notna(), None).to_dict("records")
+    truth = test[schema.target].tolist() if not schema.classification else test[schema.target].astype(str).tolist()
+    set_params(repo, {"monitor.thresholds": thresholds, "monitor.min_rows": 20, "monitor.min_labels": 20})
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        reply = post_json(url, {"records": records})
+        assert reply.status == 200, reply.text
+        rid = reply.json()["request_id"]
+        labels = {"labels": [{"request_id": rid, "position": i, "label": t} for i, t in enumerate(truth)]}
+        deadline = time.monotonic() + 30
+        while (stored := post_json(url, labels, path="/feedback")).status == 422 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the log writes the request within about a second
+        assert stored.status == 200, stored.text
+    output = make(repo, "monitor").stdout
+    assert f" logged records, {len(records)} labelled" in output, output  # earlier checks logged a few too
+    return (repo / "monitoring/report.md").read_text()
+
+
 PARAMS_CHANGES = {
     "random forest, other seed and split": {
         "seed": 7,
@@ -121,7 +145,7 @@ def track(repo: Path, frame: pd.DataFrame, raw: str, params: dict[str, Any]) -> 
         capture_output=True,
     )
     if params["data"]["task"] != "binary":
-        params = {**params, "monitor.thresholds": {}}  # label quality is monitored for binary models only
+        params = {**params, "monitor.thresholds": {}}  # the binary metrics it names are not metrics of this task
     set_params(repo, params)
 
 
@@ -282,6 +306,8 @@ def test_a_multiclass_data_set_by_data_and_params_only(tmp_path: Path) -> None:
         bad = post_json(url, {"records": [{**record, "petal_width": "wide"}]})
         assert bad.status == 400, bad.text
         assert bad.json()["field"] == "records.0.petal_width"
+    report = monitor_with_labels(repo, {"accuracy": 0.5, "f1_macro": 0.5})
+    assert "| quality f1_macro | floor |" in report, report
 
 
 def use_diabetes(repo: Path) -> None:
@@ -331,3 +357,5 @@ def test_a_regression_data_set_by_data_and_params_only(tmp_path: Path) -> None:
         bad = post_json(url, {"records": [{**record, "sex": 2}]})
         assert bad.status == 400, bad.text
         assert bad.json()["field"] == "records.0.sex"
+    report = monitor_with_labels(repo, {"rmse": 1000.0, "r2": 0.0})
+    assert "| quality rmse | ceiling |" in report, report

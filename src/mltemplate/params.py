@@ -181,8 +181,10 @@ class MonitorParams(_Section):
     min_rows: int = Field(default=100, ge=1, description="Fewer logged records in the window: no drift verdict.")
     min_labels: int = Field(default=30, ge=1, description="Fewer labelled records in the window: no quality verdict.")
     drift: DriftParams = Field(default_factory=DriftParams)
-    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
-        default_factory=dict, description="Floor per metric on labelled production records."
+    thresholds: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="Per metric of the task on labelled production records: a floor, or a ceiling for an error "
+        "(rmse, mae, mape, log_loss).",
     )
     debounce: DebounceParams = Field(default_factory=DebounceParams)
 
@@ -233,11 +235,6 @@ class Params(_Section):
                     else f"model.hyperparameters.{name}: {message}"
                 ) from None
         known = {m.name: m for m in tasks.METRICS[task]}
-        if task != "binary" and self.monitor.thresholds:
-            raise ValueError(
-                f"monitor.thresholds: quality monitoring of production labels supports the binary task; set it to {{}} "
-                f"for task {task!r} (drift is still monitored)"
-            )
         for section, key in (("evaluate", "thresholds"), ("evaluate", "max_slice_gap"), ("monitor", "thresholds")):
             for name, value in getattr(getattr(self, section), key).items():
                 if name not in known:

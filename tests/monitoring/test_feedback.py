@@ -128,3 +128,14 @@ def test_problems_of_csv_labels_name_the_file_and_line(db: sa.Engine) -> None:
     labels = [feedback.Label("one", None, "yes"), feedback.Label("ghost", None, "no")]
     with pytest.raises(feedback.FeedbackError, match=r"^labels.csv:3.request_id: unknown request id 'ghost'"):
         feedback.store_labels(db, labels, where="labels.csv", first_line=2)
+
+
+@pytest.mark.parametrize(("given", "stored"), [(151.25, "151.25"), (3, "3.0"), ("-0.5", "-0.5")])
+def test_a_regression_label_is_a_number(given: object, stored: str) -> None:
+    assert feedback.parse({"labels": [{"request_id": "a", "label": given}]}, None)[0].label == stored
+
+
+@pytest.mark.parametrize("given", ["high", "nan", "inf", True, None, [1.0]])
+def test_a_regression_label_that_is_not_a_finite_number_is_refused(given: object) -> None:
+    with pytest.raises(feedback.FeedbackError, match=r"labels\.0\.label: .* is not a finite number"):
+        feedback.parse({"labels": [{"request_id": "a", "label": given}]}, None)

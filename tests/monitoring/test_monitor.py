@@ -159,3 +159,74 @@ def test_without_a_database_url_the_scheduled_monitor_succeeds_with_a_notice(tmp
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("::notice::MONITORING_DB_URL is not set")
+
+
+def seed_requests(db: Any, columns: store.Columns, answers: list[tuple[float, list[float], str | None, str]]) -> None:
+    """One single-record request per (feature x, outputs, predicted label, true label), answered a minute ago."""
+    now = time.time()
+    with db.begin() as connection:
+        store.write_requests(
+            connection,
+            [
+                store.encode(f"r{i}", now - 60, "v", columns, [(x,)], None if label is None else [label], [outputs])
+                for i, (x, outputs, label, _) in enumerate(answers)
+            ],
+        )
+        connection.execute(
+            store.feedback.insert(),
+            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, (*_, t) in enumerate(answers)],
+        )
+
+
+def test_multiclass_labels_judge_the_macro_metrics(tmp_path: Path) -> None:
+    classes = ["a", "b", "c"]
+    metadata = ModelMetadata.model_validate(
+        {
+            **DESCRIPTION,
+            "schema": Schema(numeric=("x",), categorical=(), target="y", positive_class=None, task="multiclass"),
+            "classes": classes,
+            "model_md5": "0" * 32,
+        }
+    )
+    # The model always answers "a": right on the 10 a's, wrong on the 10 b's and 10 c's.
+    answers = [(float(i), [0.8, 0.1, 0.1], "a", classes[i // 10]) for i in range(30)]
+    db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    seed_requests(db, store.Columns(("x",), (), tuple(classes)), answers)
+    params = MonitorParams(
+        min_rows=10,
+        min_labels=10,
+        thresholds={"accuracy": 0.9, "recall_macro": 0.3},
+        debounce=DebounceParams(breaches=1, windows=1),
+    )
+    reference = check.Reference(features=pd.DataFrame({"x": [float(i) for i in range(30)]}), predicted=["a"] * 30)
+    outcome = check.run(db, reference, metadata, params)
+    assert [a.describe() for a in outcome.alerts] == ["quality accuracy: floor 0.3333 < 0.9"]
+    assert outcome.metrics["recall_macro"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_regression_labels_judge_errors_against_ceilings_and_predictions_drift_as_numbers(tmp_path: Path) -> None:
+    metadata = ModelMetadata.model_validate(
+        {
+            **DESCRIPTION,
+            "schema": Schema(numeric=("x",), categorical=(), target="price", positive_class=None, task="regression"),
+            "classes": [],
+            "model_md5": "0" * 32,
+        }
+    )
+    # Every answer is 10 too high: rmse = mae = 10. The window's predictions sit far above the reference's.
+    answers = [(float(i), [100.0 + i + 10], None, repr(100.0 + i)) for i in range(40)]
+    db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    seed_requests(db, store.Columns(("x",), (), ("price",)), answers)
+    params = MonitorParams(
+        min_rows=10,
+        min_labels=10,
+        thresholds={"rmse": 5.0, "mae": 20.0},
+        debounce=DebounceParams(breaches=1, windows=1),
+    )
+    reference = check.Reference(
+        features=pd.DataFrame({"x": [float(i) for i in range(40)]}), predicted=[float(i) for i in range(40)]
+    )
+    outcome = check.run(db, reference, metadata, params)
+    assert {c.key for c in outcome.alerts} == {"quality:rmse", "drift:prediction"}
+    assert "quality rmse: ceiling 10 > 5" in [a.describe() for a in outcome.alerts]
+    assert outcome.metrics["mae"] == pytest.approx(10.0)

@@ -123,7 +123,10 @@ def regression_text(params: Params) -> str:
     raw["data"] = {**raw["data"], "task": "regression", "positive_class": None}
     raw["model"] = {"estimator": "ridge", "hyperparameters": {}}
     raw["evaluate"] = {"thresholds": {"rmse": 5.0, "r2": 0.7}, "slices": ["sex"], "max_slice_gap": {"rmse": 0.5}}
-    raw["monitor"] = {**raw.get("monitor", {}), "thresholds": {}}  # label quality is monitored for binary only
+    raw["monitor"] = {
+        **raw.get("monitor", {}),
+        "thresholds": {},
+    }  # the binary metrics it names are not metrics of this task
     importance = [{"feature": "a", "importance": 3.2, "std": 0.4}, {"feature": "b", "importance": 0.01, "std": 0.02}]
     return card.render(REL, REGRESSION, REGRESSION_METRICS, Params.model_validate(raw), importance)
 

@@ -83,7 +83,8 @@ def _check(args: argparse.Namespace) -> None:
 def _feedback(args: argparse.Namespace) -> None:
     from mltemplate.metadata import read_model_metadata
 
-    classes = read_model_metadata().classes
+    metadata = read_model_metadata()
+    classes = metadata.classes if metadata.input_schema.classification else None  # regression: numbers
     try:
         labels = feedback.read_csv(args.file, classes)
         db = store.open_store()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -23,16 +24,18 @@ from mltemplate.paths import TRAIN_CSV
 
 TRUTH = "__truth__"
 PREDICTED = "__predicted__"
-SCORE = "__score__"
 TS = "__ts__"
+OUTPUT = store.OUTPUT
+"""Prefix of the window's output columns: one per class (probabilities), or the target (regression)."""
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What production is compared with: the training rows and the model's own labels for them."""
+    """What production is compared with: the training rows and the model's own answers for them (labels, or
+    predicted numbers for regression)."""
 
     features: pd.DataFrame
-    predicted: list[str]
+    predicted: list[Any]
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,9 @@ class Outcome:
 
 
 def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata) -> pd.DataFrame:
-    """The logged records answered in [start, end): one row each, features in schema order, plus the predicted
-    label (regression: the predicted value), the positive class's probability, the true label (None when none was
-    sent) and the time."""
+    """The logged records answered in [start, end): one row each, features in schema order, the predicted label
+    (regression: the predicted value), the true label (None when none was sent), the time, and an OUTPUT column per
+    model output (NaN for records an older model answered without it)."""
     schema = metadata.input_schema
     r, f = store.requests, store.feedback
     in_window = (r.c.ts >= start, r.c.ts < end)
@@ -85,13 +88,20 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
     logged[store.POSITION] = logged[store.POSITION].astype(int)
     logged = logged.merge(truth, on=[store.REQUEST_ID, store.POSITION], how="left", sort=False)
     window = logged.reindex(columns=list(schema.features))  # a feature an older model's requests lack is NaN
-    predicted = store.LABEL if schema.classification else store.OUTPUT + schema.target
-    positive = store.OUTPUT + str(schema.positive_class)
+    outputs = [OUTPUT + name for name in output_names(metadata)]
+    predicted = store.LABEL if schema.classification else outputs[0]
     window[PREDICTED] = logged.get(predicted, None)
-    window[SCORE] = logged.get(positive, None)
     window[TRUTH] = logged[TRUTH].astype(object).where(logged[TRUTH].notna(), None)
     window[TS] = logged[store.TS]
+    for column in outputs:
+        window[column] = logged.get(column, np.nan)
     return window
+
+
+def output_names(metadata: ModelMetadata) -> list[str]:
+    """What the service logs as outputs for this model: its classes, or the target (regression)."""
+    schema = metadata.input_schema
+    return list(metadata.classes) if schema.classification else [schema.target]
 
 
 def history(db: sa.Engine, runs: int) -> list[list[str]]:
@@ -124,16 +134,22 @@ def judge(
     notes: list[str] = []
     if len(window) >= params.min_rows:
         checks += feature_drift(reference.features, window, schema, params.drift)
-        checks.append(prediction_drift(reference.predicted, list(window[PREDICTED]), params.drift))
+        checks.append(
+            prediction_drift(
+                reference.predicted, list(window[PREDICTED]), params.drift, numeric=not schema.classification
+            )
+        )
     else:
         notes.append(
             f"drift not judged: {len(window)} logged records in the window, monitor.min_rows is {params.min_rows}"
         )
-    labelled = window[window[TRUTH].notna()]
-    if schema.task != "binary":
-        notes.append(f"quality not judged: monitoring production labels supports the binary task, not {schema.task!r}")
-    elif len(labelled) >= params.min_labels and schema.positive_class is not None:
-        values = scores(list(labelled[TRUTH]), list(labelled[PREDICTED]), list(labelled[SCORE]), schema.positive_class)
+    outputs = [OUTPUT + name for name in output_names(metadata)]
+    # Records another model answered without one of this model's outputs cannot be scored as this model's.
+    labelled = window[window[TRUTH].notna() & window[outputs].notna().all(axis=1)]
+    if len(labelled) >= params.min_labels:
+        values = scores(
+            schema.task, list(labelled[TRUTH]), labelled[outputs].to_numpy(), metadata.classes, schema.positive_class
+        )
         checks += quality_checks(values, params.thresholds)
     else:
         notes.append(
@@ -189,5 +205,6 @@ def load_reference(train_csv: Path = TRAIN_CSV) -> tuple[Reference, ModelMetadat
     if not train_csv.exists():
         raise model_files.ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
     features, _ = trained.schema.read(train_csv)
-    predicted = model_files.labels(trained, model_files.predict_proba(trained, features))
+    answers = model_files.predict(trained, features)
+    predicted = model_files.labels(trained, answers) if trained.schema.classification else answers.tolist()
     return Reference(features=features, predicted=predicted), trained.metadata

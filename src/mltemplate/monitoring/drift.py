@@ -86,7 +86,14 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, schema: Schema
     return checks
 
 
-def prediction_drift(reference: Sequence[str], current: Sequence[str], params: DriftParams) -> Check:
-    """The predicted labels of the window against the model's labels for its own training rows."""
+def prediction_drift(
+    reference: Sequence[object], current: Sequence[object], params: DriftParams, *, numeric: bool = False
+) -> Check:
+    """The window's predictions against the model's own for its training rows: labels with `drift.prediction`'s
+    method, or (regression, `numeric`) predicted numbers with `drift.numeric`'s."""
+    if numeric:
+        ref = pd.to_numeric(pd.Series(list(reference)), errors="coerce").to_numpy(dtype=float)
+        cur = pd.to_numeric(pd.Series(list(current)), errors="coerce").to_numpy(dtype=float)
+        return _check("prediction", params.numeric, numeric_statistic(ref, cur, params.numeric.method), 1, False)
     value = categorical_statistic(list(reference), list(current), params.prediction.method)
     return _check("prediction", params.prediction, value, 1, bonferroni=False)

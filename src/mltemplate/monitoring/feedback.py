@@ -5,6 +5,7 @@ held several records, the record's `position` (0-based, as in the response's `pr
 from __future__ import annotations
 
 import csv
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -52,9 +53,10 @@ class FeedbackError(Error, ValueError):
         super().__init__(f"{first.field}: {first.error}{more}; nothing was stored")
 
 
-def parse(body: Any, classes: Sequence[str]) -> list[Label]:
+def parse(body: Any, classes: Sequence[str] | None) -> list[Label]:
     """The labels of a POST /feedback body ({"labels": [{"request_id", "label", "position"?}, ...]}); FeedbackError
-    lists every item whose shape, id or label is wrong (labels must be one of the model's `classes`)."""
+    lists every item whose shape, id or label is wrong (labels must be one of the model's `classes`, or finite
+    numbers when `classes` is None: a regression model)."""
     if not isinstance(body, dict) or set(body) != {"labels"}:
         keys = sorted(body) if isinstance(body, dict) else type(body).__name__
         raise FeedbackError([Problem(-1, "body", f'expected {{"labels": [...]}}, got {keys}')])
@@ -73,7 +75,7 @@ def parse(body: Any, classes: Sequence[str]) -> list[Label]:
     return labels
 
 
-def _item(index: int, item: Any, classes: Sequence[str], *, prefix: str) -> Label | Problem:
+def _item(index: int, item: Any, classes: Sequence[str] | None, *, prefix: str) -> Label | Problem:
     if not isinstance(item, dict):
         return Problem(index, prefix, f"expected an object, got {type(item).__name__}")
     unknown = sorted(set(item) - {"request_id", "label", "position"})
@@ -84,6 +86,11 @@ def _item(index: int, item: Any, classes: Sequence[str], *, prefix: str) -> Labe
         return Problem(index, f"{prefix}.request_id", f"{request_id!r} is not a request id (1-64 of A-Za-z0-9._:-)")
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         return Problem(index, f"{prefix}.position", f"{position!r} is not a record index (an integer >= 0)")
+    if classes is None:
+        value = _number(label)
+        if value is None:
+            return Problem(index, f"{prefix}.label", f"{label!r} is not a finite number (the model predicts numbers)")
+        return Label(request_id, position, repr(value))
     if isinstance(label, int) and not isinstance(label, bool):
         label = str(label)  # labels are text everywhere (the CSV's "1" is the class "1")
     if not isinstance(label, str) or label not in classes:
@@ -91,7 +98,18 @@ def _item(index: int, item: Any, classes: Sequence[str], *, prefix: str) -> Labe
     return Label(request_id, position, label)
 
 
-def read_csv(path: Path, classes: Sequence[str]) -> list[Label]:
+def _number(label: Any) -> float | None:
+    """A regression label: a JSON number, or text that reads as one (a CSV cell); stored as text like class labels."""
+    if isinstance(label, bool) or not isinstance(label, int | float | str):
+        return None
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_csv(path: Path, classes: Sequence[str] | None) -> list[Label]:
     """Labels from a CSV with columns request_id,label (and optionally position); problems name the line."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:

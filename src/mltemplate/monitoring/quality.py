@@ -1,37 +1,50 @@
-"""Model quality on labelled production records: the metrics `evaluate` reports, each against its floor in
-params.yaml `monitor.thresholds`."""
+"""Model quality on labelled production records: the metrics `evaluate` reports for the task, computed by the same
+function from the logged outputs, each against its threshold in params.yaml `monitor.thresholds` (a floor for a
+metric where higher is better, a ceiling for an error such as rmse or log_loss)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn import metrics
 
+from mltemplate import tasks
 from mltemplate.monitoring.alerts import Check
+from mltemplate.pipeline.evaluate import scores as evaluate_scores
 
 
 def scores(
-    truth: Sequence[str], predicted: Sequence[str], positive_scores: Sequence[float], positive: str
+    task: tasks.Task,
+    truth: Sequence[str],
+    outputs: np.ndarray,
+    classes: Sequence[str],
+    positive: str | None = None,
 ) -> dict[str, float]:
-    """accuracy, precision, recall, F1 of the positive class, and ROC AUC when both classes occur in `truth`."""
-    y_true = np.asarray(truth) == positive
-    y_pred = np.asarray(predicted) == positive
-    out = {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "precision": float(metrics.precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(metrics.recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(metrics.f1_score(y_true, y_pred, zero_division=0)),
-    }
-    if 0 < y_true.sum() < len(y_true):
-        out["roc_auc"] = float(metrics.roc_auc_score(y_true, np.asarray(positive_scores, dtype=float)))
-    return out
+    """The task's metrics (tasks.METRICS) of the logged outputs (class probabilities in `classes` order, or the
+    predicted numbers) against the true labels (text; numbers for regression). Metrics not defined on these rows
+    (roc_auc over one class, mape with a zero target) are left out."""
+    if task == "regression":
+        actual = np.asarray([float(value) for value in truth], dtype=float)
+        return evaluate_scores(task, actual, np.asarray(outputs, dtype=float).reshape(-1), classes)
+    return evaluate_scores(task, np.asarray(truth, dtype=object), np.asarray(outputs, dtype=float), classes, positive)
 
 
 def quality_checks(values: Mapping[str, float], thresholds: Mapping[str, float]) -> list[Check]:
-    """One check per metric that has a floor; a metric that could not be computed is left out."""
-    return [
-        Check("quality", name, "floor", values[name], floor, breached=values[name] < floor)
-        for name, floor in thresholds.items()
-        if name in values
-    ]
+    """One check per metric that has a threshold; a metric that could not be computed is left out."""
+    checks = []
+    for name, threshold in thresholds.items():
+        if name not in values:
+            continue
+        metric = tasks.ALL_METRICS[name]
+        checks.append(
+            Check(
+                "quality",
+                name,
+                "floor" if metric.higher_is_better else "ceiling",
+                values[name],
+                threshold,
+                breached=not metric.meets(values[name], threshold),
+                higher_is_worse=not metric.higher_is_better,
+            )
+        )
+    return checks

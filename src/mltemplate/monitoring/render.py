@@ -102,7 +102,7 @@ def _metrics_over_time(points: Sequence[tuple[float, dict[str, float]]], thresho
         (line,) = axes.plot(xs, ys, marker="o", label=name)
         if name in thresholds:
             axes.axhline(thresholds[name], color=line.get_color(), linestyle=":", linewidth=1)
-    axes.set_title("Metrics on labelled records per monitor run (dotted: floors)", fontsize=9)
+    axes.set_title("Metrics on labelled records per monitor run (dotted: thresholds)", fontsize=9)
     axes.legend(fontsize=7)
     axes.tick_params(labelsize=7)
     figure.autofmt_xdate()
@@ -126,10 +126,10 @@ def page(
         order = sorted(schema.features, key=lambda n: (not (n in by_name and by_name[n].breached), n))
         figures.append(
             _distribution(
-                "predicted label",
+                "predicted label" if schema.classification else f"predicted {schema.target}",
                 pd.Series(reference.predicted),
                 window[PREDICTED],
-                numeric=False,
+                numeric=not schema.classification,
                 check=by_name.get("prediction"),
             )
         )

@@ -49,7 +49,7 @@ async def _feedback(request: Request) -> JSONResponse:
     except ValueError as error:
         return JSONResponse({"error": f"body is not valid JSON ({error})", "field": "body"}, status_code=400)
     try:
-        labels = feedback.parse(body, service.model.classes)
+        labels = feedback.parse(body, service.model.classes if service.model.schema.classification else None)
     except feedback.FeedbackError as error:
         return _refused(400, error)
     if not SETTINGS.prediction_log:
