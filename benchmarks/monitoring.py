@@ -1,7 +1,8 @@
 """Cost of the prediction log: the BentoML service with the log on (SQLite, the default store) against the same
 service with it off (SERVE_PREDICTION_LOG=false), single-record and batched requests, in one run on this machine.
-Both services run side by side and take turns (off, on, on, off: drift of the machine during the run falls on both
-alike). Target: at least 90% of the throughput without logging, zero errors, every answered record logged."""
+Both services run side by side and take many short turns in a balanced order (drift of the machine during the run
+falls on both alike). Target: at least 90% of the throughput without logging, zero errors, every answered record
+logged."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks.service import BATCH_ROWS, CONNECTIONS, DURATION_S, WARMUP_S, _bodies, _load
+from benchmarks.service import BATCH_ROWS, CONNECTIONS, WARMUP_S, _bodies, _load
 from mltemplate.monitoring import store
 from mltemplate.report.loadtest import LoadStats, served
 
 REPO = Path.cwd()
 TARGET_RATIO = 0.9
-ORDER = ("off", "on", "on", "off")
-"""One round of turns; each turn loads one service for DURATION_S / 2, so each gets DURATION_S in all."""
+ORDER = ("off", "on", "on", "off", "on", "off", "off", "on") * 2
+"""The turns, balanced (ABBA BAAB, twice): a trend over the run adds as much to one service as to the other."""
+TURN_S = 5.0
+"""Each service gets 40 s of load per body in all."""
 
 
 @contextmanager
@@ -51,7 +54,7 @@ def run() -> str:
                     warm = _load(f"{urls[mode]}/predict", body, duration=WARMUP_S)
                     answered += (warm.requests - warm.errors) * size if mode == "on" else 0
                 for mode in ORDER:
-                    stats = _load(f"{urls[mode]}/predict", body, duration=DURATION_S / 2)
+                    stats = _load(f"{urls[mode]}/predict", body, duration=TURN_S)
                     results.setdefault((size, mode), []).append(stats)
                     answered += (stats.requests - stats.errors) * size if mode == "on" else 0
         # The services have stopped: the log has flushed what it held (SIGTERM).
@@ -62,8 +65,9 @@ def run() -> str:
         "## Prediction log",
         "",
         f"The service with the prediction log on (SQLite file, one row per request written by a batching thread) and "
-        f"off, both running and taking turns in the order {', '.join(ORDER)} ({DURATION_S / 2:.0f} s a turn after "
-        f"a {WARMUP_S:.0f} s warm-up each); {CONNECTIONS} connections, bodies of 1 and {BATCH_ROWS} records. "
+        f"off, both running and taking {len(ORDER)} turns of {TURN_S:.1f} s in the balanced order "
+        f"{' '.join(ORDER[:8])} (twice), after a {WARMUP_S:.0f} s warm-up each; {CONNECTIONS} connections, bodies of "
+        f"1 and {BATCH_ROWS} records. "
         f"Records in the 2xx answers the load client counted for the logging service: {answered:,}; records in its "
         f"log after it stopped: {logged:,} (the client does not count answers still in flight when a turn ends).",
         "",

@@ -6,11 +6,11 @@ flushes what is queued."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -29,7 +29,6 @@ Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str] | None, An
 """(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
 outputs numbers)."""
 
-_STOP = object()
 SPOOL_BATCH = 500
 """Spooled requests written back per transaction."""
 
@@ -63,8 +62,11 @@ class PredictionLog:
         self.spool_dir = spool_dir
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.spool_file = spool_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        # Bounded in records, not requests: 256-record requests would otherwise queue 256 times the memory.
-        self.queue: queue.Queue[Any] = queue.Queue()
+        # A deque, not a queue.Queue: appending wakes no one, so a request costs the worker no thread switch; the
+        # thread looks every flush interval instead. Bounded in records, not requests (a 256-record request
+        # holds 256 times the memory of a single one).
+        self.queue: collections.deque[Entry] = collections.deque()
+        self.stopping = threading.Event()
         self.max_queued_records = max_queued_records
         self.queued_records = 0
         self.queued_lock = threading.Lock()
@@ -97,7 +99,7 @@ class PredictionLog:
             if room:
                 self.queued_records += len(rows)
         if room:
-            self.queue.put_nowait(entry)
+            self.queue.append(entry)
         else:  # the thread is far behind (a database that hangs): keep the records on disk rather than drop them
             self._spool(self._rows([entry]))
 
@@ -112,52 +114,43 @@ class PredictionLog:
                 logger.exception("prediction log: could not encode request %s", request_id)
         return out
 
-    def _take(self, first: Any) -> tuple[list[Entry], bool]:
-        """`first` and whatever else arrives within the flush interval, up to batch_rows rows; True when stopping."""
-        entries: list[Entry] = []
-        stopping = first is _STOP
-        if not stopping:
-            entries.append(first)
-        rows = sum(len(e[3]) for e in entries)  # records, not requests: a batch's size in bytes follows them
-        deadline = time.monotonic() + self.flush_interval_s
-        while not stopping and rows < self.batch_rows:
-            try:
-                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is _STOP:
-                stopping = True
-                break
-            entries.append(item)
-            rows += len(item[3])
-        if stopping:  # take everything left, without waiting
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not _STOP:
-                    entries.append(item)
-        return entries, stopping
+    def _take(self) -> list[Entry]:
+        """Everything queued so far."""
+        entries = []
+        while self.queue:
+            entries.append(self.queue.popleft())
+        with self.queued_lock:
+            self.queued_records -= sum(len(e[3]) for e in entries)
+        return entries
+
+    def _flush(self) -> None:
+        """Write what is queued in transactions of about batch_rows records (a backlog after an outage goes in
+        bounded pieces); what the database does not take goes to the spool."""
+        batch: list[Entry] = []
+        rows = 0
+        for entry in self._take():
+            if batch and rows + len(entry[3]) > self.batch_rows:
+                self._store(batch)
+                batch, rows = [], 0
+            batch.append(entry)
+            rows += len(entry[3])
+        if batch:
+            self._store(batch)
+
+    def _store(self, batch: list[Entry]) -> None:
+        encoded = self._rows(batch)
+        if encoded and not self._write(encoded):
+            self._spool(encoded)
 
     def _run(self) -> None:
         self._claim_orphans()
         while True:
-            try:
-                first = self.queue.get(timeout=self.retry_interval_s)
-            except queue.Empty:
-                self._replay_spool()
-                continue
-            entries, stopping = self._take(first)
-            with self.queued_lock:
-                self.queued_records -= sum(len(e[3]) for e in entries)
-            rows = self._rows(entries)
-            if rows and not self._write(rows):
-                self._spool(rows)
-            if stopping:
-                self._replay_spool()
-                return
+            stopping = self.stopping.wait(self.flush_interval_s)
+            self._flush()
             self._replay_spool()
+            if stopping:
+                self._flush()  # what arrived while the last batch was written
+                return
 
     def _connect(self) -> sa.Engine | None:
         if self.db is None:
@@ -232,7 +225,7 @@ class PredictionLog:
         """Write what is queued (to the database, else to the spool) and stop the thread."""
         if not self.thread.is_alive():
             return
-        self.queue.put(_STOP)
+        self.stopping.set()
         self.thread.join(timeout_s)
         if self.thread.is_alive():
             logger.warning("prediction log: flush did not finish in %.0fs; the spool keeps the rest", timeout_s)
@@ -245,4 +238,4 @@ class PredictionLog:
         for path in self.spool_dir.glob(f"{os.getpid()}-*"):
             with contextlib.suppress(FileNotFoundError):
                 on_disk += sum(1 for _ in path.open(encoding="utf-8"))
-        return self.queue.qsize() + on_disk
+        return len(self.queue) + on_disk
