@@ -111,3 +111,25 @@ def test_an_unreachable_server_never_reaches_the_caller(tmp_path: Path, bad: str
     send(log, 1)
     log.close()
     assert log.spooled == 2
+
+
+def test_a_spool_line_cut_short_is_skipped_and_an_older_spool_is_written_back(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    older = {  # a spool line from schema version 2: one record, features by name
+        "request_id": "old",
+        "position": 0,
+        "ts": time.time(),
+        "model_version": "v0",
+        "features": {"x": 2.0, "kind": "b"},
+        "label": "yes",
+        "probabilities": {"no": 0.3, "yes": 0.7},
+    }
+    (spool / "999999999-dead.jsonl").write_text(json.dumps(older) + '\n{"request_id": "cut', encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = make_log(url, spool)
+    wait_for(lambda: log.written == 1)
+    send(log, 1, prefix="after")
+    log.close()
+    assert stored(url) == [("after0", 0), ("after0", 1), ("old", 0)]
+    assert list(spool.iterdir()) == []

@@ -146,8 +146,11 @@ class PredictionLog:
         self._claim_orphans()
         while True:
             stopping = self.stopping.wait(self.flush_interval_s)
-            self._flush()
-            self._replay_spool()
+            try:
+                self._flush()
+                self._replay_spool()
+            except Exception:  # the disk is full, say: log it and keep the writer alive for what comes next
+                logger.exception("prediction log: the writer failed; it goes on")
             if stopping:
                 self._flush()  # what arrived while the last batch was written
                 return
@@ -211,13 +214,31 @@ class PredictionLog:
                 self.spool_file.rename(self.spool_file.with_suffix(f".{uuid.uuid4().hex[:8]}.claimed"))
         mine = f"{os.getpid()}-"
         for path in sorted(self.spool_dir.glob(f"{mine}*.claimed")):
-            lines = path.read_text(encoding="utf-8").splitlines()
-            rows = [store.from_json_safe(json.loads(line)) for line in lines if line.strip()]
+            rows = self._read_spool(path)
             for start in range(0, len(rows), SPOOL_BATCH):
                 if not self._write(rows[start : start + SPOOL_BATCH]):
                     return  # still down: the file stays, and is tried again later
             path.unlink()
             logger.info("prediction log: wrote %d spooled requests back to the database", len(rows))
+
+    @staticmethod
+    def _read_spool(path: Path) -> list[dict[str, Any]]:
+        """A spool file's rows. A line cut short (a crash while it was written) is skipped with a warning rather than
+        stopping the writer; a line of a spool from before schema version 3 (a record, not a request) is encoded."""
+        rows, records = [], []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                logger.warning("prediction log: %s line %d is not JSON (a write cut short?); skipped", path, number)
+                continue
+            if "features" in data:
+                records.append(data)
+            else:
+                rows.append(store.from_json_safe(data))
+        return rows + store.encode_records(records)
 
     # --- shutdown ------------------------------------------------------------------------------------------------
 
