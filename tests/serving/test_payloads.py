@@ -169,4 +169,4 @@ def test_a_classification_response_example_names_the_models_classes() -> None:
 
 def test_predictions_of_a_regression_model_are_its_predicted_numbers() -> None:
     trained = TrainedModel(pipeline=None, metadata=_metadata(REGRESSION, []))  # type: ignore[arg-type]
-    assert predictions(trained, np.array([1.25, 3.0])) == [{"value": 1.25}, {"value": 3.0}]
+    assert predictions(trained, np.array([1.25, 3.0]), None) == [{"value": 1.25}, {"value": 3.0}]

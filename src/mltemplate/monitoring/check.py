@@ -22,11 +22,9 @@ from mltemplate.monitoring.quality import quality_checks, scores
 from mltemplate.params import MonitorParams
 from mltemplate.paths import TRAIN_CSV
 
-TRUTH = "__truth__"
+TRUTH = store.TRUTH
 PREDICTED = "__predicted__"
-TS = "__ts__"
-OUTPUT = store.OUTPUT
-"""Prefix of the window's output columns: one per class (probabilities), or the target (regression)."""
+TS = store.TS
 
 
 @dataclass(frozen=True)
@@ -81,14 +79,11 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
     )
     with db.connect() as connection:
         logged = store.read_records(connection, *in_window)
-        truth = pd.DataFrame(
-            connection.execute(truth_query).all(), columns=[store.REQUEST_ID, store.POSITION, TRUTH], dtype=object
-        )
-    truth[store.POSITION] = truth[store.POSITION].astype(int)
-    logged[store.POSITION] = logged[store.POSITION].astype(int)
+        truth = store.read_labels(connection, truth_query)
+    logged[store.POSITION] = logged[store.POSITION].astype(int)  # an empty window's columns have no dtype yet
     logged = logged.merge(truth, on=[store.REQUEST_ID, store.POSITION], how="left", sort=False)
     window = logged.reindex(columns=list(schema.features))  # a feature an older model's requests lack is NaN
-    outputs = [OUTPUT + name for name in output_names(metadata)]
+    outputs = output_columns(metadata)
     predicted = store.LABEL if schema.classification else outputs[0]
     window[PREDICTED] = logged.get(predicted, None)
     window[TRUTH] = logged[TRUTH].astype(object).where(logged[TRUTH].notna(), None)
@@ -98,10 +93,9 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
     return window
 
 
-def output_names(metadata: ModelMetadata) -> list[str]:
-    """What the service logs as outputs for this model: its classes, or the target (regression)."""
-    schema = metadata.input_schema
-    return list(metadata.classes) if schema.classification else [schema.target]
+def output_columns(metadata: ModelMetadata) -> list[str]:
+    """The window's columns of this model's logged outputs: one per class (probabilities), or the target."""
+    return [store.OUTPUT + name for name in store.log_columns(metadata.input_schema, metadata.classes).outputs]
 
 
 def history(db: sa.Engine, runs: int) -> list[list[str]]:
@@ -143,7 +137,7 @@ def judge(
         notes.append(
             f"drift not judged: {len(window)} logged records in the window, monitor.min_rows is {params.min_rows}"
         )
-    outputs = [OUTPUT + name for name in output_names(metadata)]
+    outputs = output_columns(metadata)
     # Records another model answered without one of this model's outputs cannot be scored as this model's.
     labelled = window[window[TRUTH].notna() & window[outputs].notna().all(axis=1)]
     if len(labelled) >= params.min_labels:

@@ -17,8 +17,6 @@ from mltemplate.params import Params
 from mltemplate.paths import DATA_DVC
 from mltemplate.pipeline import data
 
-TRUTH = "__truth__"
-
 
 def labelled_records(db: sa.Engine) -> pd.DataFrame:
     """Logged records with a true label that no retrain has appended yet, in the order they were answered: their
@@ -30,7 +28,7 @@ def labelled_records(db: sa.Engine) -> pd.DataFrame:
         .where(r.c.request_id.is_(None))
     )
     with db.connect() as connection:
-        labels = pd.DataFrame(connection.execute(pending).all(), columns=[store.REQUEST_ID, store.POSITION, TRUTH])
+        labels = store.read_labels(connection, pending)
         ids = sorted(set(labels[store.REQUEST_ID]))
         chunks = [
             store.read_records(connection, store.requests.c.request_id.in_(ids[start : start + 500]))
@@ -39,10 +37,9 @@ def labelled_records(db: sa.Engine) -> pd.DataFrame:
     if not chunks:
         return pd.DataFrame(columns=[store.REQUEST_ID, store.POSITION, store.LABEL])
     logged = pd.concat(chunks, ignore_index=True, sort=False).drop(columns=[store.LABEL])
-    labels[store.POSITION] = labels[store.POSITION].astype(int)
     found = logged.merge(labels, on=[store.REQUEST_ID, store.POSITION], how="inner")
     found = found.sort_values([store.TS, store.REQUEST_ID, store.POSITION], kind="stable", ignore_index=True)
-    return found.rename(columns={TRUTH: store.LABEL})
+    return found.rename(columns={store.TRUTH: store.LABEL})
 
 
 def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:

@@ -183,14 +183,17 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
     )
 
 
-def predictions(trained: model_files.TrainedModel, output: np.ndarray) -> list[Prediction] | list[ValuePrediction]:
-    """model.predict's output as the response's predictions (the same numbers `evaluate` scored)."""
-    if not trained.schema.classification:
+def predictions(
+    trained: model_files.TrainedModel, output: np.ndarray, labels: Sequence[str] | None
+) -> list[Prediction] | list[ValuePrediction]:
+    """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
+    model.labels of it (the service logs them too), None for regression."""
+    if labels is None:
         return [ValuePrediction(value=value) for value in output.tolist()]
     classes = trained.classes
     return [
         Prediction(label=label, probabilities=dict(zip(classes, row, strict=True)))
-        for label, row in zip(model_files.labels(trained, output), output.tolist(), strict=True)
+        for label, row in zip(labels, output.tolist(), strict=True)
     ]
 
 

@@ -73,14 +73,6 @@ def _refused(status: int, error: feedback.FeedbackError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def log_columns(trained: model_files.TrainedModel) -> store.Columns:
-    """What the prediction log stores of each record: the features in the service's row order, then the class
-    probabilities, or the predicted value under the target's name (regression)."""
-    schema = trained.schema
-    outputs = tuple(trained.classes) if schema.classification else (schema.target,)
-    return store.Columns(schema.numeric, schema.categorical, outputs)
-
-
 # Checked on import, so that `bentoml build` refuses a model that dvc.lock does not record, and `bentoml serve`
 # exits with the reason instead of restarting workers that fail in __init__. Only hashes here; no model load.
 SETTINGS: ServingSettings = load_settings()
@@ -126,7 +118,11 @@ class PredictionService:
         self.db_url = store.database_url()
         self.feedback_db: sa.Engine | None = None
         self.prediction_log = (
-            PredictionLog(self.db_url, columns=log_columns(self.model), spool_dir=store.spool_dir())
+            PredictionLog(
+                self.db_url,
+                columns=store.log_columns(self.model.schema, self.model.classes),
+                spool_dir=store.spool_dir(),
+            )
             if SETTINGS.prediction_log
             else None
         )
@@ -166,12 +162,12 @@ class PredictionService:
         if not np.isfinite(output).all():
             await self._refuse_unscorable(rows, None)
             raise RuntimeError("the model answered non-finite numbers for input it scores row by row")
-        answers = predictions(self.model, output)
+        # A regression model's answer is its number: no label (and none logged).
+        labels = model_files.labels(self.model, output) if self.model.schema.classification else None
+        answers = predictions(self.model, output, labels)
         # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         if self.prediction_log is not None:
-            # A regression model's answer is its number: logged as the output, with no label.
-            labels = model_files.labels(self.model, output) if self.model.schema.classification else None
             self.prediction_log.record(request_id, self.release.version, rows, labels, output)
         # model_construct: the values are ours and already typed; validating them again would only cost time.
         return PredictResponse.model_construct(
