@@ -16,8 +16,9 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from mltemplate.probe import free_port
@@ -67,9 +68,29 @@ def _private_copy(bin_dir: Path, workdir: Path) -> Path:
     return site / package.name / prefix.name / "bin"
 
 
+@dataclass
+class Cluster:
+    """A running private cluster: its SQLAlchemy URL, and pg_ctl for tests that stop and start it again."""
+
+    url: str
+    run: Callable[..., None]
+    bin_dir: Path
+    data: Path
+    options: str
+    log: Path
+
+    def start(self) -> None:
+        self.run(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", self.options, "-l", str(self.log), "-w", "start"
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+
 @contextmanager
-def postgres_server(database: str = "mlflow") -> Iterator[str]:
-    """Start a private PostgreSQL cluster on a free loopback port; yield its SQLAlchemy URL; remove it after."""
+def cluster(database: str = "mlflow") -> Iterator[Cluster]:
+    """Start a private PostgreSQL cluster on a free loopback port; yield it; remove it after."""
     bin_dir = pg_bin()
     workdir = Path(tempfile.mkdtemp(prefix="pg-test-"))
     as_root = os.geteuid() == 0
@@ -91,14 +112,23 @@ def postgres_server(database: str = "mlflow") -> Iterator[str]:
             server_log = log.read_text(errors="replace") if log.exists() else ""
             raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n{server_log}")
 
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    found = Cluster(f"postgresql://postgres@127.0.0.1:{port}/{database}", pg, bin_dir, data, options, workdir / "log")
     try:
         pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start")
+        found.start()
         try:
             pg(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
-            yield f"postgresql://postgres@127.0.0.1:{port}/{database}"
+            yield found
         finally:
-            pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            with suppress(RuntimeError):  # a test may have left it stopped
+                found.stop("immediate")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server(database: str = "mlflow") -> Iterator[str]:
+    """A private cluster's SQLAlchemy URL (see `cluster`)."""
+    with cluster(database) as found:
+        yield found.url

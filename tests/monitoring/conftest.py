@@ -14,7 +14,7 @@ import pytest
 
 from mltemplate.metadata import read_model_metadata
 from tests.conftest import run
-from tests.monitoring.cluster import cluster
+from tests.postgres import cluster
 
 
 @pytest.fixture(scope="module")
@@ -39,5 +39,5 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'log.db'}"
     else:
-        with cluster() as found:
+        with cluster("monitoring") as found:
             yield found.url

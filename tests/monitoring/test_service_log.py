@@ -19,7 +19,7 @@ import pytest
 
 from mltemplate.monitoring import store
 from mltemplate.report.loadtest import served
-from tests.monitoring.cluster import cluster
+from tests.postgres import cluster
 from tests.service_client import post_json, request
 
 pytestmark = pytest.mark.integration
@@ -146,7 +146,7 @@ def test_a_database_restart_during_load_loses_no_answered_request(
     repo: Path, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     body = json.dumps({"records": records[:1]}).encode()
-    with cluster() as db, served(repo, env=env(db.url, tmp_path / "spool")) as url, Load(url, body) as load:
+    with cluster("monitoring") as db, served(repo, env=env(db.url, tmp_path / "spool")) as url, Load(url, body) as load:
         time.sleep(3)
         db.stop()
         time.sleep(4)  # answers keep coming while the database is down: they go to the spool
