@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import is_classifier, is_regressor
 
 from mltemplate.estimators import ESTIMATORS, build_pipeline, make_estimator
-from mltemplate.tasks import TASKS, Task
+from mltemplate.metrics import TASKS, Task
 
 SEEDED = [(task, name) for task in TASKS for name in sorted(ESTIMATORS[task]) if name != "linear_regression"]
 
