@@ -16,10 +16,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from mltemplate.comparison import Comparison, Difference, Group
 from mltemplate.errors import Error
+from mltemplate.params import EvaluateParams
 from mltemplate.plots import PLOTS
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
 DATA_FILE = "report.json"
 REPORT_FILE = "report.md"
 """The human-readable report for the job summary; allowed in the artifact, never read by `make comment`."""
@@ -100,6 +102,96 @@ class Side(_Model):
     """The raw data's md5 (data.dvc): metrics of two sides compare only when they were scored on the same data."""
 
 
+class DifferenceData(_Model):
+    """One metric of both models on the same rows (mltemplate.comparison.Difference); no interval ends when the
+    metric was undefined in some resamples."""
+
+    metric: Text
+    base: Number
+    candidate: Number
+    low: Number | None = None
+    high: Number | None = None
+
+    @classmethod
+    def of(cls, found: Difference) -> DifferenceData:
+        finite = found.measurable
+        return cls(
+            metric=found.metric,
+            base=found.base,
+            candidate=found.candidate,
+            low=found.low if finite else None,
+            high=found.high if finite else None,
+        )
+
+    def to_difference(self) -> Difference:
+        nan = float("nan")
+        return Difference(
+            self.metric,
+            self.base,
+            self.candidate,
+            nan if self.low is None else self.low,
+            nan if self.high is None else self.high,
+        )
+
+
+class GroupData(_Model):
+    column: Text
+    value: Text
+    rows: Count
+    differences: list[DifferenceData] = Field(default_factory=list, max_length=MAX_ENTRIES)
+
+
+class ComparisonData(_Model):
+    """The PR's model against the base's on the same held-out rows (mltemplate.comparison.Comparison)."""
+
+    rows: Count = 0
+    differences: list[DifferenceData] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    groups: list[GroupData] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    reason: Tail | None = None
+    notes: list[Text] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    confidence: Number = 0.95
+    resamples: Count = 0
+    seed: int = 0
+    base_from: Text = ""
+    """How the base's model was had: from DVC, or reproduced from its commit."""
+
+    @classmethod
+    def of(cls, found: Comparison, *, base_from: str = "") -> ComparisonData:
+        return cls(
+            rows=found.rows,
+            differences=[DifferenceData.of(d) for d in found.differences],
+            groups=[
+                GroupData(
+                    column=g.column[:MAX_TEXT],
+                    value=g.value[:MAX_TEXT],
+                    rows=g.rows,
+                    differences=[DifferenceData.of(d) for d in g.differences],
+                )
+                for g in found.groups[:MAX_ENTRIES]
+            ],
+            reason=found.reason[:MAX_TAIL] if found.reason else None,
+            notes=[note[:MAX_TEXT] for note in found.notes],
+            confidence=found.confidence,
+            resamples=found.resamples,
+            seed=found.seed,
+            base_from=base_from[:MAX_TEXT],
+        )
+
+    def to_comparison(self) -> Comparison:
+        return Comparison(
+            rows=self.rows,
+            differences=tuple(d.to_difference() for d in self.differences),
+            groups=tuple(
+                Group(g.column, g.value, g.rows, tuple(d.to_difference() for d in g.differences)) for g in self.groups
+            ),
+            reason=self.reason,
+            confidence=self.confidence,
+            resamples=self.resamples,
+            seed=self.seed,
+            notes=tuple(self.notes),
+        )
+
+
 class LoadRun(_Model):
     """One load run of one service (see report/loadtest.py's LoadStats)."""
 
@@ -126,23 +218,42 @@ class Serving(_Model):
     pr: ServingSide
 
 
+class PolicyData(_Model):
+    """A gate policy (params.yaml's `evaluate`) as data."""
+
+    thresholds: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    tolerance: Number = 0.0
+    slices: list[Text] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    max_slice_gap: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+
+    @classmethod
+    def of(cls, policy: EvaluateParams) -> PolicyData:
+        return cls.model_validate(policy.model_dump(mode="json"))
+
+    def to_policy(self) -> EvaluateParams:
+        """The policy as the gate takes it; unvalidated, as it only describes what the PR asks for."""
+        return EvaluateParams.model_construct(**self.model_dump())
+
+
 class Report(_Model):
     """report.json: everything the comment shows, as data."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     pr_number: int | None = Field(default=None, ge=1, le=9_999_999_999)
     head_sha: Sha | None = None
     base_ref: Text
     base: Side
     pr: Side
-    thresholds: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
-    """The PR's own thresholds, shown for reference; the comment's gate uses the base branch's."""
-    tolerance: Number = 0.0
+    policy: PolicyData = Field(default_factory=lambda: PolicyData())
+    """The PR's own gate policy (its params.yaml's `evaluate`), shown for its changes; the trusted gate uses the
+    base's."""
     params_error: Tail | None = None
     failure: Failure | None = None
     stale: list[Text] = Field(default_factory=list, max_length=MAX_ENTRIES)
     """Committed outputs (dvc.lock, metrics.json, plots/) that differ from what the PR's pipeline reproduced."""
     serving: Serving | None = None
+    comparison: ComparisonData | None = None
+    """Both models on the same held-out rows, with intervals; None when the pipeline did not get that far."""
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1) + "\n"

@@ -1,0 +1,313 @@
+"""Two models on the same rows: which held-out rows neither model was trained on (rows are identified by their
+content, so a changed seed, split or data set is handled), and the difference of each metric between them on those
+rows with a seeded 95% confidence interval from a paired bootstrap (scipy.stats.bootstrap), overall and per group
+of each slice column. The gate (mltemplate.gate) turns the intervals into a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import bootstrap
+
+from mltemplate.errors import Error
+from mltemplate.metrics import DIGITS, Task, counts, metric, resampled_scorer
+from mltemplate.model import ModelError, load, predict, to_frame
+from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
+
+CONFIDENCE = 0.95
+RESAMPLES = 1000
+"""Bootstrap resamples: the interval's ends move by about 1e-3 of a metric's range between seeds at this count."""
+MIN_ROWS = 20
+"""Fewer shared rows than this (overall, or in a group) say too little to compare: marked, not judged."""
+MAX_ROWS = 20_000
+"""More shared rows than this are compared on a seeded sample of this many: the intervals are then those of
+MAX_ROWS rows, wider than all of them would give, never narrower, and a comparison stays within seconds."""
+BATCH = 50
+"""Resamples weighed at once: bounds the memory of the weights matrix (BATCH x rows floats)."""
+
+Verdict = Literal["better", "worse", "no measurable difference", "too few rows"]
+
+
+class ComparisonError(Error, ValueError):
+    """The base model cannot score the candidate's held-out rows (a column is missing or retyped, a class unknown)."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One metric of both models on the same rows: each one's value, and the candidate-minus-base difference
+    with its confidence interval (NaN ends: the metric was undefined in some resamples)."""
+
+    metric: str
+    base: float
+    candidate: float
+    low: float
+    high: float
+
+    @property
+    def delta(self) -> float:
+        return self.candidate - self.base
+
+    @property
+    def sign(self) -> int:
+        found = metric(self.metric)
+        return 1 if found is None or found.higher_is_better else -1
+
+    @property
+    def measurable(self) -> bool:
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
+
+    @property
+    def improvement(self) -> tuple[float, float]:
+        """The interval of the difference in the metric's good direction: (least, most) improvement."""
+        return (self.low, self.high) if self.sign > 0 else (-self.high, -self.low)
+
+    @property
+    def verdict(self) -> Verdict:
+        """better or worse when the whole interval lies on one side of zero; else no measurable difference."""
+        if not self.measurable:
+            return "too few rows"
+        least, most = self.improvement
+        if least > 0:
+            return "better"
+        if most < 0:
+            return "worse"
+        return "no measurable difference"
+
+
+@dataclass(frozen=True)
+class Group:
+    """The differences on the shared rows of one group (value) of one slice column."""
+
+    column: str
+    value: str
+    rows: int
+    differences: tuple[Difference, ...] = ()
+
+    @property
+    def judged(self) -> bool:
+        return self.rows >= MIN_ROWS
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate against the base on `rows` shared held-out rows; `reason` says why there is no comparison."""
+
+    rows: int = 0
+    differences: tuple[Difference, ...] = ()
+    groups: tuple[Group, ...] = ()
+    reason: str | None = None
+    confidence: float = CONFIDENCE
+    resamples: int = RESAMPLES
+    seed: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
+def unavailable(reason: str) -> Comparison:
+    return Comparison(reason=reason)
+
+
+# --- which rows ---------------------------------------------------------------------------------------------
+
+
+def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash of each row's text in `columns` (as the CSV spells it): rows are the same rows when their
+    content is, wherever a split put them."""
+    text = frame.reindex(columns=list(columns)).astype(str)
+    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+
+
+def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
+    """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows, read
+    as text) holds, compared on the columns they all have."""
+    common = [c for c in candidate_test.columns if all(c in frame.columns for frame in trained_on)]
+    keys = row_keys(candidate_test, common)
+    seen = np.concatenate([row_keys(frame, common) for frame in trained_on]) if trained_on else np.array([])
+    return np.flatnonzero(~np.isin(keys, seen))
+
+
+# --- how they differ ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's answers for the shared rows: class probabilities in `classes` order, or predicted values."""
+
+    output: np.ndarray
+    classes: tuple[str, ...]
+
+
+def _check_classes(actual: np.ndarray, scored: Scored, who: str) -> None:
+    unknown = sorted(set(map(str, actual)) - set(scored.classes))
+    if unknown:
+        raise ComparisonError(f"the {who} model does not know class {unknown[0]!r} of the held-out rows")
+
+
+def differences(
+    task: Task,
+    actual: np.ndarray,
+    base: Scored,
+    candidate: Scored,
+    positive: str | None,
+    *,
+    seed: int,
+    resamples: int = RESAMPLES,
+) -> tuple[Difference, ...]:
+    """Each task metric of both models on these rows, and the paired bootstrap interval of candidate minus base:
+    every resample draws the same rows for both models (scipy's `paired=True`), so what the interval measures is
+    the models' difference, not the rows' luck."""
+    n = len(actual)
+    if task != "regression":
+        _check_classes(actual, base, "base")
+        _check_classes(actual, candidate, "candidate")
+
+    score_base = resampled_scorer(task, actual, base.output, base.classes, positive)
+    score_candidate = resampled_scorer(task, actual, candidate.output, candidate.classes, positive)
+
+    def scores(draws: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        weights = counts(draws, n)
+        return score_base(draws, weights), score_candidate(draws, weights)
+
+    old, new = scores(np.arange(n)[None, :])
+    names = [name for name in new if name in old]
+
+    def statistic(base_rows: np.ndarray, candidate_rows: np.ndarray, axis: int = -1) -> np.ndarray:
+        was, now = scores(np.atleast_2d(base_rows).astype(np.intp))  # the same draws as candidate_rows: paired
+        return np.stack([now[name] - was[name] for name in names])
+
+    everyone = np.arange(n)
+    found = bootstrap(
+        (everyone, everyone),
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        batch=BATCH,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = np.atleast_1d(found.confidence_interval.low), np.atleast_1d(found.confidence_interval.high)
+    return tuple(
+        Difference(
+            name,
+            round(float(old[name][0]), DIGITS),
+            round(float(new[name][0]), DIGITS),
+            round(float(low[i]), DIGITS),
+            round(float(high[i]), DIGITS),
+        )
+        for i, name in enumerate(names)
+    )
+
+
+def compare(
+    task: Task,
+    actual: np.ndarray,
+    base: Scored,
+    candidate: Scored,
+    positive: str | None,
+    *,
+    seed: int,
+    groups: pd.DataFrame | None = None,
+    resamples: int = RESAMPLES,
+) -> Comparison:
+    """Both models on the same rows, overall and per group of each column of `groups` (the slice columns of the
+    same rows, as text); too few rows make a comparison that says so instead of judging."""
+    n = len(actual)
+    if n < MIN_ROWS:
+        return unavailable(f"only {n} held-out rows neither model was trained on; {MIN_ROWS} are needed to compare")
+    notes: tuple[str, ...] = ()
+    if n > MAX_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(n, MAX_ROWS, replace=False))
+        notes = (f"compared on a seeded sample of {MAX_ROWS:,} of the {n:,} shared rows",)
+        actual, n = actual[keep], MAX_ROWS
+        base, candidate = Scored(base.output[keep], base.classes), Scored(candidate.output[keep], candidate.classes)
+        groups = groups.iloc[keep] if groups is not None else None
+    overall = differences(task, actual, base, candidate, positive, seed=seed, resamples=resamples)
+    found: list[Group] = []
+    for column, raw in groups.items() if groups is not None else ():
+        values = raw.fillna("(missing)").astype(str).to_numpy()
+        for value in sorted(set(values)):
+            mask = values == value
+            rows = int(mask.sum())
+            if rows < MIN_ROWS:
+                found.append(Group(str(column), value, rows))
+                continue
+            try:
+                part = differences(
+                    task,
+                    actual[mask],
+                    Scored(base.output[mask], base.classes),
+                    Scored(candidate.output[mask], candidate.classes),
+                    positive,
+                    seed=seed,
+                    resamples=resamples,
+                )
+            except ComparisonError:
+                part = ()
+            found.append(Group(str(column), value, rows, part))
+    return Comparison(rows=n, differences=overall, groups=tuple(found), seed=seed, resamples=resamples, notes=notes)
+
+
+def by_metric(comparison: Comparison) -> Mapping[str, Difference]:
+    return {d.metric: d for d in comparison.differences}
+
+
+# --- two models' folders ------------------------------------------------------------------------------------
+
+
+def _text(path: Path) -> pd.DataFrame:
+    """A prepared split as the CSV spells it: every cell text, empty for a missing value."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[str] = (), seed: int = 0) -> Comparison:
+    """The model under `base_root` against the one under `candidate_root` (each a checkout holding models/ and
+    data/prepared/) on the candidate's held-out rows that neither was trained on, per group of each `slices`
+    column those rows hold; a comparison with a reason (and no numbers) when the base cannot score them."""
+    try:
+        base = load(model_path=base_root / MODEL_FILE, metadata_path=base_root / MODEL_METADATA)
+        candidate = load(model_path=candidate_root / MODEL_FILE, metadata_path=candidate_root / MODEL_METADATA)
+    except ModelError as error:
+        return unavailable(str(error))
+    b, c = base.schema, candidate.schema
+    if b.task != c.task or b.positive_class != c.positive_class or b.target != c.target:
+        return unavailable(
+            f"the base models {b.target!r} as a {b.task} task (positive class {b.positive_class!r}), the candidate "
+            f"{c.target!r} as a {c.task} task (positive class {c.positive_class!r})"
+        )
+    test = _text(candidate_root / TEST_CSV)
+    rows = shared_rows(test, _text(base_root / TRAIN_CSV), _text(candidate_root / TRAIN_CSV))
+    missing = [name for name in b.features if name not in test.columns]
+    if missing:
+        return unavailable(f"the candidate's held-out rows have no column {missing[0]!r}, which the base model needs")
+    typed = pd.read_csv(candidate_root / TEST_CSV, dtype=str, keep_default_na=True)
+    try:
+        base_rows = to_frame(typed[list(b.features)].iloc[rows].reset_index(drop=True), b)
+    except (TypeError, ValueError) as error:
+        return unavailable(f"the base model cannot read the candidate's held-out rows: {error}")
+    features, labels = c.read(candidate_root / TEST_CSV)
+    candidate_rows = features.iloc[rows].reset_index(drop=True)
+    actual = labels.iloc[rows].to_numpy()
+    present = [column for column in dict.fromkeys(slices) if column in test.columns]
+    groups = test[present].iloc[rows].replace("", None).reset_index(drop=True) if present else None
+    try:
+        return compare(
+            c.task,
+            actual,
+            Scored(predict(base, base_rows), tuple(base.classes)),
+            Scored(predict(candidate, candidate_rows), tuple(candidate.classes)),
+            c.positive_class,
+            seed=seed,
+            groups=groups,
+        )
+    except ComparisonError as error:
+        return unavailable(str(error))
