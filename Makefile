@@ -184,8 +184,12 @@ container-save: setup ## Save the image built by `make container` to build/image
 SOURCE ?= docker-archive:build/image.tar
 TO ?= previous
 
+.PHONY: compare-production
+compare-production: setup ## This model against the one in production, on rows neither trained on -> build/comparison.json
+	$(RUN) python -m mltemplate.release.publish compare
+
 .PHONY: publish
-publish: setup ## Gate, then push SOURCE (default build/image.tar) under its version tag unless its model is released
+publish: setup ## Gate (thresholds, and vs production: FORCE_REASON overrides that), then push SOURCE under its version tag
 	$(RUN) python -m mltemplate.release.publish push --source "$(SOURCE)"
 
 .PHONY: promote

@@ -5,10 +5,11 @@ of each slice column. The gate (mltemplate.gate) turns the intervals into a verd
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,33 @@ class Comparison:
     @property
     def available(self) -> bool:
         return self.reason is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON data; an undefined interval end is null."""
+        raw = asdict(self)
+        for d in [*raw["differences"], *(d for g in raw["groups"] for d in g["differences"])]:
+            d.update({end: None if not math.isfinite(d[end]) else d[end] for end in ("low", "high")})
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Comparison:
+        def difference(d: Mapping[str, Any]) -> Difference:
+            ends = [math.nan if d[end] is None else float(d[end]) for end in ("low", "high")]
+            return Difference(str(d["metric"]), float(d["base"]), float(d["candidate"]), *ends)
+
+        return cls(
+            rows=int(raw["rows"]),
+            differences=tuple(difference(d) for d in raw["differences"]),
+            groups=tuple(
+                Group(str(g["column"]), str(g["value"]), int(g["rows"]), tuple(difference(d) for d in g["differences"]))
+                for g in raw["groups"]
+            ),
+            reason=raw.get("reason"),
+            confidence=float(raw.get("confidence", CONFIDENCE)),
+            resamples=int(raw.get("resamples", RESAMPLES)),
+            seed=int(raw.get("seed", 0)),
+            notes=tuple(raw.get("notes", ())),
+        )
 
 
 def unavailable(reason: str) -> Comparison:
