@@ -19,6 +19,7 @@ from mltemplate.errors import Error
 from mltemplate.metrics import DIGITS, Task, counts, metric, resampled_scorer
 from mltemplate.model import ModelError, load, predict, to_frame
 from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
+from mltemplate.schema import ROW_ID
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -155,11 +156,15 @@ def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
     """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows, read
-    as text) holds, compared on the columns they all have."""
-    common = [c for c in candidate_test.columns if all(c in frame.columns for frame in trained_on)]
-    keys = row_keys(candidate_test, common)
-    seen = np.concatenate([row_keys(frame, common) for frame in trained_on]) if trained_on else np.array([])
-    return np.flatnonzero(~np.isin(keys, seen))
+    as text) holds: by the rows' content ids (schema.ROW_ID, a hash of the raw row) when every split has them,
+    else by the text of the columns they all have."""
+    frames = (candidate_test, *trained_on)
+    if all(ROW_ID in frame.columns for frame in frames):
+        keys, seen = candidate_test[ROW_ID].to_numpy(), [frame[ROW_ID].to_numpy() for frame in trained_on]
+    else:
+        common = [c for c in candidate_test.columns if c != ROW_ID and all(c in f.columns for f in trained_on)]
+        keys, seen = row_keys(candidate_test, common), [row_keys(frame, common) for frame in trained_on]
+    return np.flatnonzero(~np.isin(keys, np.concatenate(seen) if seen else np.array([])))
 
 
 # --- how they differ ----------------------------------------------------------------------------------------
