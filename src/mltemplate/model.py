@@ -21,36 +21,20 @@ from sklearn.pipeline import Pipeline
 
 from mltemplate import atomic
 from mltemplate.errors import Error
+from mltemplate.estimators import TRUSTED_TYPES, entry_of
 from mltemplate.lock import locked_md5
 from mltemplate.metadata import MetadataError, ModelMetadata, read_model_metadata
 from mltemplate.paths import DVC_LOCK, MODEL_FILE, MODEL_METADATA
 from mltemplate.schema import Schema
 
-# Types outside skops' default trust list that the template's estimators need. Anything else found in a
-# model file is refused at load time instead of being executed.
-TRUSTED_TYPES = frozenset(
-    {
-        "numpy.dtype",
-        "sklearn.tree._tree.Tree",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    }
-)
-
 # The earliest date a zip entry can carry; a fixed date keeps the archive byte-stable.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
-
-# Fitted attributes computed through BLAS, whose last bits depend on the CPU's kernel (OpenBLAS picks
-# Haswell, SkylakeX, Sandybridge... at start-up): logistic regression's coefficients differ by up to 5e-13
-# (relative) between kernels. Add the attributes of any BLAS-fitted estimator you register in estimators.py.
-BLAS_FITTED = frozenset({"coef_", "intercept_"})
-# They are rounded to float32 precision (24 significant bits, ~7 digits) so every CPU writes the same bytes.
-# A kernel difference of relative size r changes the rounded value only if a rounding boundary falls between
-# the two results, with probability <= r * 2**24 per value (~1e-5 for r = 5e-13; README, "Reproducibility").
+# The registry's BLAS-fitted attributes (estimators.py) are rounded to float32 precision (24 significant bits,
+# ~7 digits) so every CPU writes the same bytes. A kernel difference of relative size r changes the rounded value
+# only if a rounding boundary falls between the two results, with probability <= r * 2**24 per value (~1e-5 for
+# r = 5e-13; README, "Reproducibility").
 SIGNIFICANT_BITS = 24
-# (class name, attribute) -> neutral value, for attributes that record the fitting machine rather than the
-# model: HistGradientBoosting's bin mapper stores the number of CPU cores (None: use the serving machine's).
-MACHINE_ATTRIBUTES: dict[tuple[str, str], Any] = {("_BinMapper", "n_threads"): None}
 
 
 class ModelError(Error, RuntimeError):
@@ -90,17 +74,22 @@ def _estimators(obj: Any, seen: set[int]) -> Iterator[BaseEstimator]:
 
 
 def _canonical_values(model: Pipeline) -> list[tuple[dict[str, Any], str, Any]]:
-    # (attribute dict, name, canonical value) for every attribute that differs from its canonical value.
+    # (attribute dict, name, canonical value) for every attribute its registry entry names, of each registered
+    # estimator in the model (its BLAS-fitted arrays) and of its parts (machine attributes).
     changes: list[tuple[dict[str, Any], str, Any]] = []
     for estimator in _estimators(model, set()):
+        entry = entry_of(estimator)
+        if entry is None:
+            continue
         state = vars(estimator)
-        for name in sorted(BLAS_FITTED & state.keys()):
+        for name in sorted(entry.blas_fitted & state.keys()):
             value = state[name]
             if isinstance(value, np.ndarray) and value.dtype == np.float64:
                 changes.append((state, name, round_significant(value)))
-        for (owner, name), neutral in MACHINE_ATTRIBUTES.items():
-            if type(estimator).__name__ == owner and name in state:
-                changes.append((state, name, neutral))
+        for part in _estimators(estimator, set()):
+            for (owner, name), neutral in entry.machine_attributes.items():
+                if type(part).__name__ == owner and name in vars(part):
+                    changes.append((vars(part), name, neutral))
     return changes
 
 
@@ -167,7 +156,7 @@ def dumps(model: Pipeline) -> bytes:
 
 
 def loads(data: bytes) -> Pipeline:
-    """Load a skops archive, refusing any type outside skops' defaults and TRUSTED_TYPES."""
+    """Load a skops archive, refusing any type outside skops' defaults and the registry's TRUSTED_TYPES."""
     untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
     if untrusted:
         raise ModelError(f"model file holds untrusted types {sorted(untrusted)}; refusing to load it")

@@ -14,7 +14,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
-from mltemplate.model import TRUSTED_TYPES
+from mltemplate.estimators import TRUSTED_TYPES
 from mltemplate.params import flatten
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
