@@ -12,6 +12,7 @@ import skops.io as sio
 from sklearn.base import is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
 
+from mltemplate.canonical import dumps
 from mltemplate.estimators import (
     ESTIMATORS,
     PIPELINE_TRUSTED_TYPES,
@@ -20,7 +21,6 @@ from mltemplate.estimators import (
     make_estimator,
     task_estimators,
 )
-from mltemplate.model import dumps
 from mltemplate.tasks import TASKS, Task
 
 REGISTERED = [(task, name) for task in TASKS for name in sorted(task_estimators(task))]

@@ -33,9 +33,10 @@ from sklearn.metrics import (
 )
 
 from mltemplate import atomic, tasks
-from mltemplate import model as model_files
+from mltemplate.model import TrainedModel, load
 from mltemplate.params import load_params
 from mltemplate.paths import METRICS_FILE, PLOT_DATA, PLOT_IMAGES, TEST_CSV
+from mltemplate.predict import predict, to_frame
 from mltemplate.registry import runs
 from mltemplate.schema import DataError
 
@@ -160,12 +161,12 @@ def regression_curves(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Po
     }
 
 
-def importance(model: model_files.TrainedModel, features: pd.DataFrame, target: pd.Series, *, seed: int) -> Points:
+def importance(model: TrainedModel, features: pd.DataFrame, target: pd.Series, *, seed: int) -> Points:
     """Permutation importance of each input column on the held-out rows: how much the task's score
     (tasks.IMPORTANCE_SCORING) drops when that column is shuffled, mean and spread over IMPORTANCE_REPEATS
     seeded shuffles; sorted, most important first."""
     task = model.schema.task
-    frame = model_files.to_frame(features, model.schema)
+    frame = to_frame(features, model.schema)
     found = permutation_importance(
         model.pipeline,
         frame,
@@ -183,7 +184,7 @@ def importance(model: model_files.TrainedModel, features: pd.DataFrame, target: 
 
 
 def slice_metrics(
-    model: model_files.TrainedModel, groups: pd.DataFrame, actual: np.ndarray, output: np.ndarray
+    model: TrainedModel, groups: pd.DataFrame, actual: np.ndarray, output: np.ndarray
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per slice column, the task's metrics for each of its values, and the largest gap between those values'
     metrics (max - min, over the groups where a metric is defined)."""
@@ -208,7 +209,7 @@ def slice_metrics(
 
 
 def evaluate(
-    model: model_files.TrainedModel,
+    model: TrainedModel,
     features: pd.DataFrame,
     labels: pd.Series,
     *,
@@ -219,7 +220,7 @@ def evaluate(
     `groups` holds slice columns, the metrics per group of each."""
     schema = model.schema
     classes = model.classes
-    output = model_files.predict(model, features)
+    output = predict(model, features)
     actual = labels.astype(str if schema.classification else "float64").to_numpy()
     metrics: dict[str, Any] = scores(schema.task, actual, output, classes, schema.positive_class)
     if schema.classification:
@@ -375,7 +376,7 @@ def read_groups(slices: Sequence[str], path: Path = TEST_CSV) -> pd.DataFrame | 
 
 def main() -> None:
     params = load_params()
-    trained = model_files.load()
+    trained = load()
     features, labels = trained.schema.read(TEST_CSV)
     evaluation = evaluate(trained, features, labels, seed=params.seed, groups=read_groups(params.evaluate.slices))
     task = trained.schema.task

@@ -12,8 +12,8 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
-from mltemplate import model as model_files
 from mltemplate.metadata import ModelMetadata, Release, read_metrics
+from mltemplate.model import TrainedModel
 from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
 from mltemplate.schema import Schema
 
@@ -184,7 +184,7 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
 
 
 def predictions(
-    trained: model_files.TrainedModel, output: np.ndarray, labels: Sequence[str] | None
+    trained: TrainedModel, output: np.ndarray, labels: Sequence[str] | None
 ) -> list[Prediction] | list[ValuePrediction]:
     """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
     model.labels of it (the service logs them too), None for regression."""
@@ -197,7 +197,7 @@ def predictions(
     ]
 
 
-def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any]:
+def describe(trained: TrainedModel, found: Release) -> dict[str, Any]:
     """What GET /metadata answers: which model, from which data and code, and what it expects."""
     from mltemplate.params import load_params
 
