@@ -237,7 +237,7 @@ def run() -> str:
             f"the same cores as the servers. Bodies: examples/predict.json, and {BATCH_ROWS} test-set records. "
             f"Service settings: {settings}.",
             "",
-            "In-process `model.predict_proba` (the function `evaluate` and the service share):",
+            "In-process `predict.predict_proba` (the function `evaluate` and the service share):",
             "",
             "| Rows | ms/call | Rows/s |",
             "|---:|---:|---:|",

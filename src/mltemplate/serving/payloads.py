@@ -186,8 +186,8 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
 def predictions(
     trained: TrainedModel, output: np.ndarray, labels: Sequence[str] | None
 ) -> list[Prediction] | list[ValuePrediction]:
-    """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
-    model.labels of it (the service logs them too), None for regression."""
+    """predict.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
+    predict.labels of it (the service logs them too), None for regression."""
     if labels is None:
         return [ValuePrediction(value=value) for value in output.tolist()]
     classes = trained.classes
