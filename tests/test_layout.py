@@ -24,6 +24,7 @@ ALLOWED = {
 SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.log",
     "mltemplate.monitoring.store",
+    "mltemplate.monitoring.codec",
     "mltemplate.monitoring.feedback",
 }
 """The only monitoring modules the service may import (they go into the Bento; drift, reports and retraining don't)."""

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mltemplate.metadata import ModelMetadata, read_model_metadata
-from mltemplate.monitoring import check, store
+from mltemplate.monitoring import check, codec, store
 from mltemplate.params import DebounceParams, MonitorParams
 from mltemplate.report.loadtest import served
 from mltemplate.schema import Schema
@@ -161,14 +161,14 @@ def test_without_a_database_url_the_scheduled_monitor_succeeds_with_a_notice(tmp
     assert result.stdout.startswith("::notice::MONITORING_DB_URL is not set")
 
 
-def seed_requests(db: Any, columns: store.Columns, answers: list[tuple[float, list[float], str | None, str]]) -> None:
+def seed_requests(db: Any, columns: codec.Columns, answers: list[tuple[float, list[float], str | None, str]]) -> None:
     """One single-record request per (feature x, outputs, predicted label, true label), answered a minute ago."""
     now = time.time()
     with db.begin() as connection:
         store.write_requests(
             connection,
             [
-                store.encode(f"r{i}", now - 60, "v", columns, [(x,)], None if label is None else [label], [outputs])
+                codec.encode(f"r{i}", now - 60, "v", columns, [(x,)], None if label is None else [label], [outputs])
                 for i, (x, outputs, label, _) in enumerate(answers)
             ],
         )
@@ -191,7 +191,7 @@ def test_multiclass_labels_judge_the_macro_metrics(tmp_path: Path) -> None:
     # The model always answers "a": right on the 10 a's, wrong on the 10 b's and 10 c's.
     answers = [(float(i), [0.8, 0.1, 0.1], "a", classes[i // 10]) for i in range(30)]
     db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
-    seed_requests(db, store.Columns(("x",), (), tuple(classes)), answers)
+    seed_requests(db, codec.Columns(("x",), (), tuple(classes)), answers)
     params = MonitorParams(
         min_rows=10,
         min_labels=10,
@@ -216,7 +216,7 @@ def test_regression_labels_judge_errors_against_ceilings_and_predictions_drift_a
     # Every answer is 10 too high: rmse = mae = 10. The window's predictions sit far above the reference's.
     answers = [(float(i), [100.0 + i + 10], None, repr(100.0 + i)) for i in range(40)]
     db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
-    seed_requests(db, store.Columns(("x",), (), ("price",)), answers)
+    seed_requests(db, codec.Columns(("x",), (), ("price",)), answers)
     params = MonitorParams(
         min_rows=10,
         min_labels=10,
