@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mltemplate.monitoring import codec, store
+from mltemplate.monitoring import codec, migrations, store
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> sa.Engine:
-    return store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    return migrations.open_store(f"sqlite:///{tmp_path / 'log.db'}")
 
 
 def test_encode_and_read_back_every_kind_of_value(db: sa.Engine) -> None:

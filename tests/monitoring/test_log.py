@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mltemplate.monitoring import codec, store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 
 COLUMNS = codec.Columns(numeric=("x",), categorical=("kind",), outputs=("no", "yes"))
@@ -33,7 +33,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def stored(url: str) -> list[tuple[str, int]]:
-    with store.open_store(url).connect() as connection:
+    with migrations.open_store(url).connect() as connection:
         frame = store.read_records(connection)
     return sorted((str(r), int(p)) for r, p in zip(frame[codec.REQUEST_ID], frame[codec.POSITION], strict=True))
 
@@ -48,7 +48,7 @@ def test_records_reach_the_database_with_features_labels_and_probabilities(tmp_p
     send(log, 3)
     log.close()
     assert stored(url) == [(f"r{i}", p) for i in range(3) for p in (0, 1)]
-    with store.open_store(url).connect() as connection:
+    with migrations.open_store(url).connect() as connection:
         frame = store.read_records(connection, store.requests.c.request_id == "r1")
     first, second = frame.to_dict("records")
     assert (first["x"], first["kind"], first[codec.LABEL]) == (1.0, "a", "no")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mltemplate.monitoring import codec, store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.report.loadtest import served
 from tests.postgres import cluster
 from tests.service_client import post_json, request
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def logged(url: str) -> list[tuple[str, int]]:
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     try:
         with db.connect() as connection:
             frame = store.read_records(connection)

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mltemplate.monitoring import codec, store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class PredictionLog:
             if time.monotonic() < self.next_try:
                 return None
             try:
-                self.db = store.open_store(self.url)
+                self.db = migrations.open_store(self.url)
             except Exception as error:  # whatever the driver raises: the service must keep answering
                 self._down(error)
                 return None
