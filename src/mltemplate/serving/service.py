@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from mltemplate import model as model_files
 from mltemplate.metadata import current_release, read_model_metadata
-from mltemplate.monitoring import feedback, store
+from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.serving.batching import Batcher, Overloaded
@@ -120,7 +120,7 @@ class PredictionService:
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
-                columns=store.log_columns(self.model.schema, self.model.classes),
+                columns=codec.log_columns(self.model.schema, self.model.classes),
                 spool_dir=store.spool_dir(),
             )
             if SETTINGS.prediction_log
@@ -136,7 +136,7 @@ class PredictionService:
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
-            self.feedback_db = store.open_store(self.db_url)
+            self.feedback_db = migrations.open_store(self.db_url)
         return feedback.store_labels(self.feedback_db, labels)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
