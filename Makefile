@@ -60,7 +60,7 @@ metrics: setup ## Print the metrics of the last run
 
 .PHONY: gate
 gate: setup ## Fail if a metric is below its threshold in params.yaml
-	$(RUN) python -m mltemplate.pipeline.gate
+	$(RUN) python -m mltemplate.gate
 
 .PHONY: run
 run: repro ## Set up, get data, run the pipeline, print the metrics and check the thresholds

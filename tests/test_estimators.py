@@ -21,7 +21,7 @@ from mltemplate.estimators import (
     make_estimator,
     task_estimators,
 )
-from mltemplate.tasks import TASKS, Task
+from mltemplate.metrics import TASKS, Task
 
 REGISTERED = [(task, name) for task in TASKS for name in sorted(task_estimators(task))]
 SEEDED = [(task, name) for task, name in REGISTERED if name != "linear_regression"]

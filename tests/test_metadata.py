@@ -1,4 +1,4 @@
-"""The typed readers of metadata.json, release.json and metrics.json, and the release version."""
+"""The typed readers of metadata.json and release.json, and the release version."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from mltemplate.metadata import (
     Release,
     current_release,
     head_version,
-    read_metrics,
     read_model_metadata,
-    scalar_metrics,
 )
 from mltemplate.schema import Schema
 from tests.conftest import DESCRIPTION
@@ -61,16 +59,6 @@ def test_metadata_with_an_unknown_field_names_it(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps({**raw, "colour": "red"}))
     with pytest.raises(MetadataError, match="colour"):
         read_model_metadata(tmp_path / "m.json")
-
-
-def test_missing_metrics_say_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(MetadataError, match=r"run `make run`"):
-        read_metrics(tmp_path / "metrics.json")
-
-
-def test_scalar_metrics_flatten_groups_and_leave_out_support() -> None:
-    metrics = {"accuracy": 0.9, "support": {"a": 3}, "group": {"f1": 1}, "note": "x", "flag": True}
-    assert scalar_metrics(metrics) == {"accuracy": 0.9, "group.f1": 1.0}
 
 
 def test_version_is_utc_commit_time_and_short_sha(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mltemplate.params import ParamsError, flatten, load_params, parse_params
+from mltemplate.params import ParamsError, load_params, parse_params
 from mltemplate.pipeline.data import tracked
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,10 +135,6 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 def test_target_listed_as_feature_is_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(ParamsError, match=r"data: target 'diagnosis' is also listed"):
         parse_params(with_value(raw, "data.drop", ["diagnosis"]))
-
-
-def test_flatten_nested_params() -> None:
-    assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {"a.b": 1, "a.c.d": "x", "e": None}
 
 
 def as_task(raw: dict[str, Any], task: str, estimator: str, thresholds: dict[str, float]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from mltemplate.tasks import Task
+from mltemplate.metrics import Task
 
 
 @dataclass(frozen=True)

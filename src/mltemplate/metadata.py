@@ -1,11 +1,10 @@
 """Typed readers of the documents that describe a model: models/metadata.json (what the model is and was made
-from), models/release.json (which release serves it) and metrics.json (how well it did on held-out rows)."""
+from) and models/release.json (which release serves it)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mltemplate import git
 from mltemplate.errors import CommandError, Error
-from mltemplate.params import flatten
-from mltemplate.paths import METRICS_FILE, MODEL_METADATA, RELEASE_FILE
+from mltemplate.paths import MODEL_METADATA, RELEASE_FILE
 from mltemplate.schema import Schema
 
 
@@ -72,23 +70,6 @@ def read_model_metadata(path: Path = MODEL_METADATA) -> ModelMetadata:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise MetadataError(f"{path}: {key}: {first['msg']} (run `make run` to rewrite it)") from None
-
-
-def read_metrics(path: Path = METRICS_FILE) -> dict[str, Any]:
-    """metrics.json as written by the evaluate stage."""
-    raw = _read(path, "run `make run` (or `dvc repro`) first")
-    if not isinstance(raw, dict):
-        raise MetadataError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
-    """The numeric metrics, flattened (nested groups as dotted keys); counts like `support` are kept out."""
-    return {
-        key: float(value)
-        for key, value in flatten(metrics or {}).items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and not key.startswith("support.")
-    }
 
 
 class Release(_Document):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mltemplate import estimators, tasks
+from mltemplate import estimators, metrics
 from mltemplate.errors import Error
 from mltemplate.paths import PARAMS_FILE
 
@@ -29,7 +28,7 @@ class DataParams(_Section):
     positive_class: str | None = Field(
         default=None, min_length=1, description="Target value counted as positive; binary task only."
     )
-    task: tasks.Task = "binary"
+    task: metrics.Task = "binary"
     features: list[str] | None = Field(
         default=None, description="Feature columns; null means every column but target and drop."
     )
@@ -234,7 +233,7 @@ class Params(_Section):
                     if message.startswith("hyperparameters.")
                     else f"model.hyperparameters.{name}: {message}"
                 ) from None
-        known = {m.name: m for m in tasks.METRICS[task]}
+        known = {m.name: m for m in metrics.METRICS[task]}
         for section, key in (("evaluate", "thresholds"), ("evaluate", "max_slice_gap"), ("monitor", "thresholds")):
             for name, value in getattr(getattr(self, section), key).items():
                 if name not in known:
@@ -256,17 +255,6 @@ class Params(_Section):
         if isinstance(value, dict) and isinstance(value.get("test_size"), int):
             return {**value, "test_size": float(value["test_size"])}
         return value
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings (params, metrics) as dotted keys, as `dvc exp run -S` and MLflow spell them:
-    {"model": {"C": 1}} -> {"model.C": 1}; lists and empty mappings stay values."""
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value} if prefix else {}
 
 
 def _describe(error: ValidationError, path: Path) -> str:

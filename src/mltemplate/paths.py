@@ -18,21 +18,7 @@ RELEASE_FILE = MODEL_DIR / "release.json"
 
 METRICS_FILE = Path("metrics.json")
 PLOTS_DIR = Path("plots")
-PLOT_NAMES = (
-    "roc",
-    "precision_recall",
-    "confusion",
-    "calibration",
-    "roc_ovr",
-    "predicted_vs_actual",
-    "residuals",
-    "importance",
-)
-PLOT_DATA = {name: PLOTS_DIR / f"{name}.json" for name in PLOT_NAMES}
-"""The points of every plot any task draws (tasks.PLOTS says which), for `dvc plots`; keys are the plot names."""
-PLOT_IMAGES = {name: path.with_suffix(".png") for name, path in PLOT_DATA.items()}
-"""The same curves rendered as PNG (for MLflow, the PR report and the model card)."""
-
+"""Each plot's points and PNG (mltemplate.plots names them)."""
 EXAMPLE_FILE = Path("examples/predict.json")
 """A request body for POST /predict: the OpenAPI example, the smoke test's and the load runs' body."""
 

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from mltemplate.errors import Error
+from mltemplate.metrics import Task, is_classification
 from mltemplate.params import DataParams
-from mltemplate.tasks import Task, is_classification
 
 
 class DataError(Error, ValueError):

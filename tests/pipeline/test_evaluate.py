@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import tasks
+from mltemplate import plots
 from mltemplate.model import TrainedModel
 from mltemplate.params import ModelParams
-from mltemplate.pipeline.evaluate import MAX_POINTS, _thin, evaluate, render
+from mltemplate.pipeline.evaluate import evaluate
+from mltemplate.pipeline.render import render
 from mltemplate.pipeline.train import train
 from mltemplate.predict import labels, predict_proba, to_frame
 from mltemplate.schema import Schema
@@ -65,21 +65,11 @@ def test_confusion_is_counts_for_every_pair_of_classes(trained: TrainedModel, mi
     assert sum(c["count"] for c in confusion if c["actual"] == c["predicted"]) == hits
 
 
-def test_curves_of_a_large_split_are_thinned_keeping_their_ends() -> None:
-    rng = np.random.default_rng(0)
-    x, y = np.sort(rng.random(10_000)), np.sort(rng.random(10_000))
-    thin_x, thin_y = _thin(x, y)
-    assert len(thin_x) == len(thin_y) <= MAX_POINTS
-    assert (thin_x[0], thin_x[-1], thin_y[-1]) == (x[0], x[-1], y[-1])
-    short = x[:10]
-    assert _thin(short, short)[0] is short
-
-
 def test_render_is_byte_stable_png(trained: TrainedModel, mixed_frame: pd.DataFrame) -> None:
     result = evaluate(trained, mixed_frame, mixed_frame["outcome"])
-    first = render(result, trained.classes, title="t")
-    second = render(result, trained.classes, title="t")
-    assert set(first) == set(tasks.PLOTS["binary"])
+    first = render(result.curves, result.metrics, trained.classes, title="t")
+    second = render(result.curves, result.metrics, trained.classes, title="t")
+    assert set(first) == {plot.name for plot in plots.for_task("binary")}
     assert all(png.startswith(b"\x89PNG") for png in first.values())
     assert first == second
     assert b"matplotlib version" not in first["roc"]

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import tasks
+from mltemplate import plots
+from mltemplate.metrics import SLICE_GAP, names, scores
 from mltemplate.model import TrainedModel
 from mltemplate.params import ModelParams
-from mltemplate.pipeline.evaluate import MAX_POINTS, evaluate, read_groups, render, scores
+from mltemplate.pipeline.curves import MAX_POINTS
+from mltemplate.pipeline.evaluate import evaluate, read_groups
+from mltemplate.pipeline.render import render
 from mltemplate.pipeline.train import train
 from mltemplate.predict import predict, to_frame
 from mltemplate.schema import DataError, Schema
@@ -51,14 +54,14 @@ def regression() -> tuple[TrainedModel, pd.DataFrame, pd.Series]:
 def test_multiclass_metrics_are_the_tasks_and_per_class_support(multiclass) -> None:  # type: ignore[no-untyped-def]
     trained, frame, labels = multiclass
     metrics = evaluate(trained, frame, labels).metrics
-    assert [k for k in metrics if k != "support"] == tasks.names("multiclass")
+    assert [k for k in metrics if k != "support"] == names("multiclass")
     assert metrics["support"] == {label: int((labels == label).sum()) for label in trained.classes}
 
 
 def test_multiclass_plots_are_confusion_and_one_roc_per_class(multiclass) -> None:  # type: ignore[no-untyped-def]
     trained, frame, labels = multiclass
     curves = evaluate(trained, frame, labels).curves
-    assert set(curves) == set(tasks.PLOTS["multiclass"])
+    assert set(curves) == {plot.name for plot in plots.for_task("multiclass")}
     assert {p["class"] for p in curves["roc_ovr"]} == set(trained.classes)
     assert sum(p["count"] for p in curves["confusion"]) == len(frame)
 
@@ -66,7 +69,7 @@ def test_multiclass_plots_are_confusion_and_one_roc_per_class(multiclass) -> Non
 def test_regression_metrics_are_the_tasks(regression) -> None:  # type: ignore[no-untyped-def]
     trained, frame, target = regression
     metrics = evaluate(trained, frame, target).metrics
-    assert set(metrics) == set(tasks.names("regression"))
+    assert set(metrics) == set(names("regression"))
     predicted = predict(trained, frame)
     assert metrics["rmse"] == round(float(np.sqrt(np.mean((target.to_numpy() - predicted) ** 2))), 6)
 
@@ -80,7 +83,7 @@ def test_mape_is_left_out_when_a_target_is_zero() -> None:
 def test_regression_plots_pair_each_actual_with_its_prediction(regression) -> None:  # type: ignore[no-untyped-def]
     trained, frame, target = regression
     curves = evaluate(trained, frame, target).curves
-    assert set(curves) == set(tasks.PLOTS["regression"])
+    assert set(curves) == {plot.name for plot in plots.for_task("regression")}
     pairs, residuals = curves["predicted_vs_actual"], curves["residuals"]
     assert len(pairs) == len(residuals) == len(frame) <= MAX_POINTS
     assert all(
@@ -119,7 +122,7 @@ def test_slices_score_each_group_and_its_largest_gap(regression) -> None:  # typ
     mask = (frame["group"] == "a").to_numpy()
     alone = scores("regression", target.to_numpy()[mask], predict(trained, frame)[mask], [])
     assert by_group["a"] == alone
-    gap = metrics[tasks.SLICE_GAP]["group"]["rmse"]
+    gap = metrics[SLICE_GAP]["group"]["rmse"]
     assert gap == round(abs(by_group["a"]["rmse"] - by_group["b"]["rmse"]), 6)
 
 
@@ -134,8 +137,9 @@ def test_a_missing_slice_value_is_its_own_group(multiclass) -> None:  # type: ig
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_render_draws_every_plot_of_the_task(task: str, request: pytest.FixtureRequest) -> None:
     trained, frame, target = request.getfixturevalue(task)
-    images = render(evaluate(trained, frame, target), trained.classes, title="t", task=trained.schema.task)
-    assert set(images) == set(tasks.PLOTS[trained.schema.task])
+    result = evaluate(trained, frame, target)
+    images = render(result.curves, result.metrics, trained.classes, title="t", task=trained.schema.task)
+    assert set(images) == {plot.name for plot in plots.for_task(trained.schema.task)}
     assert all(png.startswith(b"\x89PNG") for png in images.values())
 
 

@@ -101,7 +101,7 @@ def test_gate_fails_with_the_metric_and_the_gap(pipeline_repo: Path, tmp_path: P
     repo = clone(pipeline_repo, tmp_path / "repo")
     edit_params(repo, evaluate__thresholds__recall=0.999)
     result = subprocess.run(
-        ["python", "-m", "mltemplate.pipeline.gate"], cwd=repo, env=subprocess_env(), capture_output=True, text=True
+        ["python", "-m", "mltemplate.gate"], cwd=repo, env=subprocess_env(), capture_output=True, text=True
     )
     assert result.returncode == 1
     assert "error: recall 0." in result.stderr
@@ -156,7 +156,7 @@ def test_pipeline_runs_on_another_csv_by_changing_only_data_and_params(tmp_path:
         "target": "readmitted",
         "positive_class": "1",
     }
-    run(["python", "-m", "mltemplate.pipeline.gate"], cwd=repo)
+    run(["python", "-m", "mltemplate.gate"], cwd=repo)
     assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
 
 

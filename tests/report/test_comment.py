@@ -12,12 +12,14 @@ import pytest
 import yaml
 
 from mltemplate.errors import CommandError
+from mltemplate.params import EvaluateParams
 from mltemplate.report import comment
 from mltemplate.report.artifact import Confusion, Failure, LoadRun, Report, Serving, ServingSide, Side
 from tests.conftest import ROOT, subprocess_env
 from tests.report.test_artifact import png, write_artifact
 
 THRESHOLDS = {"accuracy": 0.80, "recall": 0.70}
+POLICY = EvaluateParams(thresholds=THRESHOLDS, tolerance=0.05)
 HOSTILE = [
     "[click](/etc/passwd)",
     "![x](../../../../proc/self/environ)",
@@ -147,7 +149,7 @@ def test_the_tolerance_uses_the_trusted_metrics(tmp_path: Path, trusted: tuple[P
     )
     status = json.loads((tmp_path / "o" / "status.json").read_text())
     assert status["state"] == "failure"
-    assert "accuracy fell 0.0800 behind base" in status["description"]
+    assert "accuracy fell 0.0800 behind the base" in status["description"]
 
 
 def test_a_passing_pr_gets_a_success_status_and_its_number(tmp_path: Path, trusted: tuple[Path, Path]) -> None:
@@ -171,16 +173,14 @@ def test_a_passing_pr_gets_a_success_status_and_its_number(tmp_path: Path, trust
     ],
 )
 def test_a_failure_stale_outputs_or_bad_params_fail_the_gate(changes: dict[str, object], reason: str) -> None:
-    verdict = comment.gate(
-        report(None, **changes), thresholds=THRESHOLDS, tolerance=0.05, base_metrics=None, source="trusted"
-    )
+    verdict = comment.judge_report(report(None, **changes), policy=POLICY, base_metrics=None, source="trusted")
     assert any(failure.startswith(reason) for failure in verdict.failures)
     assert verdict.status()["state"] == "failure"
 
 
 def test_stale_files_are_named_in_the_comment() -> None:
-    verdict = comment.Gate(("x",), "trusted")
-    text = comment.render(report(stale=["dvc.lock", "plots/roc.json"]), verdict, THRESHOLDS)
+    verdict = comment.ReportGate(("x",), "trusted")
+    text = comment.render(report(stale=["dvc.lock", "plots/roc.json"]), verdict)
     assert "### ❌ Stale committed outputs" in text
     assert "- <code>dvc.lock</code>" in text
     assert "- <code>plots&#47;roc.json</code>" in text
@@ -299,9 +299,9 @@ def test_an_artifact_too_big_to_comment_is_refused(tmp_path: Path, trusted: tupl
 def test_the_tolerance_applies_only_when_the_pr_keeps_the_base_data() -> None:
     worse = {"accuracy": 0.70, "recall": 0.80}
     same = report(worse, pr=Side(label="PR", metrics=worse, data_md5="a" * 32))
-    kwargs = {"thresholds": {}, "tolerance": 0.05, "base_metrics": {"accuracy": 0.90}, "source": "trusted"}
-    assert comment.gate(same, base_data_md5="a" * 32, **kwargs).failures  # type: ignore[arg-type]
-    assert not comment.gate(same, base_data_md5="b" * 32, **kwargs).failures  # type: ignore[arg-type]
+    kwargs = {"policy": EvaluateParams(tolerance=0.05), "base_metrics": {"accuracy": 0.90}, "source": "trusted"}
+    assert comment.judge_report(same, base_data_md5="a" * 32, **kwargs).failures  # type: ignore[arg-type]
+    assert not comment.judge_report(same, base_data_md5="b" * 32, **kwargs).failures  # type: ignore[arg-type]
 
 
 def test_importance_is_a_table_of_escaped_feature_names() -> None:

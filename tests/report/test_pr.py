@@ -34,18 +34,18 @@ def test_scalar_params_flattens_and_keeps_lists_as_json_text() -> None:
 
 
 def test_curve_reads_the_named_axes() -> None:
-    data = {"roc": [{"fpr": 0, "tpr": 0.5}, {"fpr": 1, "tpr": 1}]}
-    assert report.curve(data, "roc") == [(0.0, 0.5), (1.0, 1.0)]
+    rows = [{"fpr": 0, "tpr": 0.5}, {"fpr": 1, "tpr": 1}]
+    assert report.curve(rows, "roc") == [(0.0, 0.5), (1.0, 1.0)]
 
 
-@pytest.mark.parametrize("data", [None, {}, {"roc": "x"}, {"roc": [{"x": 1}]}, {"roc": [{"fpr": "a", "tpr": 1}]}])
-def test_curve_is_none_for_data_it_cannot_read(data: dict[str, object] | None) -> None:
-    assert report.curve(data, "roc") is None
+@pytest.mark.parametrize("rows", [None, [{"x": 1}], [{"fpr": "a", "tpr": 1}]])
+def test_curve_is_none_for_rows_it_cannot_read(rows: list[dict[str, object]] | None) -> None:
+    assert report.curve(rows, "roc") is None
 
 
 def test_confusion_counts_actual_by_predicted() -> None:
     rows = [{"actual": "b", "predicted": "a"}, {"actual": "a", "predicted": "a"}, {"actual": "b", "predicted": "b"}]
-    assert report.confusion({"confusion": rows}) == Confusion(labels=["a", "b"], counts=[[1, 0], [1, 1]])
+    assert report.confusion(rows) == Confusion(labels=["a", "b"], counts=[[1, 0], [1, 1]])
 
 
 def test_confusion_reads_the_stored_counts() -> None:
@@ -53,12 +53,12 @@ def test_confusion_reads_the_stored_counts() -> None:
         {"actual": a, "predicted": p, "count": n}
         for a, p, n in [("a", "a", 5), ("a", "b", 0), ("b", "a", 2), ("b", "b", 9)]
     ]
-    assert report.confusion({"confusion": rows}) == Confusion(labels=["a", "b"], counts=[[5, 0], [2, 9]])
+    assert report.confusion(rows) == Confusion(labels=["a", "b"], counts=[[5, 0], [2, 9]])
 
 
 def test_side_keeps_scalar_metrics_and_support_apart() -> None:
     metrics = {"accuracy": 0.9, "support": {"no": 3, "yes": 2}}
-    built = report.side("PR", params=None, metrics=metrics, plots={}, model_bytes=10)
+    built = report.side("PR", params=None, metrics=metrics, points={}, model_bytes=10)
     assert built.metrics == {"accuracy": 0.9}
     assert built.support == {"no": 3, "yes": 2}
 
@@ -84,9 +84,9 @@ def test_head_sha_must_be_a_full_sha() -> None:
         report._head_sha({"HEAD_SHA": "abc"})
 
 
-def test_gate_settings_reports_invalid_params_instead_of_raising() -> None:
-    thresholds, tolerance, max_slice_gap, error = report.gate_settings({"name": "x"})
-    assert (thresholds, tolerance, max_slice_gap) == ({}, 0.0, {})
+def test_policy_reports_invalid_params_instead_of_raising() -> None:
+    found, error = report.policy({"name": "x"})
+    assert (found.thresholds, found.tolerance, found.max_slice_gap) == ({}, 0.0, {})
     assert error is not None
     assert "params.yaml" in error
 

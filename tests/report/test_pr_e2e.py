@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mltemplate.metadata import scalar_metrics
-from mltemplate.params import flatten, load_params
+from mltemplate.dotted import flatten
+from mltemplate.metrics import scalar_metrics
+from mltemplate.params import load_params
 from mltemplate.report import artifact
 from tests.conftest import ROOT, nudged_hyperparameter, subprocess_env
 

@@ -8,9 +8,11 @@ import sys
 import mlflow
 
 from mltemplate.errors import CommandError, run
-from mltemplate.metadata import read_metrics, read_model_metadata
+from mltemplate.metadata import read_model_metadata
+from mltemplate.metrics import read_metrics
 from mltemplate.params import load_params
-from mltemplate.paths import METRICS_FILE, PLOT_IMAGES
+from mltemplate.paths import METRICS_FILE
+from mltemplate.plots import PLOTS
 from mltemplate.registry import aliases, runs
 
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rollback":
             print(f"registry: {name}@{args.alias} rolled back to version {aliases.rollback(name, args.alias)}")
         else:
-            artifacts = [METRICS_FILE, *(path for path in PLOT_IMAGES.values() if path.is_file())]
+            artifacts = [METRICS_FILE, *(plot.image for plot in PLOTS if plot.image.is_file())]
             print(f"registry: {runs.log_evaluation(name, model_md5, read_metrics(), artifacts)}")
     except (LookupError, mlflow.exceptions.MlflowException) as error:
         raise CommandError(str(error).splitlines()[0]) from None

@@ -14,8 +14,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from mltemplate.dotted import flatten
 from mltemplate.estimators import TRUSTED_TYPES
-from mltemplate.params import flatten
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"

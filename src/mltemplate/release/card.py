@@ -10,26 +10,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mltemplate import atomic, tasks
+from mltemplate import atomic, gate, metrics, plots
 from mltemplate.errors import CommandError
-from mltemplate.metadata import ModelMetadata, Release, read_metrics, read_model_metadata, read_release, scalar_metrics
+from mltemplate.metadata import ModelMetadata, Release, read_model_metadata, read_release
 from mltemplate.params import Params, load_params
-from mltemplate.paths import PLOT_DATA, RELEASE_FILE
+from mltemplate.paths import RELEASE_FILE
 
 CARD_FILE = Path("build/model-card.md")
 
 
 def _code(value: Any) -> str:
     return f"`{json.dumps(value) if isinstance(value, dict | list | bool) or value is None else value}`"
-
-
-def read_importance(path: Path = PLOT_DATA["importance"]) -> list[dict[str, Any]]:
-    """plots/importance.json's rows (feature, importance, std), or none when evaluate has not written it."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8")).get("importance", [])
-    except (FileNotFoundError, ValueError, AttributeError):
-        return []
-    return [row for row in rows if isinstance(row, dict)]
 
 
 def _summary(metadata: ModelMetadata, estimator: str) -> str:
@@ -86,15 +77,15 @@ def _importance_lines(rows: list[dict[str, Any]], top: int = 10) -> list[str]:
     ]
 
 
-def _slice_lines(metrics: Mapping[str, Any], params: Params) -> list[str]:
-    slices = metrics.get("slices")
+def _slice_lines(held_out: Mapping[str, Any], params: Params, verdict: gate.Verdict) -> list[str]:
+    slices = held_out.get(metrics.SLICES)
     if not isinstance(slices, Mapping) or not slices:
         return []
-    gaps = metrics.get(tasks.SLICE_GAP) if isinstance(metrics.get(tasks.SLICE_GAP), Mapping) else {}
-    limits = params.evaluate.max_slice_gap
+    gaps = held_out.get(metrics.SLICE_GAP) if isinstance(held_out.get(metrics.SLICE_GAP), Mapping) else {}
+    judged = {c.metric: c for c in verdict.of("slice_gap")}
     lines = ["", "## Per-group metrics (held-out split)", ""]
     for column, groups in slices.items():
-        names = [n for n in tasks.names(params.data.task) if any(n in g for g in groups.values())]
+        names = [n for n in metrics.names(params.data.task) if any(n in g for g in groups.values())]
         lines += [f"`{column}`:", "", "| Group | " + " | ".join(f"`{n}`" for n in names) + " |"]
         lines.append("|---|" + "---:|" * len(names))
         for value, found in groups.items():
@@ -102,8 +93,8 @@ def _slice_lines(metrics: Mapping[str, Any], params: Params) -> list[str]:
         gap = gaps.get(column, {}) if isinstance(gaps, Mapping) else {}
         cells = []
         for n in names:
-            limit = limits.get(n)
-            mark = "" if limit is None or n not in gap else (" ✅" if gap[n] <= limit else " ❌")
+            rule = judged.get(f"{metrics.SLICE_GAP}.{column}.{n}")
+            mark = "" if rule is None or n not in gap else (" ✅" if rule.passed else " ❌")
             cells.append(_num(gap.get(n)) + mark)
         lines += ["| **largest gap** | " + " | ".join(cells) + " |", ""]
     return lines[:-1]
@@ -116,16 +107,17 @@ def _num(value: Any) -> str:
 def render(
     rel: Release,
     metadata: ModelMetadata,
-    metrics: Mapping[str, Any],
+    held_out: Mapping[str, Any],
     params: Params,
     importance: list[dict[str, Any]] | None = None,
 ) -> str:
     """Markdown: identity, provenance, params, metrics against thresholds, what drives the model, per-group
     metrics, intended use, limitations."""
     features = metadata.input_schema.features
-    support = metrics.get("support") if isinstance(metrics.get("support"), dict) else {}
-    held_out = sum(int(v) for v in support.values()) if support else None
-    thresholds = params.evaluate.thresholds
+    support = held_out.get(metrics.SUPPORT) if isinstance(held_out.get(metrics.SUPPORT), dict) else {}
+    held_out_rows = sum(int(v) for v in support.values()) if support else None
+    verdict = gate.judge(held_out, params.evaluate)
+    thresholds = {c.metric: c for c in verdict.of("threshold")}
     lines = [
         f"# {params.name} {rel.version}",
         "",
@@ -159,19 +151,16 @@ def render(
         "| Metric | Value | Threshold |",
         "|---|---:|---|",
     ]
-    for name, value in scalar_metrics(metrics).items():
-        if name.startswith(("slices.", f"{tasks.SLICE_GAP}.")):
+    for name, value in metrics.scalar_metrics(held_out).items():
+        if name.startswith((f"{metrics.SLICES}.", f"{metrics.SLICE_GAP}.")):
             continue  # in their own section below
-        limit = thresholds.get(name)
-        found = tasks.metric(name)
-        check = ""
-        if limit is not None and found is not None:
-            check = f"{found.bound} {limit:.4f} {'✅' if found.meets(value, limit) else '❌'}"
-        lines.append(f"| `{name}` | {value:.4f} | {check} |")
+        rule = thresholds.get(name)
+        mark = "" if rule is None else f"{rule.bound} {rule.limit:.4f} {'✅' if rule.passed else '❌'}"
+        lines.append(f"| `{name}` | {value:.4f} | {mark} |")
     if support:
         lines += ["", "Held-out rows per class: " + ", ".join(f"`{k}` {v}" for k, v in support.items()) + "."]
     lines += _importance_lines(importance or [])
-    lines += _slice_lines(metrics, params)
+    lines += _slice_lines(held_out, params, verdict)
     estimate, reading = _use(metadata)
     lines += [
         "",
@@ -184,7 +173,7 @@ def render(
         "## Limitations",
         "",
         f"- Trained on {metadata.data.train_rows} rows and evaluated on "
-        f"{held_out if held_out is not None else 'the'} held-out rows of the same data set: the metrics say "
+        f"{held_out_rows if held_out_rows is not None else 'the'} held-out rows of the same data set: the metrics say "
         "nothing about data collected elsewhere, later, or from another population.",
         reading,
         "- Records with columns or categories unseen in training are scored, not refused; check inputs upstream.",
@@ -201,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     rel = read_release()
     if rel is None:
         raise CommandError(f"{RELEASE_FILE} not found: run `make bento` first")
-    text = render(rel, read_model_metadata(), read_metrics(), load_params(), read_importance())
+    importance = plots.read_points(plots.BY_NAME["importance"]) or []
+    text = render(rel, read_model_metadata(), metrics.read_metrics(), load_params(), importance)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(args.out, text)
     print(f"card: wrote {args.out} ({rel.version})")

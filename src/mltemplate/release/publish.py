@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mltemplate import gate
 from mltemplate.errors import CommandError, run
-from mltemplate.metadata import read_metrics
+from mltemplate.metrics import read_metrics
 from mltemplate.params import load_params
-from mltemplate.pipeline import gate
 from mltemplate.release import container, oci
 
 LATEST = "latest"
@@ -93,12 +93,11 @@ def plan(image: Built, tags: list[str], existing_key: str | None) -> Plan:
 
 
 def check_gate() -> None:
-    """The quality gate on the committed metrics.json: a model below a threshold is never published."""
-    failed = [c for c in gate.check(read_metrics(), load_params().evaluate.thresholds) if not c.passed]
-    if failed:
-        shown = ", ".join(
-            f"{c.metric} {'missing' if c.value is None else f'{c.value:.4f}'} < {c.threshold}" for c in failed
-        )
+    """The quality gate (mltemplate.gate, as `make gate`) on the committed metrics.json: a model that misses a
+    threshold or a slice-gap limit is never published."""
+    verdict = gate.judge(read_metrics(), load_params().evaluate)
+    if not verdict.passed:
+        shown = "; ".join(c.reason() for c in verdict.failed)
         raise CommandError(f"the quality gate failed ({shown}): nothing is published")
 
 

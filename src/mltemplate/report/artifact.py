@@ -17,14 +17,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from mltemplate.errors import Error
+from mltemplate.plots import PLOTS
 
 SCHEMA_VERSION: Literal[1] = 1
 DATA_FILE = "report.json"
 REPORT_FILE = "report.md"
 """The human-readable report for the job summary; allowed in the artifact, never read by `make comment`."""
-PLOTS = ("roc", "precision_recall", "confusion", "roc_ovr", "predicted_vs_actual", "residuals", "importance")
-"""The PNGs kept in the artifact, by plot stem, once per side (base_<plot>.png, pr_<plot>.png)."""
-IMAGE_FILES = frozenset(f"{side}_{plot}.png" for side in ("base", "pr") for plot in PLOTS)
+IMAGE_FILES = frozenset(f"{side}_{plot.name}.png" for side in ("base", "pr") for plot in PLOTS)
+"""The PNGs kept in the artifact: every plot of mltemplate.plots, once per side (base_<plot>.png, pr_<plot>.png)."""
 ALLOWED_FILES = frozenset({DATA_FILE, REPORT_FILE}) | IMAGE_FILES
 
 MAX_DATA_BYTES = 2 * 2**20

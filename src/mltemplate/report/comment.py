@@ -20,11 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltemplate import git, lock
+from mltemplate import gate, git, lock, plots
 from mltemplate.atomic import write_bytes, write_text
 from mltemplate.errors import CommandError
-from mltemplate.metadata import read_metrics
-from mltemplate.params import ParamsError, load_params
+from mltemplate.metrics import read_metrics
+from mltemplate.params import EvaluateParams, ParamsError, load_params
 from mltemplate.paths import DATA_DVC, METRICS_FILE, MODEL_FILE, PARAMS_FILE
 from mltemplate.report import compare
 from mltemplate.report.artifact import MAX_TAIL, MAX_TEXT, ArtifactError, Confusion, LoadRun, Report, Side, load
@@ -40,15 +40,6 @@ SAFE = frozenset(string.ascii_letters + string.digits + " .,-")
 GRID = [round(i / 20, 2) for i in range(21)]
 """x positions of the Mermaid line charts (xychart-beta spaces y values evenly along a categorical axis)."""
 COLORS = ("#1f77b4", "#d62728")
-PLOT_TITLES = {
-    "roc": "ROC",
-    "precision_recall": "Precision-recall",
-    "confusion": "Confusion matrix",
-    "roc_ovr": "ROC, one vs rest",
-    "predicted_vs_actual": "Predicted vs actual",
-    "residuals": "Residuals",
-    "importance": "Permutation importance",
-}
 
 
 # --- escaping: the only ways artifact text reaches the comment -----------------------------------------------
@@ -93,15 +84,20 @@ def number(item: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class Gate:
-    """Why the PR fails (empty: it passes), and where the thresholds came from."""
+class ReportGate:
+    """Why the PR fails (empty: it passes), where the policy came from, and the gate's verdict on its metrics."""
 
     failures: tuple[str, ...]
     source: str
+    verdict: gate.Verdict | None = None
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def thresholds(self) -> list[gate.Criterion]:
+        return self.verdict.of("threshold") if self.verdict is not None else []
 
     def status(self) -> dict[str, str]:
         """The body of `POST /repos/{owner}/{repo}/statuses/{sha}`."""
@@ -114,19 +110,17 @@ class Gate:
         }
 
 
-def gate(
+def judge_report(
     report: Report,
     *,
-    thresholds: Mapping[str, float],
-    tolerance: float,
+    policy: EvaluateParams,
     base_metrics: Mapping[str, object] | None,
     source: str,
     base_data_md5: str | None = None,
-    max_slice_gap: Mapping[str, float] | None = None,
-) -> Gate:
-    """The quality gate for `report`: its failure, stale outputs or invalid params fail it; otherwise the PR's
-    metrics against `thresholds` and against `base_metrics` with `tolerance` (compare.quality_gate). Every
-    reason is built from trusted names and numbers only."""
+) -> ReportGate:
+    """The quality gate for `report`: its failure, stale outputs or invalid params fail it; otherwise the gate's
+    verdict (mltemplate.gate) on the PR's metrics under `policy`, against `base_metrics` too when both sides were
+    scored on the same data. Every reason is built from trusted names and numbers only."""
     failures: list[str] = []
     if report.failure is not None:
         failures.append("the pipeline failed (see below)")
@@ -134,19 +128,14 @@ def gate(
         failures.append("the PR's params.yaml is invalid (see below)")
     if report.stale:
         failures.append(f"{len(report.stale)} committed output(s) are stale (listed below)")
+    verdict = None
     if report.failure is None and report.pr.metrics is None:
         failures.append("the PR's pipeline wrote no metrics")
     elif report.pr.metrics is not None:
-        failures += compare.quality_gate(
-            dict(base_metrics or {}),
-            report.pr.metrics,
-            thresholds=thresholds,
-            tolerance=tolerance,
-            base_label="base",
-            same_data=report.pr.data_md5 == base_data_md5,
-            max_slice_gap=max_slice_gap,
-        )
-    return Gate(tuple(failures), source)
+        same_data = report.pr.data_md5 == base_data_md5
+        verdict = gate.judge(report.pr.metrics, policy, base=dict(base_metrics or {}) if same_data else None)
+        failures += [c.reason(name=lambda n: f"`{n}`") for c in verdict.failed]
+    return ReportGate(tuple(failures), source, verdict)
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -182,11 +171,10 @@ def render_params(report: Report) -> list[str]:
 def _threshold(row: compare.MetricRow) -> str:
     if row.threshold is None:
         return ""
-    bound = "≥" if compare.direction(row.name) >= 0 else "≤"  # a ceiling for a lower-is-better metric
-    return f"{bound} {row.threshold:.4f} {'✅' if row.passed else '❌'}"
+    return f"{row.threshold.bound} {row.threshold.limit:.4f} {'✅' if row.passed else '❌'}"
 
 
-def render_metrics(report: Report, thresholds: Mapping[str, float]) -> list[str]:
+def render_metrics(report: Report, thresholds: Sequence[gate.Criterion]) -> list[str]:
     if report.pr.metrics is None:
         return ["<em>No metrics: the pipeline did not finish (see above).</em>", ""]
     lines = []
@@ -317,7 +305,7 @@ def render_chart(name: str, base: Side, pr: Side) -> list[str]:
         "```mermaid",
         '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
         "xychart-beta",
-        f'  title "{PLOT_TITLES[name]} ({names})"',
+        f'  title "{plots.BY_NAME[name].title} ({names})"',
         f'  x-axis "{axes[name][0]}" [{", ".join(f"{x:.2f}" for x in GRID)}]',
         f'  y-axis "{axes[name][1]}" 0 --> 1',
     ]
@@ -369,8 +357,7 @@ def render_plots(report: Report, images: Mapping[str, bytes], *, published: bool
 
 def render(
     report: Report,
-    verdict: Gate,
-    thresholds: Mapping[str, float],
+    verdict: ReportGate,
     *,
     images: Mapping[str, bytes] | None = None,
     published: bool = False,
@@ -399,7 +386,7 @@ def render(
             "",
         ]
     lines += ["### Params", "", *render_params(report)]
-    lines += ["### Metrics", "", *render_metrics(report, thresholds)]
+    lines += ["### Metrics", "", *render_metrics(report, verdict.thresholds)]
     lines += ["### Serving cost", "", *render_serving(report)]
     lines += ["### Feature importance", "", *render_importance(report)]
     lines += ["### Plots", "", *render_plots(report, images or {}, published=published)]
@@ -412,18 +399,15 @@ def render(
 # --- the command ----------------------------------------------------------------------------------------
 
 
-def trusted_settings(
-    params_file: Path, metrics_file: Path
-) -> tuple[dict[str, float], float, dict[str, float], dict[str, object] | None]:
-    """Thresholds, tolerance and largest slice gaps from this checkout's params.yaml, and its metrics.json (None
-    when absent)."""
+def trusted_settings(params_file: Path, metrics_file: Path) -> tuple[EvaluateParams, dict[str, object] | None]:
+    """The gate's policy (evaluate: thresholds, tolerance, slices, largest slice gaps) from this checkout's
+    params.yaml, and its metrics.json (None when absent)."""
     try:
         params = load_params(params_file)
     except ParamsError as error:
         raise CommandError(f"the trusted {error}") from None
     metrics = read_metrics(metrics_file) if metrics_file.is_file() else None
-    evaluate = params.evaluate
-    return dict(evaluate.thresholds), evaluate.tolerance, dict(evaluate.max_slice_gap), metrics
+    return params.evaluate, metrics
 
 
 def trusted_data_md5(dvc_file: Path) -> str | None:
@@ -436,7 +420,7 @@ def source_label(params_file: Path) -> str:
     return f"{params_file.name}" + (f" at {found[0][:7]}" if found else "") + " of the base repository"
 
 
-def write_status(out: Path, verdict: Gate) -> None:
+def write_status(out: Path, verdict: ReportGate) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / STATUS_FILE, json.dumps(verdict.status(), indent=1) + "\n")
 
@@ -456,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    thresholds, tolerance, max_slice_gap, base_metrics = trusted_settings(args.params, args.metrics)
+    policy, base_metrics = trusted_settings(args.params, args.metrics)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in (*out.glob("*.png"), out / COMMENT_FILE, out / STATUS_FILE, out / PR_NUMBER_FILE):
@@ -466,19 +450,17 @@ def main(argv: list[str] | None = None) -> None:
         report = loaded.report
         if args.head_sha and report.head_sha != args.head_sha:
             raise ArtifactError(f"head_sha is {report.head_sha!r}, not the commit the report run built")
-        verdict = gate(
+        verdict = judge_report(
             report,
-            thresholds=thresholds,
-            tolerance=tolerance,
+            policy=policy,
             base_metrics=base_metrics,
             base_data_md5=trusted_data_md5(args.params.parent / DATA_DVC),
-            max_slice_gap=max_slice_gap,
             source=source_label(args.params),
         )
         images = loaded.images if args.publish_plots else {}
-        markdown = render(report, verdict, thresholds, images=images, published=args.publish_plots)
+        markdown = render(report, verdict, images=images, published=args.publish_plots)
     except ArtifactError as error:
-        write_status(out, Gate((f"the report artifact was refused: {error}",), "refused"))
+        write_status(out, ReportGate((f"the report artifact was refused: {error}",), "refused"))
         raise CommandError(f"refused the report artifact: {error}") from None
     for name, png in images.items():
         write_bytes(out / name, png)

@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from mltemplate import git, lock
+from mltemplate import git, lock, plots
+from mltemplate.dotted import flatten
 from mltemplate.errors import CommandError
-from mltemplate.metadata import scalar_metrics
-from mltemplate.params import flatten
+from mltemplate.metrics import scalar_metrics
+from mltemplate.params import EvaluateParams
 from mltemplate.paths import (
     DATA_DVC,
     DVC_LOCK,
@@ -34,8 +35,6 @@ from mltemplate.paths import (
     MODEL_FILE,
     MODEL_METADATA,
     PARAMS_FILE,
-    PLOT_DATA,
-    PLOT_IMAGES,
     PLOTS_DIR,
 )
 from mltemplate.report import artifact, comment
@@ -53,8 +52,8 @@ from mltemplate.report.loadtest import LoadStats
 
 REPORT_DIR = Path("report")
 TAIL_LINES = 25
-CURVE_AXES: dict[CurveName, tuple[str, str]] = {"roc": ("fpr", "tpr"), "precision_recall": ("recall", "precision")}
-"""The x and y fields of the curves `evaluate` writes under plots/ (as dvc.yaml's `plots:` names them)."""
+CURVE_NAMES: tuple[CurveName, ...] = ("roc", "precision_recall")
+"""The curves the comment draws as charts (their axes are mltemplate.plots')."""
 COMMITTED_OUTPUTS = (DVC_LOCK, METRICS_FILE, PLOTS_DIR)
 """What a PR commits after `make repro`; `make check-lock` checks the same on main."""
 
@@ -88,11 +87,14 @@ def scalar_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def curve(data: Mapping[str, Any] | None, name: CurveName) -> list[tuple[float, float]] | None:
-    """The (x, y) points of a plots/<name>.json as `evaluate` writes it: {name: [{x_field: .., y_field: ..}]}."""
-    x, y = CURVE_AXES[name]
-    rows = data.get(name) if isinstance(data, Mapping) else None
-    if not isinstance(rows, list):
+Rows = list[dict[str, Any]] | None
+"""A plot file's rows, as mltemplate.plots reads them (None: no such file)."""
+
+
+def curve(rows: Rows, name: CurveName) -> list[tuple[float, float]] | None:
+    """The (x, y) points of a curve's rows, along the plot's axes (mltemplate.plots)."""
+    x, y = plots.BY_NAME[name].x, plots.BY_NAME[name].y
+    if rows is None:
         return None
     try:
         return [(float(row[x]), float(row[y])) for row in rows]
@@ -100,11 +102,10 @@ def curve(data: Mapping[str, Any] | None, name: CurveName) -> list[tuple[float, 
         return None
 
 
-def confusion(data: Mapping[str, Any] | None) -> Confusion | None:
+def confusion(rows: Rows) -> Confusion | None:
     """Counts by actual and predicted class from plots/confusion.json: rows of {actual, predicted, count}, or (as a
     base branch from before counts were stored may have) one row per held-out record, which counts 1."""
-    rows = data.get("confusion") if isinstance(data, Mapping) else None
-    if not isinstance(rows, list) or not rows:
+    if not rows:
         return None
     try:
         cells = [(str(row["actual"]), str(row["predicted"]), int(row.get("count", 1))) for row in rows]
@@ -122,11 +123,10 @@ TOP_FEATURES = 10
 """How many features the report's importance table shows."""
 
 
-def importance(data: Mapping[str, Any] | None) -> dict[str, float]:
+def importance(rows: Rows) -> dict[str, float]:
     """The most important features by permutation importance, from plots/importance.json's rows."""
-    rows = data.get("importance") if isinstance(data, Mapping) else None
     found: dict[str, float] = {}
-    for row in rows if isinstance(rows, list) else []:
+    for row in rows or []:
         if isinstance(row, Mapping) and isinstance(row.get("importance"), int | float):
             found[str(row.get("feature"))] = float(row["importance"])
     return dict(sorted(found.items(), key=lambda item: -item[1])[:TOP_FEATURES])
@@ -137,12 +137,12 @@ def side(
     *,
     params: Mapping[str, Any] | None,
     metrics: Mapping[str, Any] | None,
-    plots: Mapping[str, Mapping[str, Any] | None],
+    points: Mapping[str, Rows],
     model_bytes: int | None,
     data_md5: str | None = None,
 ) -> Side:
     support = metrics.get("support") if metrics else None
-    curves = {name: points for name in CURVE_AXES if (points := curve(plots.get(name), name)) is not None}
+    curves = {name: found for name in CURVE_NAMES if (found := curve(points.get(name), name)) is not None}
     return Side(
         label=label,
         params=scalar_params(params),
@@ -150,8 +150,8 @@ def side(
         support={str(k): v for k, v in support.items() if isinstance(v, int)} if isinstance(support, dict) else {},
         model_bytes=model_bytes,
         curves=curves,
-        confusion=confusion(plots.get("confusion")),
-        importance=importance(plots.get("importance")),
+        confusion=confusion(points.get("confusion")),
+        importance=importance(points.get("importance")),
         data_md5=data_md5,
     )
 
@@ -189,11 +189,11 @@ def base_side(ref: str, label: str) -> Side:
         metrics: dict[str, Any] | None = dvc.api.metrics_show(METRICS_FILE.as_posix(), rev=ref) or None
     except (DvcException, OSError):
         metrics = None
-    plots = {name: _json(_dvc_read(path, ref)) for name, path in PLOT_DATA.items()}
+    points = {plot.name: plots.parse_points(plot, _dvc_read(plot.data, ref)) for plot in plots.PLOTS}
     out = lock.parse(_dvc_read(DVC_LOCK, ref)).get(MODEL_FILE.as_posix())
     data_md5 = lock.tracked_md5(_dvc_read(DATA_DVC, ref))
     return side(
-        label, params=params, metrics=metrics, plots=plots, model_bytes=out.size if out else None, data_md5=data_md5
+        label, params=params, metrics=metrics, points=points, model_bytes=out.size if out else None, data_md5=data_md5
     )
 
 
@@ -215,12 +215,12 @@ def pr_side(label: str, *, failed: bool) -> Side:
     params = read_params()
     data_md5 = lock.tracked_md5(DATA_DVC.read_text(encoding="utf-8")) if DATA_DVC.is_file() else None
     if failed:
-        return side(label, params=params, metrics=None, plots={}, model_bytes=None, data_md5=data_md5)
+        return side(label, params=params, metrics=None, points={}, model_bytes=None, data_md5=data_md5)
     return side(
         label,
         params=params,
         metrics=_read_json(METRICS_FILE),
-        plots={name: _read_json(path) for name, path in PLOT_DATA.items()},
+        points={plot.name: plots.read_points(plot) for plot in plots.PLOTS},
         model_bytes=MODEL_FILE.stat().st_size if MODEL_FILE.is_file() else None,
         data_md5=data_md5,
     )
@@ -229,13 +229,12 @@ def pr_side(label: str, *, failed: bool) -> Side:
 def images(base_ref: str, *, pr_failed: bool) -> dict[str, bytes]:
     """The PNGs for the artifact: base_<plot>.png from `base_ref`, pr_<plot>.png from the working tree."""
     found: dict[str, bytes] = {}
-    for name in artifact.PLOTS:
-        path = PLOT_IMAGES[name]
-        base = _dvc_read(path, base_ref, mode="rb")
+    for plot in plots.PLOTS:
+        base = _dvc_read(plot.image, base_ref, mode="rb")
         if isinstance(base, bytes):
-            found[f"base_{name}.png"] = base
-        if not pr_failed and path.is_file():
-            found[f"pr_{name}.png"] = path.read_bytes()
+            found[f"base_{plot.name}.png"] = base
+        if not pr_failed and plot.image.is_file():
+            found[f"pr_{plot.name}.png"] = plot.image.read_bytes()
     return found
 
 
@@ -374,19 +373,15 @@ def measure_serving(base_ref: str, *, rounds: int, seconds: float, concurrency: 
 # --- the command ----------------------------------------------------------------------------------------
 
 
-def gate_settings(
-    params: Mapping[str, Any] | None,
-) -> tuple[dict[str, float], float, dict[str, float], str | None]:
-    """Thresholds, tolerance and largest slice gaps from the PR's params.yaml, and the error when it does not
-    validate (then no thresholds: the report is still written and the error fails the gate)."""
+def policy(params: Mapping[str, Any] | None) -> tuple[EvaluateParams, str | None]:
+    """The gate's policy from the PR's params.yaml, and the error when it does not validate (then the default
+    policy, no thresholds: the report is still written and the error fails the gate)."""
     from mltemplate.params import ParamsError, parse_params
 
     try:
-        parsed = parse_params(params, source=PARAMS_FILE)
+        return parse_params(params, source=PARAMS_FILE).evaluate, None
     except ParamsError as error:
-        return {}, 0.0, {}, str(error)[: artifact.MAX_TAIL]
-    evaluate = parsed.evaluate
-    return dict(evaluate.thresholds), evaluate.tolerance, dict(evaluate.max_slice_gap), None
+        return EvaluateParams(), str(error)[: artifact.MAX_TAIL]
 
 
 def write(out: Path, report: Report, markdown: str, pngs: Mapping[str, bytes]) -> None:
@@ -437,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     failure = None if args.no_repro else run_pipeline()
     stale = [] if failure is not None or args.no_repro else stale_outputs()
     base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
-    thresholds, tolerance, max_slice_gap, params_error = gate_settings(read_params())
+    pr_policy, params_error = policy(read_params())
     serving = None
     if failure is None and pr.metrics is not None and not args.no_load:
         serving = measure_serving(base_ref, rounds=args.rounds, seconds=args.load_seconds, concurrency=args.concurrency)
@@ -447,24 +442,22 @@ def main(argv: list[str] | None = None) -> None:
         base_ref=base_label[: artifact.MAX_TEXT],
         base=base,
         pr=pr,
-        thresholds=thresholds,
-        tolerance=tolerance,
+        thresholds=dict(pr_policy.thresholds),
+        tolerance=pr_policy.tolerance,
         params_error=params_error,
         failure=failure,
         stale=stale,
         serving=serving,
     )
-    verdict = comment.gate(
+    verdict = comment.judge_report(
         report,
-        thresholds=thresholds,
-        tolerance=tolerance,
+        policy=pr_policy,
         base_metrics=base.metrics,
         base_data_md5=base.data_md5,
-        max_slice_gap=max_slice_gap,
         source="the PR's own params.yaml (the comment re-checks against the base's)",
     )
     try:
-        markdown = comment.render(report, verdict, thresholds)
+        markdown = comment.render(report, verdict)
     except artifact.ArtifactError as error:  # too long for a comment: report.json still carries everything
         markdown = f"{comment.MARKER}\n## Model report\n\nNot rendered: {error}.\n"
     write(args.out, report, markdown, images(base_ref, pr_failed=failure is not None))

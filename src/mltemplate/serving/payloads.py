@@ -12,7 +12,8 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
-from mltemplate.metadata import ModelMetadata, Release, read_metrics
+from mltemplate.metadata import ModelMetadata, Release
+from mltemplate.metrics import read_metrics
 from mltemplate.model import TrainedModel
 from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
 from mltemplate.schema import Schema

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from mltemplate.diagnosis import unscorable
 from mltemplate.metadata import current_release, read_model_metadata
 from mltemplate.model import ModelError, load, verify
-from mltemplate.monitoring import feedback, store
+from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
@@ -122,7 +122,7 @@ class PredictionService:
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
-                columns=store.log_columns(self.model.schema, self.model.classes),
+                columns=codec.log_columns(self.model.schema, self.model.classes),
                 spool_dir=store.spool_dir(),
             )
             if SETTINGS.prediction_log
@@ -138,7 +138,7 @@ class PredictionService:
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
-            self.feedback_db = store.open_store(self.db_url)
+            self.feedback_db = migrations.open_store(self.db_url)
         return feedback.store_labels(self.feedback_db, labels)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
