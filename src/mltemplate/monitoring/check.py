@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mltemplate import model as model_files
 from mltemplate.metadata import ModelMetadata
+from mltemplate.model import ModelError, load
 from mltemplate.monitoring import codec, store
 from mltemplate.monitoring.alerts import Check, debounce
 from mltemplate.monitoring.drift import feature_drift, prediction_drift
 from mltemplate.monitoring.quality import quality_checks, scores
 from mltemplate.params import MonitorParams
 from mltemplate.paths import TRAIN_CSV
+from mltemplate.predict import labels, predict
 
 TRUTH = store.TRUTH
 PREDICTED = "__predicted__"
@@ -195,10 +196,10 @@ def run(
 
 def load_reference(train_csv: Path = TRAIN_CSV) -> tuple[Reference, ModelMetadata]:
     """The model that `make run` produced, the rows it was trained on and its labels for them."""
-    trained = model_files.load()
+    trained = load()
     if not train_csv.exists():
-        raise model_files.ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
+        raise ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
     features, _ = trained.schema.read(train_csv)
-    answers = model_files.predict(trained, features)
-    predicted = model_files.labels(trained, answers) if trained.schema.classification else answers.tolist()
+    answers = predict(trained, features)
+    predicted = labels(trained, answers) if trained.schema.classification else answers.tolist()
     return Reference(features=features, predicted=predicted), trained.metadata
