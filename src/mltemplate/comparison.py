@@ -17,8 +17,9 @@ from scipy.stats import bootstrap
 
 from mltemplate.errors import Error
 from mltemplate.metrics import DIGITS, Task, counts, metric, resampled_scorer
-from mltemplate.model import ModelError, load, predict, to_frame
+from mltemplate.model import ModelError, load
 from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
+from mltemplate.predict import predict, to_frame
 from mltemplate.schema import ROW_ID
 
 CONFIDENCE = 0.95

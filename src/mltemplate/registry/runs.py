@@ -16,8 +16,8 @@ from sklearn.pipeline import Pipeline
 
 from mltemplate.comparison import Comparison
 from mltemplate.dotted import flatten
+from mltemplate.estimators import TRUSTED_TYPES
 from mltemplate.metadata import ModelMetadata
-from mltemplate.model import TRUSTED_TYPES
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"

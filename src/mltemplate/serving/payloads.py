@@ -12,9 +12,9 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
-from mltemplate import model as model_files
 from mltemplate.metadata import ModelMetadata, Release
 from mltemplate.metrics import read_metrics
+from mltemplate.model import TrainedModel
 from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
 from mltemplate.schema import Schema
 
@@ -185,10 +185,10 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
 
 
 def predictions(
-    trained: model_files.TrainedModel, output: np.ndarray, labels: Sequence[str] | None
+    trained: TrainedModel, output: np.ndarray, labels: Sequence[str] | None
 ) -> list[Prediction] | list[ValuePrediction]:
-    """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
-    model.labels of it (the service logs them too), None for regression."""
+    """predict.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
+    predict.labels of it (the service logs them too), None for regression."""
     if labels is None:
         return [ValuePrediction(value=value) for value in output.tolist()]
     classes = trained.classes
@@ -198,7 +198,7 @@ def predictions(
     ]
 
 
-def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any]:
+def describe(trained: TrainedModel, found: Release) -> dict[str, Any]:
     """What GET /metadata answers: which model, from which data and code, and what it expects."""
     from mltemplate.params import load_params
 
