@@ -157,15 +157,15 @@ def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
     """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows, read
-    as text) holds: by the rows' content ids (schema.ROW_ID, a hash of the raw row) when every split has them,
-    else by the text of the columns they all have."""
-    frames = (candidate_test, *trained_on)
-    if all(ROW_ID in frame.columns for frame in frames):
-        keys, seen = candidate_test[ROW_ID].to_numpy(), [frame[ROW_ID].to_numpy() for frame in trained_on]
-    else:
-        common = [c for c in candidate_test.columns if c != ROW_ID and all(c in f.columns for f in trained_on)]
-        keys, seen = row_keys(candidate_test, common), [row_keys(frame, common) for frame in trained_on]
-    return np.flatnonzero(~np.isin(keys, np.concatenate(seen) if seen else np.array([])))
+    as text) holds, by content id (schema.ROW_ID, when every split has them) or by the text of the columns all
+    splits have: a CSV that gained, lost or moved a column changes every id, not the rows' text."""
+    common = [c for c in candidate_test.columns if c != ROW_ID and all(c in f.columns for f in trained_on)]
+    seen = np.zeros(len(candidate_test), dtype=bool)
+    if trained_on and common:
+        seen |= np.isin(row_keys(candidate_test, common), np.concatenate([row_keys(f, common) for f in trained_on]))
+    if trained_on and all(ROW_ID in f.columns for f in (candidate_test, *trained_on)):
+        seen |= np.isin(candidate_test[ROW_ID].to_numpy(), np.concatenate([f[ROW_ID].to_numpy() for f in trained_on]))
+    return np.flatnonzero(~seen)
 
 
 # --- how they differ ----------------------------------------------------------------------------------------
