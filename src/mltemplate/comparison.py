@@ -323,9 +323,16 @@ def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[st
     missing = [name for name in b.features if name not in test.columns]
     if missing:
         return unavailable(f"the candidate's held-out rows have no column {missing[0]!r}, which the base model needs")
-    typed = pd.read_csv(candidate_root / TEST_CSV, dtype=str, keep_default_na=True)
+    typed = pd.read_csv(candidate_root / TEST_CSV, dtype=str, keep_default_na=True).iloc[rows]
+    for name in b.numeric:
+        cells = typed[name].dropna()
+        text = cells[pd.to_numeric(cells, errors="coerce").isna()]
+        if len(text):
+            return unavailable(
+                f"the base model reads column {name!r} as numbers; the candidate's rows hold {text.iloc[0]!r}"
+            )
     try:
-        base_rows = to_frame(typed[list(b.features)].iloc[rows].reset_index(drop=True), b)
+        base_rows = to_frame(typed[list(b.features)].reset_index(drop=True), b)
     except (TypeError, ValueError) as error:
         return unavailable(f"the base model cannot read the candidate's held-out rows: {error}")
     features, labels = c.read(candidate_root / TEST_CSV)
