@@ -129,7 +129,7 @@ def tolerance(difference: Difference, limit: float, *, name: str | None = None) 
 def judge(metrics: Mapping[str, Any], policy: EvaluateParams, *, comparison: Comparison | None = None) -> Verdict:
     """Every rule of `policy` applied to `metrics` (as evaluate writes them, nested or flattened): each threshold,
     each slice column's gap for each metric in max_slice_gap, and, when `comparison` holds one, the tolerance on
-    each metric and on each judged group of each slice column (too small a group is not judged)."""
+    each metric and on each judged group of each of the policy's slice columns (too small a group is not judged)."""
     flat = scalar_metrics(metrics)
     criteria = [threshold(name, flat.get(name), limit) for name, limit in sorted(policy.thresholds.items())]
     for column in policy.slices:
@@ -138,8 +138,8 @@ def judge(metrics: Mapping[str, Any], policy: EvaluateParams, *, comparison: Com
             criteria.append(Criterion("slice_gap", key, flat.get(key), limit, higher_is_better=False))
     if comparison is not None and comparison.available:
         criteria += [tolerance(d, policy.tolerance) for d in comparison.differences if d.measurable]
-        for group in comparison.groups:
-            for d in group.differences if group.judged else ():
+        for group in comparison.groups:  # the policy's slice columns only: a column name comes from the data
+            for d in group.differences if group.judged and group.column in policy.slices else ():
                 if d.measurable:
                     key = f"{SLICES}.{group.column}.{group.value}.{d.metric}"
                     criteria.append(tolerance(d, policy.tolerance, name=key))
