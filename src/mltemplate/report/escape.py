@@ -1,8 +1,9 @@
 """The only ways untrusted text (anything read from a report artifact or from the data: param keys and values,
 metric, class, feature and group names, a failing command's output) reaches a comment: `code` for a span, `pre` for
-a block. Inside them every character but letters, digits, space and `.,-` becomes a numeric HTML entity and every
-control or odd space a plain space, and GitHub renders no markdown, HTML, link, image, @mention or #ref inside
-<code> and <pre>: so no text can close its span, break a table, link, mention or impersonate the report."""
+a block. Inside them every character but letters, digits, space and `.,-` (and the dot of `www.`, which GitHub
+links anywhere) becomes a numeric HTML entity and every control or odd space a plain space, and GitHub renders no
+markdown, HTML, link, image, @mention or #ref inside <code> and <pre>: so no text can close its span, break a
+table, link, mention or impersonate the report."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ SAFE = frozenset(string.ascii_letters + string.digits + " .,-")
 def _entities(text: str, limit: int) -> str:
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     out = []
-    for char in text:
-        if char in SAFE:
+    for i, char in enumerate(text):
+        if char in SAFE and not (char == "." and text[max(0, i - 3) : i].lower() == "www"):
             out.append(char)
         elif char != "\n" and unicodedata.category(char)[0] in "CZ":  # controls, bidi overrides, odd spaces
             out.append(" ")
