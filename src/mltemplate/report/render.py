@@ -283,7 +283,7 @@ def render_comparison(found: ComparisonData | None) -> list[str]:
         for group in comparison.groups:
             where = f"| {code(group.column)} | {code(group.value)} | {group.rows} |"
             if not group.judged or not group.differences:
-                lines.append(f"{where} | | | | | | {VERDICTS['too few rows']} |")
+                lines.append(f"{where} | | | | | {VERDICTS['too few rows']} |")
                 continue
             lines += [f"{where} " + " | ".join([code(d.metric), *_difference(d)]) + " |" for d in group.differences]
         lines.append("")
