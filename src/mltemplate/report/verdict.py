@@ -42,7 +42,7 @@ class ReportVerdict:
         return {
             "state": "success" if self.passed else "failure",
             "context": STATUS_CONTEXT,
-            "description": text if len(text) <= 140 else text[:139] + "…",
+            "description": text if len(text) <= 140 else text[:137] + "...",
         }
 
 
