@@ -77,6 +77,28 @@ def test_a_row_either_model_was_trained_on_is_left_out() -> None:
 # --- how they differ ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "low", "high", "verdict"),
+    [
+        ("accuracy", 0.01, 0.05, "better"),
+        ("accuracy", -0.05, -0.01, "worse"),
+        ("log_loss", -0.1, -0.02, "better"),
+        ("log_loss", 0.02, 0.1, "worse"),
+        ("rmse", -1.0, -0.5, "better"),
+        ("r2", -0.1, -0.05, "worse"),
+        ("f1_macro", 0.05, 0.1, "better"),
+        ("slices.sex.F.rmse", 0.5, 1.0, "worse"),
+        ("accuracy", -0.02, 0.03, "no measurable difference"),
+        ("rmse", 0.0, 0.0, "no measurable difference"),
+        ("roc_auc", math.nan, math.nan, "too few rows"),
+    ],
+)
+def test_a_difference_s_verdict_follows_the_metric_s_direction(
+    name: str, low: float, high: float, verdict: str
+) -> None:
+    assert Difference(name, 1.0, 1.0 + (low + high) / 2, low, high).verdict == verdict
+
+
 @pytest.mark.parametrize("task", metrics.TASKS)
 def test_identical_models_differ_by_nothing_with_zero_width_intervals(task: metrics.Task) -> None:
     actual, good, _, positive = answers(task, 120)
@@ -117,8 +139,8 @@ def test_fewer_than_min_rows_give_a_reason_not_numbers() -> None:
     found = compare("binary", actual, good, bad, positive, seed=0)
     assert not found.available
     assert found.differences == ()
-    assert found.reason == (
-        f"only {MIN_ROWS - 1} held-out rows neither model was trained on; {MIN_ROWS} are needed to compare"
+    assert str(found.reason).startswith(
+        f"only {MIN_ROWS - 1} held-out rows neither model was trained on; {MIN_ROWS} are needed"
     )
 
 
