@@ -148,23 +148,33 @@ def unavailable(reason: str) -> Comparison:
 # --- which rows ---------------------------------------------------------------------------------------------
 
 
+def _canonical(column: pd.Series) -> pd.Series:
+    """A column's cells as comparable text: numbers in one spelling (the raw CSV's `3` and a prepared split's `3.0`
+    are the same value), other text stripped."""
+    text = column.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    return text.where(numbers.isna(), numbers.map(repr))
+
+
 def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """A 64-bit hash of each row's text in `columns` (as the CSV spells it): rows are the same rows when their
-    content is, wherever a split put them."""
-    text = frame.reindex(columns=list(columns)).astype(str)
+    """A 64-bit hash of each row's cells in `columns`: rows are the same rows when their content is, wherever a
+    split put them and however a split spelled a number."""
+    text = pd.DataFrame({column: _canonical(frame[column]) for column in columns}, index=frame.index)
     return pd.util.hash_pandas_object(text, index=False).to_numpy()
 
 
 def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
     """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows, read
-    as text) holds, by content id (schema.ROW_ID, when every split has them) or by the text of the columns all
-    splits have: a CSV that gained, lost or moved a column changes every id, not the rows' text."""
-    common = [c for c in candidate_test.columns if c != ROW_ID and all(c in f.columns for f in trained_on)]
+    as text) holds. A row counts as seen by a split when its content id (schema.ROW_ID, a hash of the raw row) is
+    there, or when its cells in the columns the two have in common are: a CSV that gained, lost or moved a column
+    changes every id, not the cells. Seen by either rule is seen: a shared row is never one a model trained on."""
     seen = np.zeros(len(candidate_test), dtype=bool)
-    if trained_on and common:
-        seen |= np.isin(row_keys(candidate_test, common), np.concatenate([row_keys(f, common) for f in trained_on]))
-    if trained_on and all(ROW_ID in f.columns for f in (candidate_test, *trained_on)):
-        seen |= np.isin(candidate_test[ROW_ID].to_numpy(), np.concatenate([f[ROW_ID].to_numpy() for f in trained_on]))
+    for frame in trained_on:
+        common = [c for c in frame.columns if c != ROW_ID and c in candidate_test.columns]
+        if common:
+            seen |= np.isin(row_keys(candidate_test, common), row_keys(frame, common))
+        if ROW_ID in frame.columns and ROW_ID in candidate_test.columns:
+            seen |= np.isin(candidate_test[ROW_ID].to_numpy(), frame[ROW_ID].to_numpy())
     return np.flatnonzero(~seen)
 
 
@@ -257,7 +267,7 @@ def compare(
     same rows, as text); too few rows make a comparison that says so instead of judging."""
     n = len(actual)
     if n < MIN_ROWS:
-        return unavailable(f"only {n} held-out rows neither model was trained on; {MIN_ROWS} are needed to compare")
+        return unavailable(f"only {n} held-out rows neither model was trained on; {MIN_ROWS} are needed")
     notes: tuple[str, ...] = ()
     if n > MAX_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(n, MAX_ROWS, replace=False))
@@ -320,6 +330,8 @@ def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[st
         )
     test = _text(candidate_root / TEST_CSV)
     rows = shared_rows(test, _text(base_root / TRAIN_CSV), _text(candidate_root / TRAIN_CSV))
+    if len(rows) < MIN_ROWS:
+        return unavailable(f"only {len(rows)} held-out rows neither model was trained on; {MIN_ROWS} are needed")
     missing = [name for name in b.features if name not in test.columns]
     if missing:
         return unavailable(f"the candidate's held-out rows have no column {missing[0]!r}, which the base model needs")

@@ -4,6 +4,7 @@ from that commit, cached outputs from the local cache or the configured remote),
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,18 +16,30 @@ from mltemplate import lock, plots
 from mltemplate.dotted import flatten
 from mltemplate.metrics import SUPPORT, MetricsError, parse_metrics, read_metrics, scalar_metrics
 from mltemplate.paths import DATA_DVC, DVC_LOCK, METRICS_FILE, MODEL_FILE, PARAMS_FILE
-from mltemplate.report.artifact import Confusion, CurveName, Side
+from mltemplate.report.artifact import MAX_TEXT, Confusion, CurveName, Side
 
 CURVE_NAMES: tuple[CurveName, ...] = ("roc", "precision_recall")
 """The curves the comment draws as charts (their axes are mltemplate.plots')."""
 
 
+def _fitted(text: str) -> str:
+    """`text` within the artifact's length cap: a long one keeps its start and a digest of the whole, so two values
+    that differ only past the cap still differ."""
+    if len(text) <= MAX_TEXT:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{text[: MAX_TEXT - 40]}… ({len(text)} characters, sha256 {digest})"
+
+
 def scalar_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Params as dotted keys with scalar values (a list or an empty mapping becomes its JSON text)."""
+    """Params as dotted keys with scalar values (a list or an empty mapping becomes its JSON text; text longer than
+    the artifact allows keeps its start and a digest)."""
     if params is None:
         return None
     return {
-        key: item if item is None or isinstance(item, bool | int | float | str) else json.dumps(item)
+        key: item
+        if item is None or isinstance(item, bool | int | float)
+        else _fitted(str(item) if isinstance(item, str) else json.dumps(item))
         for key, item in flatten(params).items()
     }
 
