@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate.metadata import ModelMetadata
 from mltemplate.model import TrainedModel
 from mltemplate.model import save as save_files
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params, load_params
 from mltemplate.schema import Schema
 

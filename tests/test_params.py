@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mltemplate.params import ParamsError, load_params, parse_params
+from mltemplate.params import MODEL_SECTIONS, ParamsError, load_params, parse_params
 from mltemplate.pipeline.data import tracked
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +118,12 @@ def test_params_are_frozen(raw: dict[str, Any]) -> None:
     params = parse_params(raw)
     with pytest.raises(ValueError, match="frozen"):
         params.seed = 1  # type: ignore[misc]
+
+
+def test_identity_is_the_sections_that_make_the_model_without_policy(raw: dict[str, Any]) -> None:
+    identity = parse_params(raw).identity()
+    assert tuple(identity) == MODEL_SECTIONS == ("name", "seed", "data", "split", "model")
+    assert identity["data"]["raw"] == raw["data"]["raw"]  # JSON values: what MLflow logs and the model key hashes
 
 
 def test_invalid_yaml_is_reported(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.metadata import read_model_metadata
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.release import smoke
 from mltemplate.report.loadtest import served
 from tests.conftest import copy_repo, subprocess_env

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from mltemplate import atomic
 from mltemplate.errors import Error
 from mltemplate.lock import locked_md5
-from mltemplate.metadata import MetadataError, ModelMetadata, read_model_metadata
+from mltemplate.model_metadata import MetadataError, ModelMetadata, read_model_metadata
 from mltemplate.paths import DVC_LOCK, MODEL_FILE, MODEL_METADATA
 from mltemplate.schema import Schema
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from mltemplate.lock import locked_md5
-from mltemplate.metadata import read_model_metadata
 from mltemplate.model import md5
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import store
 from tests.conftest import subprocess_env
 

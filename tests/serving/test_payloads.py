@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mltemplate.metadata import ModelMetadata
 from mltemplate.model import TrainedModel
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.schema import Schema
 from mltemplate.serving.payloads import SMALL_BODY_BYTES, predictions, record_model, request_model, response_model
 from tests.conftest import DESCRIPTION

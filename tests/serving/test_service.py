@@ -15,7 +15,7 @@ import pytest
 
 from mltemplate import git, lock
 from mltemplate import model as model_files
-from mltemplate.metadata import head_version
+from mltemplate.identity import head_version
 from mltemplate.report.loadtest import served
 from tests.conftest import run
 from tests.service_client import Reply, post_json, request

@@ -14,7 +14,7 @@ import yaml
 
 from mltemplate import lock
 from mltemplate import model as model_files
-from mltemplate.metadata import head_version
+from mltemplate.identity import head_version
 from mltemplate.release import requirements
 from mltemplate.report.loadtest import served
 from tests.conftest import ROOT, VENV_BIN, run

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mltemplate import model as model_files
-from mltemplate.metadata import ModelMetadata
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.monitoring import store
 from mltemplate.monitoring.alerts import Check, debounce
 from mltemplate.monitoring.drift import feature_drift, prediction_drift

@@ -8,8 +8,8 @@ import sys
 import mlflow
 
 from mltemplate.errors import CommandError, run
-from mltemplate.metadata import read_model_metadata
 from mltemplate.metrics import read_metrics
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.params import load_params
 from mltemplate.paths import METRICS_FILE
 from mltemplate.plots import PLOTS

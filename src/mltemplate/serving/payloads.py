@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
 from mltemplate import model as model_files
-from mltemplate.metadata import ModelMetadata, Release
+from mltemplate.identity import Release
 from mltemplate.metrics import read_metrics
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
 from mltemplate.schema import Schema
 

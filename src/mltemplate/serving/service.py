@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mltemplate import model as model_files
-from mltemplate.metadata import current_release, read_model_metadata
+from mltemplate.identity import current_release
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import feedback, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
