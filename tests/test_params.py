@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mltemplate.dvcfiles import read_tracked
 from mltemplate.params import MODEL_SECTIONS, ParamsError, load_params, parse_params
-from mltemplate.pipeline.data import tracked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 def test_repository_params_load() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.model.estimator in params.model.hyperparameters
-    assert params.data.raw == tracked(ROOT / "data.dvc")[0].relative_to(ROOT)  # data.raw is what data.dvc tracks
+    assert params.data.raw == read_tracked(ROOT / "data.dvc").path.relative_to(ROOT)  # data.raw is what data.dvc tracks
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from mltemplate import atomic
+from mltemplate.dvcfiles import locked_md5
 from mltemplate.errors import Error
-from mltemplate.lock import locked_md5
 from mltemplate.model_metadata import MetadataError, ModelMetadata, read_model_metadata
 from mltemplate.paths import DVC_LOCK, MODEL_FILE, MODEL_METADATA
 from mltemplate.schema import Schema

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.lock import locked_md5
+from mltemplate.dvcfiles import locked_md5
 from mltemplate.model import md5
 from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import store

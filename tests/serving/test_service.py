@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import git, lock
+from mltemplate import dvcfiles, git
 from mltemplate import model as model_files
 from mltemplate.identity import head_version
 from mltemplate.report.loadtest import served
@@ -83,7 +83,9 @@ def test_metadata_names_model_version_data_hash_and_schema(
     meta = reply.json()
     assert meta["name"] == trained.metadata.name == meta["params"]["name"]
     assert meta["version"] == head_version(pipeline_repo)
-    assert meta["model_md5"] == lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    assert meta["model_md5"] == dvcfiles.locked_md5(
+        pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock"
+    )
     assert meta["data_md5"] == trained.metadata.data.md5
     assert meta["git_commit"].startswith(git.commit(pipeline_repo).removesuffix("-dirty"))
     assert meta["mlflow_run_id"]  # dvc repro logged the model to MLflow in the copy; `release write` found it

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mltemplate import lock
+from mltemplate import dvcfiles
 from mltemplate import model as model_files
 from mltemplate.identity import head_version
 from mltemplate.release import requirements
@@ -63,7 +63,7 @@ def test_bento_is_named_and_versioned_by_release(bento: Path, pipeline_repo: Pat
 
 def test_bento_holds_the_model_dvc_lock_records(bento: Path, pipeline_repo: Path) -> None:
     src = bento / "src"
-    locked = lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    locked = dvcfiles.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
     assert model_files.md5(src / "models/model.skops") == locked
     assert (
         model_files.check(
