@@ -77,8 +77,9 @@ def test_bento_holds_the_model_dvc_lock_records(bento: Path, pipeline_repo: Path
 
 def test_bento_holds_only_what_the_service_reads(bento: Path) -> None:
     files = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*") if p.is_file()}
-    assert {"src/mltemplate/serving/service.py", "params.yaml", "metrics.json", "examples/predict.json"} <= files
+    assert {"src/mltemplate/serving/service.py", "metrics.json", "dvc.lock", "examples/predict.json"} <= files
     assert not {f for f in files if f.startswith(("data/", "mlruns/", "tests/", ".git/")) or f.endswith(".db")}
+    assert "params.yaml" not in files  # the service reads what the model's own files record, not the params now
 
 
 def test_dockerfile_passes_hadolint(bento: Path) -> None:
