@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate.model import TrainedModel
-from mltemplate.model import save as save_files
+from mltemplate.estimators import ESTIMATORS
+from mltemplate.model import TrainedModel, save
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params, load_params
 from mltemplate.schema import Schema
@@ -139,7 +139,7 @@ def trained_model(pipeline: Any, schema: Schema, **overrides: Any) -> TrainedMod
 
 def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, **overrides: Any) -> ModelMetadata:
     """Save as the train stage does: the archive and metadata.json (with its md5) side by side."""
-    return save_files(
+    return save(
         trained.pipeline,
         trained.schema,
         {**DESCRIPTION, **overrides},
@@ -148,18 +148,12 @@ def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, 
     )
 
 
-NUDGES: dict[str, tuple[str, Any]] = {
-    "logistic_regression": ("C", lambda value: round((value or 1.0) / 7, 6)),
-    "random_forest": ("max_depth", lambda value: 2 if value != 2 else 3),  # a much shallower forest
-    "hist_gradient_boosting": ("learning_rate", lambda value: round((value or 0.1) / 10, 6)),
-}
-"""For each estimator the template ships, a hyperparameter and a new valid value that changes the model."""
-
-
 def nudged_hyperparameter(params: Params) -> tuple[str, Any]:
-    """`model.hyperparameters.<estimator>.<name>` and a new value for the estimator params.yaml has chosen."""
+    """`model.hyperparameters.<estimator>.<name>` and a new value for the estimator params.yaml has chosen: the
+    nudge of its entry in the estimator registry."""
     estimator = params.model.estimator
-    if estimator not in NUDGES:
-        pytest.skip(f"no known hyperparameter to change for estimator {estimator!r}: add it to tests' NUDGES")
-    name, change = NUDGES[estimator]
+    nudge = ESTIMATORS[estimator].nudge
+    if nudge is None:
+        pytest.skip(f"no known hyperparameter to change for estimator {estimator!r}: add a nudge to its entry")
+    name, change = nudge
     return f"model.hyperparameters.{estimator}.{name}", change(params.model.selected.get(name))

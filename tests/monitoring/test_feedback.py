@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mltemplate.monitoring import feedback, store
+from mltemplate.monitoring import feedback, migrations, store
 
 CLASSES = ["no", "yes"]
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> sa.Engine:
-    engine = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    engine = migrations.open_store(f"sqlite:///{tmp_path / 'log.db'}")
     rows = [
         {
             "request_id": rid,

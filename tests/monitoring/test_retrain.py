@@ -16,7 +16,7 @@ import yaml
 from mltemplate.dvcfiles import locked_md5
 from mltemplate.model import md5
 from mltemplate.model_metadata import read_model_metadata
-from mltemplate.monitoring import store
+from mltemplate.monitoring import migrations, store
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_labelled_records_become_a_new_data_version_and_the_pipeline_runs(pipeli
     before = pd.read_csv(repo / raw)
     held_out = pd.read_csv(repo / "data/prepared/test.csv").head(LABELLED)
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     with db.begin() as connection:
         store.write_predictions(
             connection,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mltemplate.monitoring import store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.report.loadtest import served
 from tests.postgres import cluster
 from tests.service_client import post_json, request
@@ -26,11 +26,11 @@ pytestmark = pytest.mark.integration
 
 
 def logged(url: str) -> list[tuple[str, int]]:
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     try:
         with db.connect() as connection:
             frame = store.read_records(connection)
-        return sorted((str(r), int(p)) for r, p in zip(frame[store.REQUEST_ID], frame[store.POSITION], strict=True))
+        return sorted((str(r), int(p)) for r, p in zip(frame[codec.REQUEST_ID], frame[codec.POSITION], strict=True))
     finally:
         db.dispose()
 

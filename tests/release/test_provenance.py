@@ -11,9 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mltemplate import estimators
-from mltemplate import model as model_files
 from mltemplate.errors import CommandError
 from mltemplate.identity import model_key
+from mltemplate.model import TrainedModel, load
 from mltemplate.params import Params
 from mltemplate.registry.runs import MODEL_MD5_TAG
 from mltemplate.release import provenance
@@ -33,7 +33,7 @@ def git_repo(path: Path, when: str = "2024-01-02T03:04:05+00:00") -> str:
 
 
 @pytest.fixture
-def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> model_files.TrainedModel:
+def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> TrainedModel:
     """A small model saved as the pipeline does, loaded back."""
     schema = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
     pipeline = estimators.build_pipeline(
@@ -44,11 +44,11 @@ def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> model_files.TrainedMod
     pipeline.fit(mixed_frame[list(schema.features)], mixed_frame["outcome"])
     paths = {"model_path": tmp_path / "models/model.skops", "metadata_path": tmp_path / "models/metadata.json"}
     save_model(trained_model(pipeline, schema), **paths)
-    return model_files.load(**paths)
+    return load(**paths)
 
 
 def test_collect_without_mlflow_run_uses_the_commit_time(
-    tmp_path: Path, trained: model_files.TrainedModel, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sha = git_repo(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
@@ -63,13 +63,13 @@ def test_collect_without_mlflow_run_uses_the_commit_time(
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_collect_outside_git_says_so(tmp_path: Path, trained: model_files.TrainedModel) -> None:
+def test_collect_outside_git_says_so(tmp_path: Path, trained: TrainedModel) -> None:
     with pytest.raises(CommandError, match="no git commit to version from"):
         provenance.collect(tmp_path, experiment="demo", trained=trained)
 
 
 def test_collect_keys_the_release_and_names_the_registered_version(
-    tmp_path: Path, trained: model_files.TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trained: TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     git_repo(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

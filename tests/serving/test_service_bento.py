@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from mltemplate import dvcfiles
-from mltemplate import model as model_files
 from mltemplate.identity import head_version
+from mltemplate.model import md5, verify
 from mltemplate.release import requirements
 from mltemplate.report.loadtest import served
 from tests.conftest import ROOT, VENV_BIN, run
@@ -64,11 +64,9 @@ def test_bento_is_named_and_versioned_by_release(bento: Path, pipeline_repo: Pat
 def test_bento_holds_the_model_dvc_lock_records(bento: Path, pipeline_repo: Path) -> None:
     src = bento / "src"
     locked = dvcfiles.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
-    assert model_files.md5(src / "models/model.skops") == locked
+    assert md5(src / "models/model.skops") == locked
     assert (
-        model_files.check(
-            model_path=src / "models/model.skops", metadata_path=src / "models/metadata.json", lock=src / "dvc.lock"
-        )
+        verify(model_path=src / "models/model.skops", metadata_path=src / "models/metadata.json", lock=src / "dvc.lock")
         == locked
     )
     shipped = json.loads((src / "models/release.json").read_text())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mltemplate import atomic
 from mltemplate.errors import CommandError, run
-from mltemplate.monitoring import check, feedback, render, store
+from mltemplate.monitoring import check, feedback, migrations, render, store
 from mltemplate.monitoring.alerts import KINDS
 from mltemplate.params import load_params
 from mltemplate.paths import MONITOR_ALERTS, MONITOR_REPORT_HTML, MONITOR_REPORT_MD, PARAMS_FILE
@@ -28,7 +28,7 @@ def monitor(url: str, *, now: float | None = None, output: Path = MONITOR_REPORT
     """One monitor run over the database at `url`; writes the reports and alerts.json into `output`."""
     params = load_params(PARAMS_FILE)
     reference, metadata = check.load_reference()
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     try:
         outcome = check.run(db, reference, metadata, params.monitor, now=now)
         points = check.metric_history(db)
@@ -87,7 +87,7 @@ def _feedback(args: argparse.Namespace) -> None:
     classes = metadata.classes if metadata.input_schema.classification else None  # regression: numbers
     try:
         labels = feedback.read_csv(args.file, classes)
-        db = store.open_store()
+        db = migrations.open_store()
         stored = feedback.store_labels(db, labels, where=str(args.file), first_line=2)  # line 1 is the header
     except feedback.FeedbackError as error:
         for problem in error.problems:
@@ -100,7 +100,7 @@ def _retrain(args: argparse.Namespace) -> None:
     from mltemplate.monitoring import retrain
 
     params = load_params(PARAMS_FILE)
-    db = store.open_store()
+    db = migrations.open_store()
     appended = retrain.append(db, params)
     print(f"retrain: appended {appended} labelled production record(s) to {params.data.raw}; data.dvc updated")
     if not args.no_pipeline:

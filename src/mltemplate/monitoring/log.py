@@ -1,5 +1,5 @@
 """The service's prediction log writer: the request path only enqueues a tuple; a background thread encodes each
-request as one row (store.encode) and batches them into the database, and when the database is down or slow it
+request as one row (codec.encode) and batches them into the database, and when the database is down or slow it
 appends them to a spool file on local disk and writes them back once the database answers again. Inserts ignore
 duplicate request ids, so a replayed batch is stored once. `close()` (the service's shutdown hook, on SIGTERM)
 flushes what is queued."""
@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mltemplate.monitoring import store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class PredictionLog:
         self,
         url: str,
         *,
-        columns: store.Columns,
+        columns: codec.Columns,
         spool_dir: Path = SPOOL_DIR,
         max_queued_records: int = 100_000,
         batch_rows: int = 10_000,
@@ -109,7 +109,7 @@ class PredictionLog:
         out = []
         for request_id, ts, version, rows, labels, outputs in entries:
             try:
-                out.append(store.encode(request_id, ts, version, self.columns, rows, labels, outputs))
+                out.append(codec.encode(request_id, ts, version, self.columns, rows, labels, outputs))
             except Exception:  # a malformed entry is the service's bug: say so, keep logging the others
                 logger.exception("prediction log: could not encode request %s", request_id)
         return out
@@ -160,7 +160,7 @@ class PredictionLog:
             if time.monotonic() < self.next_try:
                 return None
             try:
-                self.db = store.open_store(self.url)
+                self.db = migrations.open_store(self.url)
             except Exception as error:  # whatever the driver raises: the service must keep answering
                 self._down(error)
                 return None
@@ -188,7 +188,7 @@ class PredictionLog:
         return True
 
     def _spool(self, rows: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(store.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
+        text = "".join(json.dumps(codec.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
         with self.spool_lock, self.spool_file.open("a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -237,8 +237,8 @@ class PredictionLog:
             if "features" in data:
                 records.append(data)
             else:
-                rows.append(store.from_json_safe(data))
-        return rows + store.encode_records(records)
+                rows.append(codec.from_json_safe(data))
+        return rows + codec.encode_records(records)
 
     # --- shutdown ------------------------------------------------------------------------------------------------
 

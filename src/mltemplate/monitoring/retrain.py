@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from mltemplate.dvcfiles import to_csv_text, track
 from mltemplate.errors import CommandError
-from mltemplate.monitoring import store
+from mltemplate.monitoring import codec, store
 from mltemplate.params import Params
 from mltemplate.paths import DATA_DVC
 
@@ -29,17 +29,17 @@ def labelled_records(db: sa.Engine) -> pd.DataFrame:
     )
     with db.connect() as connection:
         labels = store.read_labels(connection, pending)
-        ids = sorted(set(labels[store.REQUEST_ID]))
+        ids = sorted(set(labels[codec.REQUEST_ID]))
         chunks = [
             store.read_records(connection, store.requests.c.request_id.in_(ids[start : start + 500]))
             for start in range(0, len(ids), 500)  # keep IN lists short for every database
         ]
     if not chunks:
-        return pd.DataFrame(columns=[store.REQUEST_ID, store.POSITION, store.LABEL])
-    logged = pd.concat(chunks, ignore_index=True, sort=False).drop(columns=[store.LABEL])
-    found = logged.merge(labels, on=[store.REQUEST_ID, store.POSITION], how="inner")
-    found = found.sort_values([store.TS, store.REQUEST_ID, store.POSITION], kind="stable", ignore_index=True)
-    return found.rename(columns={store.TRUTH: store.LABEL})
+        return pd.DataFrame(columns=[codec.REQUEST_ID, codec.POSITION, codec.LABEL])
+    logged = pd.concat(chunks, ignore_index=True, sort=False).drop(columns=[codec.LABEL])
+    found = logged.merge(labels, on=[codec.REQUEST_ID, codec.POSITION], how="inner")
+    found = found.sort_values([codec.TS, codec.REQUEST_ID, codec.POSITION], kind="stable", ignore_index=True)
+    return found.rename(columns={store.TRUTH: codec.LABEL})
 
 
 def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
@@ -52,7 +52,7 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
     if not csv.exists():
         raise CommandError(f"{csv} not found: run `make data` first")
     header = list(pd.read_csv(csv, nrows=0).columns)
-    new = found.rename(columns={store.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
+    new = found.rename(columns={codec.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
     text = to_csv_text(new).split("\n", 1)[1]  # without the header
     with csv.open("a", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
@@ -61,7 +61,7 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
     with db.begin() as connection:
         marks = [
             {"request_id": rid, "position": int(pos), "ts": now}
-            for rid, pos in zip(found[store.REQUEST_ID], found[store.POSITION], strict=True)
+            for rid, pos in zip(found[codec.REQUEST_ID], found[codec.POSITION], strict=True)
         ]
         connection.execute(store.insert_ignoring_duplicates(store.retrained, connection), marks)
     return len(found)

@@ -16,11 +16,12 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from mltemplate import atomic, metrics, plots
-from mltemplate.model import TrainedModel, load, predict, to_frame
+from mltemplate.model import TrainedModel, load
 from mltemplate.params import load_params
 from mltemplate.paths import METRICS_FILE, TEST_CSV
 from mltemplate.pipeline.curves import Points, binary_curves, multiclass_curves, regression_curves
 from mltemplate.pipeline.render import render
+from mltemplate.predict import predict, to_frame
 from mltemplate.schema import DataError
 
 IMPORTANCE_REPEATS = 5

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
 from mltemplate.dotted import flatten
-from mltemplate.model import TRUSTED_TYPES
+from mltemplate.estimators import TRUSTED_TYPES
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from mltemplate import atomic
-from mltemplate import model as model_files
 from mltemplate.errors import CommandError, run
 from mltemplate.identity import Release, head_version, new_release
+from mltemplate.model import ModelError, TrainedModel, load
 from mltemplate.params import Params, load_params
 from mltemplate.paths import DVC_LOCK, RELEASE_FILE
 
@@ -56,9 +56,7 @@ def _registry_version(name: str, model_md5: str) -> str | None:
         return None
 
 
-def collect(
-    repo: Path = Path(), *, experiment: str, trained: model_files.TrainedModel, params: Params | None = None
-) -> Release:
+def collect(repo: Path = Path(), *, experiment: str, trained: TrainedModel, params: Params | None = None) -> Release:
     """The release of `trained` at HEAD of `repo`, with its MLflow run when one logged this model file (trained
     when that run started) and its registered version; keyed by `params` (those that made it) when given."""
     head_version(repo)  # a release is versioned by its commit: CommandError outside git
@@ -77,8 +75,8 @@ def collect(
 def write(path: Path = RELEASE_FILE) -> Release:
     """Check the model against its metadata and dvc.lock, then write its release file."""
     try:
-        trained = model_files.load(lock=DVC_LOCK)
-    except model_files.ModelError as error:
+        trained = load(lock=DVC_LOCK)
+    except ModelError as error:
         raise CommandError(str(error)) from None
     params = load_params()
     release = collect(Path(), experiment=params.name, trained=trained, params=params)

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
 from mltemplate import dvcfiles
-from mltemplate import model as model_files
 from mltemplate.identity import Release
 from mltemplate.metrics import read_metrics
+from mltemplate.model import TrainedModel
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.paths import DVC_LOCK, EXAMPLE_FILE, METRICS_FILE
 from mltemplate.schema import Schema
@@ -191,10 +191,10 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
 
 
 def predictions(
-    trained: model_files.TrainedModel, output: np.ndarray, labels: Sequence[str] | None
+    trained: TrainedModel, output: np.ndarray, labels: Sequence[str] | None
 ) -> list[Prediction] | list[ValuePrediction]:
-    """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
-    model.labels of it (the service logs them too), None for regression."""
+    """predict.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
+    predict.labels of it (the service logs them too), None for regression."""
     if labels is None:
         return [ValuePrediction(value=value) for value in output.tolist()]
     classes = trained.classes
@@ -216,7 +216,7 @@ def held_out_metrics(path: Path = METRICS_FILE, *, lock: Path = DVC_LOCK) -> dic
     return read_metrics(path)
 
 
-def describe(trained: model_files.TrainedModel, found: Release, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+def describe(trained: TrainedModel, found: Release, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
     """What GET /metadata answers, built once at start-up from what the model's own files record: which model, from
     which data, code and hyperparameters (models/metadata.json), which release (models/release.json), its held-out
     `metrics` (metrics.json), and what it expects. params.yaml is not read: it may have changed since."""

@@ -24,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mltemplate import model as model_files
+from mltemplate.diagnosis import unscorable
 from mltemplate.identity import current_release
+from mltemplate.model import ModelError, load, verify
 from mltemplate.model_metadata import read_model_metadata
-from mltemplate.monitoring import feedback, store
+from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
+from mltemplate.predict import labels, predict
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
@@ -77,7 +79,7 @@ def _refused(status: int, error: feedback.FeedbackError) -> JSONResponse:
 # Checked on import, so that `bentoml build` refuses a model that dvc.lock does not record, and `bentoml serve`
 # exits with the reason instead of restarting workers that fail in __init__. Only hashes here; no model load.
 SETTINGS: ServingSettings = load_settings()
-MODEL_MD5 = model_files.check(lock=DVC_LOCK)
+MODEL_MD5 = verify(lock=DVC_LOCK)
 METADATA = read_model_metadata()
 SCHEMA = METADATA.input_schema
 PredictRequest = request_model(
@@ -104,9 +106,9 @@ class PredictionService:
 
         # One worker per core: BLAS/OpenMP threads inside a worker would only fight the other workers.
         threadpool_limits(limits=SETTINGS.threads_per_worker)
-        self.model = model_files.load(lock=DVC_LOCK)
+        self.model = load(lock=DVC_LOCK)
         if self.model.metadata.model_md5 != MODEL_MD5 or self.model.schema != SCHEMA:
-            raise model_files.ModelError(
+            raise ModelError(
                 f"{MODEL_METADATA} changed after the service was imported: restart it to serve the new model"
             )
         self.release = current_release(self.model.metadata)
@@ -122,7 +124,7 @@ class PredictionService:
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
-                columns=store.log_columns(self.model.schema, self.model.classes),
+                columns=codec.log_columns(self.model.schema, self.model.classes),
                 spool_dir=store.spool_dir(),
             )
             if SETTINGS.prediction_log
@@ -134,11 +136,11 @@ class PredictionService:
         gc.freeze()
 
     def _predict(self, rows: list[tuple[Any, ...]]) -> Any:
-        return model_files.predict(self.model, rows)
+        return predict(self.model, rows)
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
-            self.feedback_db = store.open_store(self.db_url)
+            self.feedback_db = migrations.open_store(self.db_url)
         return feedback.store_labels(self.feedback_db, labels)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
@@ -152,7 +154,7 @@ class PredictionService:
         """Label and class probabilities (classification) or the predicted number (regression) for each record,
         from the same function `evaluate` scores; the answer carries the request id it is logged under (also in
         the X-Request-ID header)."""
-        # Field order is schema order (see record_model): each record's values are a row as model.to_frame takes it.
+        # Field order is schema order (see record_model): each record's values are a row as predict.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
         try:
             output = await self.batcher(rows)
@@ -165,12 +167,12 @@ class PredictionService:
             await self._refuse_unscorable(rows, None)
             raise RuntimeError("the model answered non-finite numbers for input it scores row by row")
         # A regression model's answer is its number: no label (and none logged).
-        labels = model_files.labels(self.model, output) if self.model.schema.classification else None
-        answers = predictions(self.model, output, labels)
+        named = labels(self.model, output) if self.model.schema.classification else None
+        answers = predictions(self.model, output, named)
         # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         if self.prediction_log is not None:
-            self.prediction_log.record(request_id, self.release.version, rows, labels, output)
+            self.prediction_log.record(request_id, self.release.version, rows, named, output)
         # model_construct: the values are ours and already typed; validating them again would only cost time.
         return PredictResponse.model_construct(
             request_id=request_id, model_version=self.release.version, predictions=answers
@@ -178,7 +180,7 @@ class PredictionService:
 
     async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
         """Raise a 400 naming the record (and field) the model cannot score; return when the input is not to blame."""
-        found = await asyncio.to_thread(model_files.unscorable, self.model, rows)
+        found = await asyncio.to_thread(unscorable, self.model, rows)
         if found is None:
             return
         loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
