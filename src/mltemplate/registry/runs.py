@@ -46,7 +46,8 @@ def log_training(
     files: list[Path],
     registered_name: str,
 ) -> None:
-    """Params, train metrics, the exact model files, and an MLflow model with signature, registered."""
+    """The params that made the model (Params.identity), train metrics, the exact model files, and an MLflow model
+    with signature, registered."""
     mlflow.log_params(flatten(params))
     mlflow.log_metrics(dict(metrics))
     for path in files:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltemplate import gate, git, lock, plots
+from mltemplate import dvcfiles, gate, git, plots
 from mltemplate.atomic import write_bytes, write_text
 from mltemplate.errors import CommandError
 from mltemplate.metrics import read_metrics
@@ -412,7 +412,7 @@ def trusted_settings(params_file: Path, metrics_file: Path) -> tuple[EvaluatePar
 
 def trusted_data_md5(dvc_file: Path) -> str | None:
     """The md5 the trusted checkout's data.dvc records: the PR's metrics compare with the base's only on this data."""
-    return lock.tracked_md5(dvc_file.read_text(encoding="utf-8")) if dvc_file.is_file() else None
+    return dvcfiles.tracked_md5(dvc_file.read_text(encoding="utf-8")) if dvc_file.is_file() else None
 
 
 def source_label(params_file: Path) -> str:
