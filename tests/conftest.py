@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from mltemplate.estimators import ESTIMATORS
-from mltemplate.metadata import ModelMetadata
 from mltemplate.model import TrainedModel, save
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params, load_params
 from mltemplate.schema import Schema
 

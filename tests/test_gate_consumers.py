@@ -15,7 +15,8 @@ import yaml
 
 from mltemplate import gate
 from mltemplate.errors import CommandError
-from mltemplate.metadata import ModelMetadata, Release
+from mltemplate.identity import Release
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.monitoring.quality import quality_checks
 from mltemplate.params import Params, parse_params
 from mltemplate.release import card, comparison, publish

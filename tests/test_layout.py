@@ -19,7 +19,7 @@ ALLOWED = {
     "serving": {"monitoring"},
     "release": {"registry"},
     "report": {"registry"},  # the PR's MLflow run gets its comparison with the base
-    "monitoring": {"pipeline"},  # retrain re-tracks the data (pipeline.data); moves to core with the dvc files reader
+    "monitoring": set(),
 }
 SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.log",
@@ -120,10 +120,11 @@ def test_the_bento_includes_exactly_the_monitoring_modules_the_service_needs() -
     assert shipped == SERVING_NEEDS_OF_MONITORING | {"mltemplate.monitoring.__init__"}
 
 
-def test_dvc_lock_is_parsed_in_one_module() -> None:
-    # Reading dvc.lock means walking its `stages`: only lock.py may do that.
-    parsers = sorted(p.relative_to(SRC).as_posix() for p in PACKAGE.rglob("*.py") if '"stages"' in p.read_text())
-    assert parsers == ["mltemplate/lock.py"]
+@pytest.mark.parametrize("key", ['"stages"', '"outs"'], ids=["dvc.lock", ".dvc files"])
+def test_dvc_files_are_parsed_in_one_module(key: str) -> None:
+    # Reading dvc.lock means walking its `stages`, reading a .dvc file its `outs`: only dvcfiles.py may do either.
+    parsers = sorted(p.relative_to(SRC).as_posix() for p in PACKAGE.rglob("*.py") if key in p.read_text())
+    assert parsers == ["mltemplate/dvcfiles.py"]
 
 
 @pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])

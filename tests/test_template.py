@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.metadata import read_model_metadata
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.release import smoke
 from mltemplate.report.loadtest import served
 from tests.conftest import copy_repo, subprocess_env
@@ -124,7 +124,7 @@ def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: 
     base = yaml.safe_load(subprocess.run(["git", "show", "main:params.yaml"], cwd=repo, capture_output=True).stdout)
     metadata = run_as_a_user_would(repo)
     assert metadata["estimator"] == changes["model.estimator"]
-    assert metadata["params"]["seed"] == changes["seed"]
+    assert metadata["seed"] == changes["seed"]
     params_section = (repo / "report/report.md").read_text().split("### Params")[1].split("### Metrics")[0]
     if base["seed"] != changes["seed"]:
         row = f"| <code>seed</code> | <code>{base['seed']}</code> | <code>{changes['seed']}</code> |"

@@ -14,10 +14,10 @@ from sklearn.pipeline import Pipeline
 
 from mltemplate import atomic
 from mltemplate.canonical import dumps
+from mltemplate.dvcfiles import locked_md5
 from mltemplate.errors import Error
 from mltemplate.estimators import TRUSTED_TYPES
-from mltemplate.lock import locked_md5
-from mltemplate.metadata import MetadataError, ModelMetadata, read_model_metadata
+from mltemplate.model_metadata import MetadataError, ModelMetadata, read_model_metadata
 from mltemplate.paths import DVC_LOCK, MODEL_FILE, MODEL_METADATA
 from mltemplate.schema import Schema
 

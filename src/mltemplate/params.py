@@ -13,6 +13,9 @@ from mltemplate import estimators, metrics
 from mltemplate.errors import Error
 from mltemplate.paths import PARAMS_FILE
 
+MODEL_SECTIONS = ("name", "seed", "data", "split", "model")
+"""The params sections that make a model; the others (evaluate, monitor) are policy: they judge a model."""
+
 
 class ParamsError(Error, ValueError):
     """params.yaml is missing, malformed or holds a value that is not allowed."""
@@ -215,6 +218,12 @@ class Params(_Section):
     model: ModelParams
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+
+    def identity(self) -> dict[str, Any]:
+        """The sections that make the model (MODEL_SECTIONS), as JSON values: what a training run logs to MLflow as
+        its params and what the model key hashes. The policy that judges a model (evaluate, monitor) is left out:
+        a new threshold makes no new model and no new release."""
+        return self.model_dump(mode="json", include=set(MODEL_SECTIONS))
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> Params:

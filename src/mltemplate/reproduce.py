@@ -6,7 +6,6 @@ that `production` serves."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,9 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from mltemplate import git, lock
+from mltemplate import dvcfiles, git
 from mltemplate.errors import CommandError
 from mltemplate.paths import DATA_DVC, DVC_LOCK, MODEL_FILE, MODEL_METADATA, PARAMS_FILE, TEST_CSV, TRAIN_CSV
 
@@ -40,10 +37,6 @@ class Reproduced:
     how: str
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def _from_dvc(ref: str, tree: Path) -> bool:
     """Copy OUTPUTS at `ref` from DVC into `tree`; False (nothing kept) unless every one is there."""
     import dvc.api
@@ -60,16 +53,6 @@ def _from_dvc(ref: str, tree: Path) -> bool:
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
         (tree / path).write_bytes(data)
     return True
-
-
-def _tracked_data(tree: Path) -> tuple[Path, str] | None:
-    """The raw CSV the commit's data.dvc tracks, and its md5."""
-    try:
-        spec = yaml.safe_load((tree / DATA_DVC).read_text(encoding="utf-8"))
-        out = spec["outs"][0]
-        return Path(out["path"]), str(out["md5"])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
-        return None
 
 
 def _child_env(tree: Path, scratch: Path) -> dict[str, str]:
@@ -97,22 +80,21 @@ def _reproduce(ref: str, tree: Path, scratch: Path, repo: Path) -> None:
     """Get the commit's data (this checkout's copy when it has the same bytes, else the commit's own `data` step:
     DVC remote or bundled copy), then `dvc repro train`; the model must be the one its dvc.lock records."""
     env = _child_env(tree, scratch)
-    data = _tracked_data(tree)
+    data = dvcfiles.parse_tracked((tree / DATA_DVC).read_bytes()) if (tree / DATA_DVC).is_file() else None
     if data is None:
         raise ReproduceError(f"{ref} has no readable {DATA_DVC}")
-    path, expected = data
-    local = repo / path
-    if local.is_file() and _md5(local.read_bytes()) == expected:
-        (tree / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, tree / path)
+    local = repo / data.path
+    if local.is_file() and dvcfiles.md5(local) == data.md5:
+        (tree / data.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, tree / data.path)
     else:
         cache = repo / ".dvc" / "cache"
         if cache.is_dir():  # the checkout's DVC cache may hold that version of the data
             _run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(cache)], tree, env, "dvc cache dir")
         _run([sys.executable, "-m", "mltemplate.pipeline.data"], tree, env, f"getting {ref}'s data")
     _run([sys.executable, "-m", "dvc", "repro", "--quiet", "train"], tree, env, f"`dvc repro train` at {ref}")
-    recorded = lock.locked_md5(tree / MODEL_FILE, lock=tree / DVC_LOCK)
-    actual = _md5((tree / MODEL_FILE).read_bytes())
+    recorded = dvcfiles.locked_md5(tree / MODEL_FILE, lock=tree / DVC_LOCK)
+    actual = dvcfiles.md5(tree / MODEL_FILE)
     if recorded is not None and actual != recorded:
         raise ReproduceError(f"{ref}'s model reproduced with md5 {actual}, not the {recorded} its dvc.lock records")
 

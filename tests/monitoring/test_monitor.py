@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.metadata import ModelMetadata, read_model_metadata
+from mltemplate.model_metadata import ModelMetadata, read_model_metadata
 from mltemplate.monitoring import check, codec, migrations, store
 from mltemplate.params import DebounceParams, MonitorParams
 from mltemplate.report.loadtest import served

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.lock import locked_md5
-from mltemplate.metadata import read_model_metadata
+from mltemplate.dvcfiles import locked_md5
 from mltemplate.model import md5
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import migrations, store
 from tests.conftest import subprocess_env
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mltemplate.comparison import Comparison, Difference, unavailable
-from mltemplate.metadata import ModelMetadata, Release
+from mltemplate.identity import Release
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params
 from mltemplate.release import card, comparison
 from tests.conftest import DESCRIPTION

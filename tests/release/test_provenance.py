@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from mltemplate import estimators
 from mltemplate.errors import CommandError
+from mltemplate.identity import model_key
 from mltemplate.model import TrainedModel, load
 from mltemplate.params import Params
 from mltemplate.registry.runs import MODEL_MD5_TAG
@@ -67,19 +68,6 @@ def test_collect_outside_git_says_so(tmp_path: Path, trained: TrainedModel) -> N
         provenance.collect(tmp_path, experiment="demo", trained=trained)
 
 
-def test_model_key_changes_with_the_model_the_data_or_the_params(params: Params) -> None:
-    key = provenance.model_key("a" * 32, "b" * 32, params)
-    assert key == provenance.model_key("a" * 32, "b" * 32, params)
-    changed_params = params.model_copy(update={"seed": params.seed + 1})
-    others = {
-        provenance.model_key("c" * 32, "b" * 32, params),
-        provenance.model_key("a" * 32, "c" * 32, params),
-        provenance.model_key("a" * 32, "b" * 32, changed_params),
-    }
-    assert key not in others
-    assert len(others) == 3
-
-
 def test_collect_keys_the_release_and_names_the_registered_version(
     tmp_path: Path, trained: TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,4 +81,4 @@ def test_collect_keys_the_release_and_names_the_registered_version(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     found = provenance.collect(tmp_path, experiment="demo", trained=trained, params=params)
     assert found.registry_version == str(registered.version)
-    assert found.model_key == provenance.model_key(trained.metadata.model_md5, trained.metadata.data.md5, params)
+    assert found.model_key == model_key(trained.metadata.model_md5, trained.metadata.data.md5, params)

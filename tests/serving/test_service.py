@@ -4,6 +4,7 @@ and a clear 4xx naming the field for every kind of bad input; afterwards it stil
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,12 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import git, lock
-from mltemplate.metadata import head_version
+from mltemplate import dvcfiles, git
+from mltemplate.identity import head_version
 from mltemplate.model import TrainedModel, load
+from mltemplate.params import load_params
 from mltemplate.predict import labels, predict_proba
 from mltemplate.report.loadtest import served
-from tests.conftest import run
+from tests.conftest import nudged_hyperparameter, run
+from tests.pipeline.test_pipeline import edit_params
 from tests.service_client import Reply, post_json, request
 
 pytestmark = pytest.mark.integration
@@ -78,9 +81,14 @@ def test_metadata_names_model_version_data_hash_and_schema(
     reply = request(server, "/metadata", method="GET")
     assert reply.status == 200, reply.text
     meta = reply.json()
-    assert meta["name"] == trained.metadata.name == meta["params"]["name"]
+    assert meta["name"] == trained.metadata.name
+    made = trained.metadata
+    assert (meta["estimator"], meta["hyperparameters"]) == (made.estimator, made.hyperparameters)
+    assert (meta["seed"], meta["data"]["md5"]) == (made.seed, made.data.md5)
     assert meta["version"] == head_version(pipeline_repo)
-    assert meta["model_md5"] == lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    assert meta["model_md5"] == dvcfiles.locked_md5(
+        pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock"
+    )
     assert meta["data_md5"] == trained.metadata.data.md5
     assert meta["git_commit"].startswith(git.commit(pipeline_repo).removesuffix("-dirty"))
     assert meta["mlflow_run_id"]  # dvc repro logged the model to MLflow in the copy; `release write` found it
@@ -98,6 +106,26 @@ def test_metadata_names_model_version_data_hash_and_schema(
 @pytest.mark.parametrize("path", ["/livez", "/readyz"])
 def test_probes_answer(server: str, path: str) -> None:
     assert request(server, path, method="GET").status == 200
+
+
+def test_metadata_is_what_the_model_was_built_with_whatever_params_yaml_says(
+    pipeline_repo: Path, trained: TrainedModel, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(pipeline_repo, repo, symlinks=True)
+    params = load_params(repo / "params.yaml")
+    key, value = nudged_hyperparameter(params)
+    edit_params(repo, **{key.replace(".", "__"): value})  # edited, not retrained: the model is the one it was
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        before = request(url, "/metadata", method="GET").json()
+        edit_params(repo, seed=params.seed + 1)
+        (repo / "metrics.json").unlink()
+        after = request(url, "/metadata", method="GET").json()
+    edited = load_params(repo / "params.yaml").model.selected
+    assert before["hyperparameters"] == trained.metadata.hyperparameters != edited
+    assert before["seed"] == trained.metadata.seed
+    assert before["metrics"] == json.loads((pipeline_repo / "metrics.json").read_text())
+    assert after == before  # built once at start-up: nothing is re-read per request
 
 
 def test_prometheus_metrics_count_predictions(server: str, example: dict[str, Any]) -> None:

@@ -81,7 +81,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _feedback(args: argparse.Namespace) -> None:
-    from mltemplate.metadata import read_model_metadata
+    from mltemplate.model_metadata import read_model_metadata
 
     metadata = read_model_metadata()
     classes = metadata.classes if metadata.input_schema.classification else None  # regression: numbers

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mltemplate.metadata import ModelMetadata
 from mltemplate.model import ModelError, load
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.monitoring import codec, store
 from mltemplate.monitoring.alerts import Check, debounce
 from mltemplate.monitoring.drift import feature_drift, prediction_drift

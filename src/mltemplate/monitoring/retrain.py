@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from mltemplate.dvcfiles import to_csv_text, track
 from mltemplate.errors import CommandError
 from mltemplate.monitoring import codec, store
 from mltemplate.params import Params
 from mltemplate.paths import DATA_DVC
-from mltemplate.pipeline import data
 
 
 def labelled_records(db: sa.Engine) -> pd.DataFrame:
@@ -53,10 +53,10 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
         raise CommandError(f"{csv} not found: run `make data` first")
     header = list(pd.read_csv(csv, nrows=0).columns)
     new = found.rename(columns={codec.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
-    text = data.to_csv_text(new).split("\n", 1)[1]  # without the header
+    text = to_csv_text(new).split("\n", 1)[1]  # without the header
     with csv.open("a", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
-    data.track(csv, dvc_file)
+    track(csv, dvc_file)
     now = time.time()
     with db.begin() as connection:
         marks = [

@@ -82,7 +82,7 @@ def main() -> None:
         with runs.run(params.name, run_name=params.model.estimator, tags=tags) as run_id:
             runs.log_training(
                 pipeline,
-                params=params.model_dump(mode="json", exclude={"evaluate"}),
+                params=params.identity(),
                 metrics=train_metrics(pipeline, features, labels),
                 example=features.head(3),
                 files=[staged_model, staged_metadata],

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from mltemplate.comparison import Comparison
 from mltemplate.dotted import flatten
 from mltemplate.estimators import TRUSTED_TYPES
-from mltemplate.metadata import ModelMetadata
+from mltemplate.model_metadata import ModelMetadata
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"
@@ -48,7 +48,8 @@ def log_training(
     files: list[Path],
     registered_name: str,
 ) -> None:
-    """Params, train metrics, the exact model files, and an MLflow model with signature, registered."""
+    """The params that made the model (Params.identity), train metrics, the exact model files, and an MLflow model
+    with signature, registered."""
     mlflow.log_params(flatten(params))
     mlflow.log_metrics(dict(metrics))
     for path in files:

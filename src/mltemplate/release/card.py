@@ -12,7 +12,8 @@ from typing import Any
 
 from mltemplate import atomic, gate, metrics, plots
 from mltemplate.errors import CommandError
-from mltemplate.metadata import ModelMetadata, Release, read_model_metadata, read_release
+from mltemplate.identity import Release, read_release
+from mltemplate.model_metadata import ModelMetadata, read_model_metadata
 from mltemplate.params import Params, load_params
 from mltemplate.paths import RELEASE_FILE
 from mltemplate.release import comparison

@@ -97,7 +97,7 @@ def compare_with_base(
 
 def track(comparison: ComparisonData) -> None:
     """Add the comparison to the MLflow run of the PR's model (when this machine's store has one)."""
-    from mltemplate.metadata import read_model_metadata
+    from mltemplate.model_metadata import read_model_metadata
     from mltemplate.registry import runs
 
     if comparison.differences:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mltemplate import lock, plots
+from mltemplate import dvcfiles, plots
 from mltemplate.dotted import flatten
 from mltemplate.metrics import SUPPORT, MetricsError, parse_metrics, read_metrics, scalar_metrics
 from mltemplate.paths import DATA_DVC, DVC_LOCK, METRICS_FILE, MODEL_FILE, PARAMS_FILE
@@ -133,14 +133,14 @@ def base_side(ref: str, label: str) -> Side:
     except MetricsError:
         metrics = None
     points = {plot.name: plots.parse_points(plot, _dvc_read(plot.data, ref)) for plot in plots.PLOTS}
-    out = lock.parse(_dvc_read(DVC_LOCK, ref)).get(MODEL_FILE.as_posix())
+    out = dvcfiles.parse_lock(_dvc_read(DVC_LOCK, ref)).get(MODEL_FILE.as_posix())
     return side(
         label,
         params=base_params(ref),
         metrics=metrics,
         points=points,
         model_bytes=out.size if out else None,
-        data_md5=lock.tracked_md5(_dvc_read(DATA_DVC, ref)),
+        data_md5=dvcfiles.tracked_md5(_dvc_read(DATA_DVC, ref)),
     )
 
 
@@ -166,7 +166,7 @@ def read_params() -> dict[str, Any] | None:
 def pr_side(label: str, *, failed: bool) -> Side:
     """The working tree after the pipeline ran; after a failure its metrics and plots are stale, so left out."""
     params = read_params()
-    data_md5 = lock.tracked_md5(DATA_DVC.read_text(encoding="utf-8")) if DATA_DVC.is_file() else None
+    data_md5 = dvcfiles.tracked_md5(DATA_DVC.read_text(encoding="utf-8")) if DATA_DVC.is_file() else None
     if failed:
         return side(label, params=params, metrics=None, points={}, model_bytes=None, data_md5=data_md5)
     return side(

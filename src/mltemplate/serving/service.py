@@ -1,7 +1,7 @@
 """The BentoML prediction service: POST /predict and GET /metadata over models/model.skops (checked against
-dvc.lock at start-up), and POST /feedback for the true labels of logged answers. Bodies: payloads.py; settings:
-settings.py; request checks and request ids: guard.py; batching: batching.py; the prediction log:
-mltemplate.monitoring.log (docs/monitoring.md)."""
+dvc.lock at start-up), and POST /feedback for the true labels of logged answers. It reads the model's own files
+(models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py; settings: settings.py; request checks and
+request ids: guard.py; batching: batching.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mltemplate.diagnosis import unscorable
-from mltemplate.metadata import current_release, read_model_metadata
+from mltemplate.identity import current_release
 from mltemplate.model import ModelError, load, verify
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
-from mltemplate.serving.payloads import describe, predictions, request_model, response_model
+from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
 from mltemplate.serving.settings import ServingSettings, load_settings
 
 
@@ -111,7 +112,8 @@ class PredictionService:
                 f"{MODEL_METADATA} changed after the service was imported: restart it to serve the new model"
             )
         self.release = current_release(self.model.metadata)
-        self.metadata = describe(self.model, self.release)
+        # Built once, from the model's own files: what /metadata answers cannot drift from what is served.
+        self.metadata = describe(self.model, self.release, held_out_metrics())
         self.batcher = Batcher(
             self._predict,
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
