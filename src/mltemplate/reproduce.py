@@ -37,15 +37,16 @@ class Reproduced:
     how: str
 
 
-def _from_dvc(ref: str, tree: Path) -> bool:
-    """Copy OUTPUTS at `ref` from DVC into `tree`; False (nothing kept) unless every one is there."""
+def _from_dvc(ref: str, tree: Path, repo: Path) -> bool:
+    """Copy OUTPUTS at `ref` of `repo` from DVC (its cache or remote) into `tree`; False (nothing kept) unless every
+    one is there."""
     import dvc.api
     from dvc.exceptions import DvcException
 
     found: dict[Path, bytes] = {}
     for path in OUTPUTS:
         try:
-            with dvc.api.open(path.as_posix(), rev=ref, mode="rb") as source:
+            with dvc.api.open(path.as_posix(), repo=str(repo), rev=ref, mode="rb") as source:
                 found[path] = source.read()
         except (DvcException, OSError):
             return False
@@ -113,7 +114,7 @@ def checkout(ref: str, *, repo: Path = Path()) -> Iterator[Reproduced]:
         try:
             if not (tree / PARAMS_FILE).is_file():
                 raise ReproduceError(f"{ref} has no {PARAMS_FILE}")
-            if _from_dvc(ref, tree):
+            if _from_dvc(ref, tree, repo):
                 how = "from the DVC cache or remote"
             else:
                 _reproduce(ref, tree, Path(scratch), repo.resolve())
