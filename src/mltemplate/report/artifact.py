@@ -235,6 +235,11 @@ class PolicyData(_Model):
         return EvaluateParams.model_construct(**self.model_dump())
 
 
+Trust = Literal["self-reported", "trusted"]
+"""Who computed a report's numbers: the PR's own code (`make report`, the pr-report job), or the base's code on
+the PR's params and data (`make verdict`, the trusted verdict job)."""
+
+
 class Report(_Model):
     """report.json: everything the comment shows, as data."""
 
@@ -254,6 +259,11 @@ class Report(_Model):
     serving: Serving | None = None
     comparison: ComparisonData | None = None
     """Both models on the same held-out rows, with intervals; None when the pipeline did not get that far."""
+    trust: Trust = "self-reported"
+    """What the report claims; `make comment` believes "trusted" only of the trusted verdict job's own report."""
+    code_changes: list[Text] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    """The files the PR changes beyond params and data, when the trusted verdict job found some (then it ran
+    nothing, and the PR's own numbers are all there is)."""
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1) + "\n"

@@ -1,11 +1,14 @@
-"""`make comment ARTIFACT=<dir>`: validate a `pr-report` artifact and render the PR comment from its data.
+"""`make comment ARTIFACT=<dir> VERDICT=<dir>`: validate the PR's `pr-report` artifact and the trusted verdict,
+and render the PR comment and its commit status from their data.
 
-Runs in the trusted comment job (the base repository's default branch, never PR code). The artifact is data
-written by PR code, so: nothing but allowlisted files is read (report/artifact.py), every string from it is
-rendered inert (report/escape.py), no path outside the output folder is referenced, and the quality gate is
-recomputed (report/verdict.py) under this checkout's policy (params.yaml's `evaluate`), whatever the artifact claims.
-Writes comment.md, status.json (the commit status to post) and pr-number into --out; with --publish-plots also the
-validated PNGs, referenced by fixed names."""
+Runs in the trusted comment job (the base repository's default branch, never PR code). The artifact is data written
+by the PR's code, so: nothing but allowlisted files is read (report/artifact.py), every string from it is rendered
+inert (report/escape.py), no path outside the output folder is referenced, and the gate is recomputed
+(report/verdict.py) under this checkout's policy (params.yaml's `evaluate`), whatever the artifact claims. The
+numbers shown and judged are the trusted verdict job's (`make verdict`: this checkout's code on the PR's params
+and data) whenever it ran; for a PR that changes code they are the PR's own, shown under a warning and never
+given a `success` status. Writes comment.md, status.json (the commit status to post) and pr-number into --out; with
+--publish-plots also the validated PNGs of the trusted run (or the PR's own plots, never as the base's)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from mltemplate.atomic import write_bytes, write_text
 from mltemplate.errors import CommandError
 from mltemplate.params import EvaluateParams, ParamsError, load_params
 from mltemplate.paths import PARAMS_FILE
-from mltemplate.report.artifact import ArtifactError, load
+from mltemplate.report.artifact import ArtifactError, Report, load
 from mltemplate.report.render import render
 from mltemplate.report.verdict import ReportVerdict, judge_report
 
@@ -42,6 +45,19 @@ def source_label(params_file: Path) -> str:
     return f"{params_file.name}" + (f" at {found[0][:7]}" if found else "") + " of the base repository"
 
 
+def shown(artifact_dir: Path, verdict_dir: Path | None) -> tuple[Report, dict[str, bytes], bool]:
+    """The report the comment shows and judges, its PNGs, and whether its numbers are self-reported: the trusted
+    verdict's when it ran the pipeline; else the PR's own (whatever its artifact claims), with the files the
+    trusted job found beyond params and data, and only the PR's own plots."""
+    trusted = load(verdict_dir) if verdict_dir is not None else None
+    if trusted is not None and trusted.report.trust == "trusted" and not trusted.report.code_changes:
+        return trusted.report, trusted.images, False
+    fork = load(artifact_dir)
+    changes = trusted.report.code_changes if trusted is not None and trusted.report.trust == "trusted" else []
+    report = fork.report.model_copy(update={"trust": "self-reported", "code_changes": changes})
+    return report, {name: png for name, png in fork.images.items() if name.startswith("pr_")}, True
+
+
 def write_status(out: Path, verdict: ReportVerdict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / STATUS_FILE, json.dumps(verdict.status(), indent=1) + "\n")
@@ -50,6 +66,12 @@ def write_status(out: Path, verdict: ReportVerdict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.report.comment", description=__doc__)
     parser.add_argument("artifact", type=Path, help="the downloaded pr-report artifact folder")
+    parser.add_argument(
+        "--verdict",
+        type=Path,
+        default=Path(os.environ["VERDICT"]) if os.environ.get("VERDICT") else None,
+        help="the trusted verdict job's folder (env VERDICT); without it the PR's numbers are self-reported",
+    )
     parser.add_argument("--out", type=Path, default=Path("comment"), help="output folder (default: comment)")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="trusted params.yaml (the gate's policy)")
     parser.add_argument("--head-sha", default=os.environ.get("HEAD_SHA") or None, help="expected head commit")
@@ -67,12 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     for old in (*out.glob("*.png"), out / COMMENT_FILE, out / STATUS_FILE, out / PR_NUMBER_FILE):
         old.unlink(missing_ok=True)
     try:
-        loaded = load(args.artifact)
-        report = loaded.report
+        report, images, self_reported = shown(args.artifact, args.verdict)
         if args.head_sha and report.head_sha != args.head_sha:
             raise ArtifactError(f"head_sha is {report.head_sha!r}, not the commit the report run built")
-        verdict = judge_report(report, policy=policy, source=source_label(args.params))
-        images = loaded.images if args.publish_plots else {}
+        verdict = judge_report(report, policy=policy, source=source_label(args.params), self_reported=self_reported)
+        images = images if args.publish_plots else {}
         markdown = render(
             report,
             verdict,

@@ -13,7 +13,8 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,11 @@ from mltemplate.errors import CommandError
 from mltemplate.params import EvaluateParams, ParamsError, parse_params
 from mltemplate.paths import PARAMS_FILE
 from mltemplate.report import artifact, render
-from mltemplate.report.artifact import ComparisonData, PolicyData, Report
+from mltemplate.report.artifact import ComparisonData, PolicyData, Report, Trust
 from mltemplate.report.run import run_pipeline, stale_outputs
 from mltemplate.report.serving import measure_serving
 from mltemplate.report.sides import base_params, base_side, images, pr_side, read_params
-from mltemplate.report.verdict import judge_report
+from mltemplate.report.verdict import ReportVerdict, judge_report
 
 REPORT_DIR = Path("report")
 
@@ -104,6 +105,105 @@ def track(comparison: ComparisonData) -> None:
         print(f"report: {runs.log_comparison(read_model_metadata(), comparison.to_comparison())}")
 
 
+@dataclass(frozen=True)
+class Built:
+    """A written-out report: its data, the comment's markdown, the PNGs, and the verdict under the PR's policy."""
+
+    report: Report
+    markdown: str
+    images: dict[str, bytes]
+    verdict: ReportVerdict
+
+
+@dataclass(frozen=True)
+class Load:
+    rounds: int
+    seconds: float
+    concurrency: int
+
+
+def build(
+    base_ref: str,
+    *,
+    pr_number: int | None,
+    head_sha: str | None,
+    repro: bool = True,
+    stale: Callable[[], list[str]] = stale_outputs,
+    load: Load | None = None,
+    trust: Trust = "self-reported",
+    label: str | None = None,
+) -> Built:
+    """Run the pipeline here (unless `repro` is False), read both sides, compare the models on the same rows (the
+    base's checkout also serves the load runs when `load` says how many) and judge the report under the PR's own
+    policy (the trusted comment re-judges it under the base's)."""
+    base_label = label or base_ref.removeprefix("origin/")
+    failure = run_pipeline() if repro else None
+    stale_files = stale() if failure is None and repro else []
+    base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
+    raw = read_params()
+    pr_policy, params_error = policy(raw)
+    base_policy, _ = policy(base_params(base_ref))
+    comparison, serving = None, None
+    with contextlib.ExitStack() as stack:
+        if failure is None and pr.metrics is not None:
+            slices = list(dict.fromkeys([*base_policy.slices, *pr_policy.slices]))
+            seed = raw.get("seed", 0) if isinstance(raw, dict) and isinstance(raw.get("seed"), int) else 0
+            comparison, base_root = compare_with_base(base_ref, slices=slices, seed=seed, stack=stack)
+            if load is not None:
+                serving = measure_serving(
+                    base_root,
+                    rounds=load.rounds,
+                    seconds=load.seconds,
+                    concurrency=load.concurrency,
+                    base_missing=comparison.reason or "",
+                )
+    report = Report(
+        pr_number=pr_number,
+        head_sha=head_sha,
+        base_ref=base_label[: artifact.MAX_TEXT],
+        base=base,
+        pr=pr,
+        policy=PolicyData.of(pr_policy),
+        params_error=params_error,
+        failure=failure,
+        stale=stale_files,
+        serving=serving,
+        comparison=comparison,
+        trust=trust,
+    )
+    verdict = judge_report(
+        report, policy=pr_policy, source="the PR's own params.yaml (the comment re-checks against the base's)"
+    )
+    try:
+        markdown = render.render(report, verdict, base_policy=base_policy, pr_policy=pr_policy)
+    except artifact.ArtifactError as error:  # too long for a comment: report.json still carries everything
+        markdown = f"{render.MARKER}\n## Model report\n\nNot rendered: {error}.\n"
+    if comparison is not None:
+        track(comparison)
+    return Built(report, markdown, images(base_ref, pr_failed=failure is not None), verdict)
+
+
+def finish(built: Built, out: Path, *, base_ref: str) -> None:
+    """Write the artifact and the job summary; then fail, after writing them, as the report says."""
+    write(out, built.report, built.markdown, built.images)
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(built.markdown)
+    print(f"report: wrote {out / artifact.DATA_FILE} and {artifact.REPORT_FILE} (vs {base_ref})")
+    report = built.report
+    if (failure := report.failure) is not None:
+        where = f" at stage {failure.stage}" if failure.stage else ""
+        raise CommandError(f"`{failure.command}` failed{where}; see {out / artifact.REPORT_FILE}")
+    if report.stale:
+        raise CommandError(
+            "the committed outputs are not what the pipeline reproduces: "
+            + ", ".join(report.stale)
+            + "; run `make repro` and commit them"
+        )
+    if not built.verdict.passed:
+        raise CommandError("quality gate failed: " + "; ".join(built.verdict.failures()))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.report.pr", description=__doc__)
     parser.add_argument("--base", default=os.environ.get("BASE") or None, help="base ref (env BASE; origin/main)")
@@ -116,68 +216,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= artifact.MAX_RUNS:
         raise CommandError(f"--rounds must be in 1..{artifact.MAX_RUNS}, got {args.rounds}")
-
-    pr_number, head_sha = _pr_number(os.environ), _head_sha(os.environ)
     base_ref = resolve_base(args.base)
-    base_label = base_ref.removeprefix("origin/")
-    failure = None if args.no_repro else run_pipeline()
-    stale = [] if failure is not None or args.no_repro else stale_outputs()
-    base, pr = base_side(base_ref, base_label), pr_side("PR", failed=failure is not None)
-    raw = read_params()
-    pr_policy, params_error = policy(raw)
-    base_policy, _ = policy(base_params(base_ref))
-    comparison, serving = None, None
-    with contextlib.ExitStack() as stack:
-        if failure is None and pr.metrics is not None:
-            slices = list(dict.fromkeys([*base_policy.slices, *pr_policy.slices]))
-            seed = raw.get("seed", 0) if isinstance(raw, dict) and isinstance(raw.get("seed"), int) else 0
-            comparison, base_root = compare_with_base(base_ref, slices=slices, seed=seed, stack=stack)
-            if not args.no_load:
-                serving = measure_serving(
-                    base_root,
-                    rounds=args.rounds,
-                    seconds=args.load_seconds,
-                    concurrency=args.concurrency,
-                    base_missing=comparison.reason or "",
-                )
-    report = Report(
-        pr_number=pr_number,
-        head_sha=head_sha,
-        base_ref=base_label[: artifact.MAX_TEXT],
-        base=base,
-        pr=pr,
-        policy=PolicyData.of(pr_policy),
-        params_error=params_error,
-        failure=failure,
-        stale=stale,
-        serving=serving,
-        comparison=comparison,
+    load = None if args.no_load else Load(args.rounds, args.load_seconds, args.concurrency)
+    built = build(
+        base_ref,
+        pr_number=_pr_number(os.environ),
+        head_sha=_head_sha(os.environ),
+        repro=not args.no_repro,
+        load=load,
     )
-    verdict = judge_report(
-        report, policy=pr_policy, source="the PR's own params.yaml (the comment re-checks against the base's)"
-    )
-    try:
-        markdown = render.render(report, verdict, base_policy=base_policy, pr_policy=pr_policy)
-    except artifact.ArtifactError as error:  # too long for a comment: report.json still carries everything
-        markdown = f"{render.MARKER}\n## Model report\n\nNot rendered: {error}.\n"
-    write(args.out, report, markdown, images(base_ref, pr_failed=failure is not None))
-    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(markdown)
-    if comparison is not None:
-        track(comparison)
-    print(f"report: wrote {args.out / artifact.DATA_FILE} and {artifact.REPORT_FILE} (vs {base_ref})")
-    if failure is not None:
-        where = f" at stage {failure.stage}" if failure.stage else ""
-        raise CommandError(f"`{failure.command}` failed{where}; see {args.out / artifact.REPORT_FILE}")
-    if stale:
-        raise CommandError(
-            "the committed outputs are not what the pipeline reproduces: "
-            + ", ".join(stale)
-            + "; run `make repro` and commit them"
-        )
-    if not verdict.passed:
-        raise CommandError("quality gate failed: " + "; ".join(verdict.failures()))
+    finish(built, args.out, base_ref=base_ref)
 
 
 if __name__ == "__main__":

@@ -222,6 +222,20 @@ def number(item: float | None) -> str:
     return "—" if item is None else f"{item:.4f}"
 
 
+def self_reported(report: Report) -> list[str]:
+    """Why the numbers below are the PR's own, and what decides instead."""
+    if report.code_changes:
+        files = ", ".join(code(name) for name in report.code_changes)
+        why = f"This PR changes more than params and data ({files}), so the base's code did not run it:"
+    else:
+        why = "No trusted run of this PR was given to the comment:"
+    return [
+        f"{why} the numbers below come from the PR's own code, which could print anything. The status stays "
+        "pending (or failed, when even these numbers fail); a maintainer's review of the code decides, and the "
+        "merge queue judges the merge commit."
+    ]
+
+
 def render_policy(base: EvaluateParams, pr: EvaluateParams) -> list[str]:
     """Every change the PR makes to the gate's policy, with a warning on each that lets more through."""
     changes = compare.policy_changes(base, pr)
@@ -316,6 +330,8 @@ def render(
 ) -> str:
     """The comment's markdown, from validated data only; `published` references `images` by their file names."""
     lines = [MARKER, f"## Model report: {pr_label(report)} vs {code(report.base_ref)}", ""]
+    if verdict.self_reported:
+        lines += ["### ⚠️ Self-reported numbers", "", *self_reported(report), ""]
     if verdict.passed:
         lines += ["### ✅ Quality gate passed", ""]
     else:

@@ -22,6 +22,9 @@ class ReportVerdict:
     problems: tuple[str, ...]
     source: str
     verdict: gate.Verdict | None = None
+    self_reported: bool = False
+    """The numbers come from the PR's own code (it changes code, or no trusted run was given): the status then
+    never says success, only that a maintainer's review decides."""
 
     @property
     def passed(self) -> bool:
@@ -36,17 +39,21 @@ class ReportVerdict:
         return self.verdict.of("threshold") if self.verdict is not None else []
 
     def status(self) -> dict[str, str]:
-        """The body of `POST /repos/{owner}/{repo}/statuses/{sha}`: plain ASCII, at most 140 characters."""
+        """The body of `POST /repos/{owner}/{repo}/statuses/{sha}`: plain ASCII, at most 140 characters. Numbers
+        the PR's own code computed give `failure` when they fail and `pending` (never `success`) when they pass."""
         text = f"passed ({self.source})" if self.passed else "failed: " + "; ".join(self.failures())
+        if self.self_reported:
+            text = "self-reported by the PR's own code, a maintainer's review decides; " + text
         text = "".join(c if c.isascii() and c.isprintable() else " " for c in text.replace("`", ""))
+        state = "failure" if not self.passed else ("pending" if self.self_reported else "success")
         return {
-            "state": "success" if self.passed else "failure",
+            "state": state,
             "context": STATUS_CONTEXT,
             "description": text if len(text) <= 140 else text[:137] + "...",
         }
 
 
-def judge_report(report: Report, *, policy: EvaluateParams, source: str) -> ReportVerdict:
+def judge_report(report: Report, *, policy: EvaluateParams, source: str, self_reported: bool = False) -> ReportVerdict:
     """The verdict on `report` under `policy`: its failure, stale outputs or invalid params fail it; otherwise the
     gate on the PR's metrics and, when the report holds one, its comparison with the base on the same rows."""
     problems: list[str] = []
@@ -59,6 +66,7 @@ def judge_report(report: Report, *, policy: EvaluateParams, source: str) -> Repo
     if report.failure is None and report.pr.metrics is None:
         problems.append("the PR's pipeline wrote no metrics")
     if report.pr.metrics is None:
-        return ReportVerdict(tuple(problems), source)
+        return ReportVerdict(tuple(problems), source, self_reported=self_reported)
     comparison = report.comparison.to_comparison() if report.comparison is not None else None
-    return ReportVerdict(tuple(problems), source, gate.judge(report.pr.metrics, policy, comparison=comparison))
+    verdict = gate.judge(report.pr.metrics, policy, comparison=comparison)
+    return ReportVerdict(tuple(problems), source, verdict, self_reported)
