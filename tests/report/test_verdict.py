@@ -76,3 +76,16 @@ def test_the_failures_name_the_thresholds_missed() -> None:
     verdict = judge_report(report({"accuracy": 0.95, "recall": 0.6}), policy=POLICY, source="trusted")
     assert verdict.failures() == ["recall 0.6000 is below its threshold 0.7000 by 0.1000"]
     assert [c.metric for c in verdict.thresholds] == ["accuracy", "recall"]
+
+
+def test_self_reported_numbers_that_pass_leave_the_status_pending() -> None:
+    found = judge_report(report(), policy=POLICY, source="trusted", self_reported=True).status()
+    assert found["state"] == "pending"
+    assert found["description"] == "self-reported by the PR's own code, a maintainer's review decides; passed (trusted)"
+
+
+def test_self_reported_numbers_that_fail_fail_the_status() -> None:
+    found = judge_report(report({"accuracy": 0.5, "recall": 0.8}), policy=POLICY, source="t", self_reported=True)
+    assert found.status()["state"] == "failure"
+    assert found.status()["description"].isascii()
+    assert len(found.status()["description"]) <= 140
