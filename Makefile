@@ -183,7 +183,6 @@ container-save: setup ## Save the image built by `make container` to build/image
 	$(RUN) python -m mltemplate.release.container save
 
 # --- Release (docs/release.md): the image registry is IMAGE (default ghcr.io/<GITHUB_REPOSITORY>) ---
-SOURCE ?= docker-archive:build/image.tar
 TO ?= previous
 
 .PHONY: compare-production
@@ -192,7 +191,7 @@ compare-production: setup ## This model against the one in production, on rows n
 
 .PHONY: publish
 publish: setup ## Gate (thresholds, and vs production: FORCE_REASON overrides that), then push SOURCE under its version tag
-	$(RUN) python -m mltemplate.release.publish push --source "$(SOURCE)"
+	$(RUN) python -m mltemplate.release.publish push --source "$${SOURCE:-docker-archive:build/image.tar}"
 
 .PHONY: promote
 promote: setup ## Finish release VERSION: latest (forward only), production, MLflow champion, model-key tag
