@@ -1,5 +1,5 @@
-"""comparison.py: which held-out rows two models are compared on (by content, whatever the split), and the seeded
-paired bootstrap intervals of their difference, overall and per group."""
+"""comparison.py: the seeded paired bootstrap intervals of two models' difference on the same rows, overall and per
+group, and the comparison as data."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ from mltemplate.comparison import (
     Scored,
     compare,
     differences,
-    shared_rows,
 )
-from mltemplate.schema import ROW_ID
 
 
 def answers(task: metrics.Task, n: int, seed: int = 0) -> tuple[np.ndarray, Scored, Scored, str | None]:
@@ -37,41 +35,6 @@ def answers(task: metrics.Task, n: int, seed: int = 0) -> tuple[np.ndarray, Scor
     good = 0.8 * truth + 0.2 * rng.dirichlet(np.ones(len(classes)), n)
     bad = rng.dirichlet(np.ones(len(classes)), n)
     return actual, Scored(good, classes), Scored(bad, classes), "yes" if task == "binary" else None
-
-
-# --- which rows ---------------------------------------------------------------------------------------------
-
-
-def rows(n: int) -> pd.DataFrame:
-    """`n` distinct rows as a split's CSV reads back as text."""
-    return pd.DataFrame({"x": [f"{i / 7:.3f}" for i in range(n)], "site": ["north", "south"] * (n // 2), "y": "a"})
-
-
-def test_rows_are_matched_by_content_whatever_their_order_or_the_column_order() -> None:
-    frame = rows(30)
-    candidate_test = frame.iloc[:20].sample(frac=1, random_state=0)  # rows 0-19, shuffled
-    base_train = frame.iloc[10:][["y", "site", "x"]]  # rows 10-29, columns in another order
-    candidate_train = frame.iloc[25:]
-    shared = shared_rows(candidate_test, base_train, candidate_train)
-    assert sorted(candidate_test.index[shared]) == list(range(10))  # the base trained on rows 10-19
-
-
-def test_columns_only_one_side_has_do_not_keep_rows_apart() -> None:
-    frame = rows(20)
-    candidate_test = frame.assign(note="held-out only")  # the held-out split keeps every column of the CSV
-    shared = shared_rows(candidate_test, frame.iloc[5:].drop(columns="site"))
-    assert list(shared) == list(range(5))
-
-
-def test_rows_are_matched_by_their_ids_when_every_split_has_them() -> None:
-    frame = rows(10).assign(**{ROW_ID: [f"{i:016x}" for i in range(10)]})
-    retyped = frame.iloc[4:].assign(x="1.0")  # the same rows, their cells spelled another way
-    assert list(shared_rows(frame, retyped)) == [0, 1, 2, 3]
-
-
-def test_a_row_either_model_was_trained_on_is_left_out() -> None:
-    frame = rows(12)
-    assert list(shared_rows(frame.iloc[:6], frame.iloc[[0]], frame.iloc[[5]])) == [1, 2, 3, 4]
 
 
 # --- how they differ ----------------------------------------------------------------------------------------

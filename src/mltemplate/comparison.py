@@ -1,14 +1,12 @@
-"""Two models on the same rows: which held-out rows neither model was trained on (rows are identified by their
-content, so a changed seed, split or data set is handled), and the difference of each metric between them on those
-rows with a seeded 95% confidence interval from a paired bootstrap (scipy.stats.bootstrap), overall and per group
-of each slice column. The gate (mltemplate.gate) turns the intervals into a verdict."""
+"""Two models on the same rows: the difference of each metric between them with a seeded 95% confidence interval
+from a paired bootstrap (scipy.stats.bootstrap), overall and per group of each slice column, and the comparison as
+data. Which rows they are is mltemplate.same_rows'; the gate (mltemplate.gate) turns the intervals into a verdict."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -17,10 +15,6 @@ from scipy.stats import bootstrap
 
 from mltemplate.errors import Error
 from mltemplate.metrics import DIGITS, Task, counts, metric, resampled_scorer
-from mltemplate.model import ModelError, load
-from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
-from mltemplate.predict import predict, to_frame
-from mltemplate.schema import ROW_ID
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -143,39 +137,6 @@ class Comparison:
 
 def unavailable(reason: str) -> Comparison:
     return Comparison(reason=reason)
-
-
-# --- which rows ---------------------------------------------------------------------------------------------
-
-
-def _canonical(column: pd.Series) -> pd.Series:
-    """A column's cells as comparable text: numbers in one spelling (the raw CSV's `3` and a prepared split's `3.0`
-    are the same value), other text stripped."""
-    text = column.astype(str).str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    return text.where(numbers.isna(), numbers.map(repr))
-
-
-def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """A 64-bit hash of each row's cells in `columns`: rows are the same rows when their content is, wherever a
-    split put them and however a split spelled a number."""
-    text = pd.DataFrame({column: _canonical(frame[column]) for column in columns}, index=frame.index)
-    return pd.util.hash_pandas_object(text, index=False).to_numpy()
-
-
-def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
-    """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows, read
-    as text) holds. A row counts as seen by a split when its content id (schema.ROW_ID, a hash of the raw row) is
-    there, or when its cells in the columns the two have in common are: a CSV that gained, lost or moved a column
-    changes every id, not the cells. Seen by either rule is seen: a shared row is never one a model trained on."""
-    seen = np.zeros(len(candidate_test), dtype=bool)
-    for frame in trained_on:
-        common = [c for c in frame.columns if c != ROW_ID and c in candidate_test.columns]
-        if common:
-            seen |= np.isin(row_keys(candidate_test, common), row_keys(frame, common))
-        if ROW_ID in frame.columns and ROW_ID in candidate_test.columns:
-            seen |= np.isin(candidate_test[ROW_ID].to_numpy(), frame[ROW_ID].to_numpy())
-    return np.flatnonzero(~seen)
 
 
 # --- how they differ ----------------------------------------------------------------------------------------
@@ -303,64 +264,3 @@ def compare(
 
 def by_metric(comparison: Comparison) -> Mapping[str, Difference]:
     return {d.metric: d for d in comparison.differences}
-
-
-# --- two models' folders ------------------------------------------------------------------------------------
-
-
-def _text(path: Path) -> pd.DataFrame:
-    """A prepared split as the CSV spells it: every cell text, empty for a missing value."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[str] = (), seed: int = 0) -> Comparison:
-    """The model under `base_root` against the one under `candidate_root` (each a checkout holding models/ and
-    data/prepared/) on the candidate's held-out rows that neither was trained on, per group of each `slices`
-    column those rows hold; a comparison with a reason (and no numbers) when the base cannot score them."""
-    try:
-        base = load(model_path=base_root / MODEL_FILE, metadata_path=base_root / MODEL_METADATA)
-        candidate = load(model_path=candidate_root / MODEL_FILE, metadata_path=candidate_root / MODEL_METADATA)
-    except ModelError as error:
-        return unavailable(str(error))
-    b, c = base.schema, candidate.schema
-    if b.task != c.task or b.positive_class != c.positive_class or b.target != c.target:
-        return unavailable(
-            f"the base models {b.target!r} as a {b.task} task (positive class {b.positive_class!r}), the candidate "
-            f"{c.target!r} as a {c.task} task (positive class {c.positive_class!r})"
-        )
-    test = _text(candidate_root / TEST_CSV)
-    rows = shared_rows(test, _text(base_root / TRAIN_CSV), _text(candidate_root / TRAIN_CSV))
-    if len(rows) < MIN_ROWS:
-        return unavailable(f"only {len(rows)} held-out rows neither model was trained on; {MIN_ROWS} are needed")
-    missing = [name for name in b.features if name not in test.columns]
-    if missing:
-        return unavailable(f"the candidate's held-out rows have no column {missing[0]!r}, which the base model needs")
-    typed = pd.read_csv(candidate_root / TEST_CSV, dtype=str, keep_default_na=True).iloc[rows]
-    for name in b.numeric:
-        cells = typed[name].dropna()
-        text = cells[pd.to_numeric(cells, errors="coerce").isna()]
-        if len(text):
-            return unavailable(
-                f"the base model reads column {name!r} as numbers; the candidate's rows hold {text.iloc[0]!r}"
-            )
-    try:
-        base_rows = to_frame(typed[list(b.features)].reset_index(drop=True), b)
-    except (TypeError, ValueError) as error:
-        return unavailable(f"the base model cannot read the candidate's held-out rows: {error}")
-    features, labels = c.read(candidate_root / TEST_CSV)
-    candidate_rows = features.iloc[rows].reset_index(drop=True)
-    actual = labels.iloc[rows].to_numpy()
-    present = [column for column in dict.fromkeys(slices) if column in test.columns]
-    groups = test[present].iloc[rows].replace("", None).reset_index(drop=True) if present else None
-    try:
-        return compare(
-            c.task,
-            actual,
-            Scored(predict(base, base_rows), tuple(base.classes)),
-            Scored(predict(candidate, candidate_rows), tuple(candidate.classes)),
-            c.positive_class,
-            seed=seed,
-            groups=groups,
-        )
-    except ComparisonError as error:
-        return unavailable(str(error))

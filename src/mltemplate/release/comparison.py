@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from mltemplate import atomic, git, reproduce
-from mltemplate.comparison import Comparison, compare_models, unavailable
+from mltemplate.comparison import Comparison, unavailable
 from mltemplate.errors import CommandError
 from mltemplate.params import Params
+from mltemplate.same_rows import compare_models
 
 COMPARISON_FILE = Path("build/comparison.json")
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from mltemplate import git, reproduce
-from mltemplate.comparison import compare_models
 from mltemplate.errors import CommandError
 from mltemplate.params import EvaluateParams, ParamsError, parse_params
 from mltemplate.paths import PARAMS_FILE
@@ -29,6 +28,7 @@ from mltemplate.report.run import run_pipeline, stale_outputs
 from mltemplate.report.serving import measure_serving
 from mltemplate.report.sides import base_params, base_side, images, pr_side, read_params
 from mltemplate.report.verdict import ReportVerdict, judge_report
+from mltemplate.same_rows import compare_models
 
 REPORT_DIR = Path("report")
 
@@ -132,6 +132,7 @@ def build(
     load: Load | None = None,
     trust: Trust = "self-reported",
     label: str | None = None,
+    compare: bool = True,
 ) -> Built:
     """Run the pipeline here (unless `repro` is False), read both sides, compare the models on the same rows (the
     base's checkout also serves the load runs when `load` says how many) and judge the report under the PR's own
@@ -148,7 +149,10 @@ def build(
         if failure is None and pr.metrics is not None:
             slices = list(dict.fromkeys([*base_policy.slices, *pr_policy.slices]))
             seed = raw.get("seed", 0) if isinstance(raw, dict) and isinstance(raw.get("seed"), int) else 0
-            comparison, base_root = compare_with_base(base_ref, slices=slices, seed=seed, stack=stack)
+            if compare:
+                comparison, base_root = compare_with_base(base_ref, slices=slices, seed=seed, stack=stack)
+            else:
+                comparison, base_root = ComparisonData(reason="not compared (--no-compare)"), None
             if load is not None:
                 serving = measure_serving(
                     base_root,
@@ -213,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="clients in the load run (default: 4)")
     parser.add_argument("--no-load", action="store_true", help="skip the load runs (faster; no latency)")
     parser.add_argument("--no-repro", action="store_true", help="compare the outputs as they are, run nothing")
+    parser.add_argument("--no-compare", action="store_true", help="do not score the base's model on the same rows")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= artifact.MAX_RUNS:
         raise CommandError(f"--rounds must be in 1..{artifact.MAX_RUNS}, got {args.rounds}")
@@ -224,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         head_sha=_head_sha(os.environ),
         repro=not args.no_repro,
         load=load,
+        compare=not args.no_compare,
     )
     finish(built, args.out, base_ref=base_ref)
 

@@ -13,15 +13,54 @@ import pandas as pd
 import pytest
 
 from mltemplate import metrics
-from mltemplate.comparison import Comparison, compare_models
+from mltemplate.comparison import Comparison
 from mltemplate.params import Params, parse_params
 from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
 from mltemplate.pipeline.prepare import prepare, write_csv
 from mltemplate.pipeline.train import train
+from mltemplate.same_rows import compare_models, shared_rows
 from mltemplate.schema import ROW_ID
 from tests.conftest import save_model, trained_model
 
 TARGET = "outcome"
+
+
+# --- which rows ---------------------------------------------------------------------------------------------
+
+
+def rows(n: int) -> pd.DataFrame:
+    """`n` distinct rows as a split's CSV reads back as text."""
+    return pd.DataFrame({"x": [f"{i / 7:.3f}" for i in range(n)], "site": ["north", "south"] * (n // 2), "y": "a"})
+
+
+def test_rows_are_matched_by_content_whatever_their_order_or_the_column_order() -> None:
+    frame = rows(30)
+    candidate_test = frame.iloc[:20].sample(frac=1, random_state=0)  # rows 0-19, shuffled
+    base_train = frame.iloc[10:][["y", "site", "x"]]  # rows 10-29, columns in another order
+    candidate_train = frame.iloc[25:]
+    shared = shared_rows(candidate_test, base_train, candidate_train)
+    assert sorted(candidate_test.index[shared]) == list(range(10))  # the base trained on rows 10-19
+
+
+def test_columns_only_one_side_has_do_not_keep_rows_apart() -> None:
+    frame = rows(20)
+    candidate_test = frame.assign(note="held-out only")  # the held-out split keeps every column of the CSV
+    shared = shared_rows(candidate_test, frame.iloc[5:].drop(columns="site"))
+    assert list(shared) == list(range(5))
+
+
+def test_rows_are_matched_by_their_ids_when_every_split_has_them() -> None:
+    frame = rows(10).assign(**{ROW_ID: [f"{i:016x}" for i in range(10)]})
+    retyped = frame.iloc[4:].assign(x="1.0")  # the same rows, their cells spelled another way
+    assert list(shared_rows(frame, retyped)) == [0, 1, 2, 3]
+
+
+def test_a_row_either_model_was_trained_on_is_left_out() -> None:
+    frame = rows(12)
+    assert list(shared_rows(frame.iloc[:6], frame.iloc[[0]], frame.iloc[[5]])) == [1, 2, 3, 4]
+
+
+# --- two checkouts' models -----------------------------------------------------------------------------
 
 
 def raw_data(task: metrics.Task, n: int = 240, seed: int = 0) -> pd.DataFrame:
