@@ -20,7 +20,7 @@ from mltemplate.model_metadata import ModelMetadata
 from mltemplate.monitoring.quality import quality_checks
 from mltemplate.params import Params, parse_params
 from mltemplate.release import card, comparison, publish
-from mltemplate.report.artifact import Report, Side
+from mltemplate.report.schema import Report, Side
 from mltemplate.report.verdict import judge_report
 from tests.conftest import DESCRIPTION, ROOT
 

@@ -4,7 +4,7 @@ is something that must not reach a comment raw."""
 from __future__ import annotations
 
 from mltemplate.params import EvaluateParams
-from mltemplate.report.artifact import (
+from mltemplate.report.schema import (
     ComparisonData,
     Confusion,
     DifferenceData,

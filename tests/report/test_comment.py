@@ -14,7 +14,7 @@ import pytest
 
 from mltemplate.errors import CommandError
 from mltemplate.report import comment
-from mltemplate.report.artifact import PolicyData, Report, Side
+from mltemplate.report.schema import PolicyData, Report, Side
 from mltemplate.report.verdict import STATUS_CONTEXT
 from tests.conftest import ROOT, subprocess_env
 from tests.report.samples import THRESHOLDS, comparison, difference, hostile_report, report

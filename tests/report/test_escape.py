@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mltemplate.report import comment, render
-from mltemplate.report.artifact import MAX_TEXT, Report, Side
 from mltemplate.report.escape import code, pre
+from mltemplate.report.schema import MAX_TEXT, Report, Side
 from mltemplate.report.verdict import judge_report
 from tests.report.samples import HOSTILE, POLICY, RAW_FRAGMENTS, hostile_report, refused_comparison
 from tests.report.test_artifact import png, write_artifact

@@ -14,7 +14,7 @@ import pytest
 from mltemplate.errors import CommandError
 from mltemplate.report import artifact
 from mltemplate.report import pr as report
-from mltemplate.report.artifact import Report, Side
+from mltemplate.report.schema import Report, Side
 from tests.conftest import VENV_BIN
 from tests.report.test_artifact import png
 

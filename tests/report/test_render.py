@@ -7,7 +7,7 @@ import pytest
 
 from mltemplate.params import EvaluateParams
 from mltemplate.report import render
-from mltemplate.report.artifact import ComparisonData, Confusion, GroupData, LoadRun, Serving, ServingSide, Side
+from mltemplate.report.schema import ComparisonData, GroupData, LoadRun, Serving, ServingSide
 from mltemplate.report.verdict import ReportVerdict, judge_report
 from tests.report.samples import POLICY, comparison, difference, report
 
@@ -130,32 +130,6 @@ def test_stale_files_are_named_in_the_comment() -> None:
     assert "- <code>plots&#47;roc.json</code>" in text
 
 
-def test_curves_become_mermaid_line_charts_with_both_sides() -> None:
-    base = Side(label="main", curves={"roc": [(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]})
-    pr = Side(label="PR", curves={"roc": [(0.0, 0.0), (0.1, 0.9), (1.0, 1.0)]})
-    lines = render.render_chart("roc", base, pr)
-    assert lines[0] == "```mermaid"
-    assert "xychart-beta" in lines
-    series = [line for line in lines if line.strip().startswith("line [")]
-    assert len(series) == 2
-    assert series[0].strip().startswith("line [0.000, 0.000")  # base: 0 until fpr 0.5
-    assert series[1].strip().startswith("line [0.000, 0.000, 0.900")  # PR: 0.9 from fpr 0.1
-
-
-def test_step_curve_interpolates_precision_from_the_right() -> None:
-    points = [(1.0, 0.5), (0.5, 0.8), (0.0, 1.0)]
-    ys = render.step_curve(points, interpolate_from_right=True)
-    assert ys[0] == 1.0
-    assert ys[render.GRID.index(0.5)] == 0.8
-    assert ys[-1] == 0.5
-
-
-def test_confusion_matrix_is_a_table() -> None:
-    lines = render.render_confusion("PR", Confusion(labels=["no", "yes"], counts=[[5, 1], [2, 7]]))
-    assert "| <code>no</code> | 5 | 1 |" in lines
-    assert "| <code>yes</code> | 2 | 7 |" in lines
-
-
 def runs(*rps: float) -> list[LoadRun]:
     return [LoadRun(requests=100, errors=0, duration_s=1.0, rps=r, p50_ms=1000 / r, p99_ms=2000 / r) for r in rps]
 
@@ -181,11 +155,3 @@ def test_serving_shows_medians_with_their_spread() -> None:
     text = "\n".join(render.render_serving(report(serving=serving)))
     assert "| Throughput | 110.0 req/s (100.0 to 120.0) | — | — |" in text
     assert "Medians (min to max) of 3 alternating load runs" in text
-
-
-def test_importance_is_a_table_of_escaped_feature_names() -> None:
-    pr = Side(label="PR", metrics={"accuracy": 0.9}, importance={"@team <b>x</b>": 0.25, "age": 0.1})
-    text = "\n".join(render.render_importance(report(pr=pr)))
-    assert "| <code>age</code> | — | 0.1000 |" in text
-    assert "@team" not in text
-    assert "<b>" not in text

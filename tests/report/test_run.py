@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mltemplate.report.artifact import Failure
 from mltemplate.report.run import changed_stages, run_pipeline, stale_outputs
+from mltemplate.report.schema import Failure
 
 
 def test_run_pipeline_stops_at_the_first_failing_command() -> None:

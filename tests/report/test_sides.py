@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mltemplate.report import sides
-from mltemplate.report.artifact import Confusion
+from mltemplate.report.schema import Confusion
 
 
 def test_scalar_params_flattens_and_keeps_lists_as_json_text() -> None:

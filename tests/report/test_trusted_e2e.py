@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mltemplate.params import load_params
-from mltemplate.report import artifact
-from mltemplate.report.artifact import Report, Side
+from mltemplate.report import artifact, schema
+from mltemplate.report.schema import Report, Side
 from tests.conftest import ROOT, nudged_hyperparameter, subprocess_env
 from tests.report.test_verdict_e2e import commit, edit_params, git, least_important_alone, main_repo, no_thresholds
 
@@ -55,7 +55,7 @@ def forged(dest: Path, head: str) -> Path:
     return dest
 
 
-def judged(repo: Path, head: str, fork_artifact: Path) -> tuple[dict[str, str], str, artifact.Report]:
+def judged(repo: Path, head: str, fork_artifact: Path) -> tuple[dict[str, str], str, schema.Report]:
     """On `main` (the trusted checkout): `make verdict` for `head`, then `make comment` with the fork's artifact."""
     git(repo, "checkout", "-q", "main")
     result = make(repo, "verdict", HEAD_SHA=head)

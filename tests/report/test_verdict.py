@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mltemplate.report.artifact import ComparisonData, Failure, GroupData, Side
 from mltemplate.report.escape import code
+from mltemplate.report.schema import ComparisonData, Failure, GroupData, Side
 from mltemplate.report.verdict import STATUS_CONTEXT, judge_report
 from tests.report.samples import POLICY, comparison, difference, report
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mltemplate.comparison import MIN_ROWS
-from mltemplate.report import artifact
+from mltemplate.report import artifact, schema
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def main_repo(pipeline_repo: Path, dest: Path, change: Callable[[Params], None] 
     return repo
 
 
-def make_report(repo: Path) -> tuple[subprocess.CompletedProcess[str], artifact.Report]:
+def make_report(repo: Path) -> tuple[subprocess.CompletedProcess[str], schema.Report]:
     head = git(repo, "rev-parse", "HEAD").strip()
     result = subprocess.run(
         ["make", "report", "RUN=", "REPORT_FLAGS=--no-load"],

@@ -23,8 +23,9 @@ from mltemplate.atomic import write_bytes, write_text
 from mltemplate.errors import CommandError
 from mltemplate.params import EvaluateParams, ParamsError, load_params
 from mltemplate.paths import PARAMS_FILE
-from mltemplate.report.artifact import ArtifactError, Report, load
+from mltemplate.report.artifact import ArtifactError, load
 from mltemplate.report.render import render
+from mltemplate.report.schema import Report
 from mltemplate.report.verdict import ReportVerdict, judge_report
 
 COMMENT_FILE = "comment.md"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 import unicodedata
 
-from mltemplate.report.artifact import MAX_TAIL, MAX_TEXT
+from mltemplate.report.schema import MAX_TAIL, MAX_TEXT
 
 SAFE = frozenset(string.ascii_letters + string.digits + " .,-")
 

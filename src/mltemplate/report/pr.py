@@ -22,9 +22,9 @@ from mltemplate import git, reproduce
 from mltemplate.errors import CommandError
 from mltemplate.params import EvaluateParams, ParamsError, parse_params
 from mltemplate.paths import PARAMS_FILE
-from mltemplate.report import artifact, render
-from mltemplate.report.artifact import ComparisonData, PolicyData, Report, Trust
+from mltemplate.report import artifact, render, schema
 from mltemplate.report.run import run_pipeline, stale_outputs
+from mltemplate.report.schema import ComparisonData, PolicyData, Report, Trust
 from mltemplate.report.serving import measure_serving
 from mltemplate.report.sides import base_params, base_side, images, pr_side, read_params
 from mltemplate.report.verdict import ReportVerdict, judge_report
@@ -52,7 +52,7 @@ def policy(params: Mapping[str, Any] | None) -> tuple[EvaluateParams, str | None
     try:
         return parse_params(params, source=PARAMS_FILE).evaluate, None
     except ParamsError as error:
-        return EvaluateParams(), str(error)[: artifact.MAX_TAIL]
+        return EvaluateParams(), str(error)[: schema.MAX_TAIL]
 
 
 def write(out: Path, report: Report, markdown: str, pngs: Mapping[str, bytes]) -> None:
@@ -164,7 +164,7 @@ def build(
     report = Report(
         pr_number=pr_number,
         head_sha=head_sha,
-        base_ref=base_label[: artifact.MAX_TEXT],
+        base_ref=base_label[: schema.MAX_TEXT],
         base=base,
         pr=pr,
         policy=PolicyData.of(pr_policy),
@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-repro", action="store_true", help="compare the outputs as they are, run nothing")
     parser.add_argument("--no-compare", action="store_true", help="do not score the base's model on the same rows")
     args = parser.parse_args(argv)
-    if not 1 <= args.rounds <= artifact.MAX_RUNS:
-        raise CommandError(f"--rounds must be in 1..{artifact.MAX_RUNS}, got {args.rounds}")
+    if not 1 <= args.rounds <= schema.MAX_RUNS:
+        raise CommandError(f"--rounds must be in 1..{schema.MAX_RUNS}, got {args.rounds}")
     base_ref = resolve_base(args.base)
     load = None if args.no_load else Load(args.rounds, args.load_seconds, args.concurrency)
     built = build(

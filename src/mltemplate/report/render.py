@@ -9,13 +9,15 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mltemplate import gate, plots
+from mltemplate import gate
 from mltemplate.comparison import Difference
 from mltemplate.params import EvaluateParams
 from mltemplate.paths import MODEL_FILE
 from mltemplate.report import compare
-from mltemplate.report.artifact import ArtifactError, ComparisonData, Confusion, LoadRun, Report, Side
+from mltemplate.report.artifact import ArtifactError
+from mltemplate.report.charts import render_importance, render_plots
 from mltemplate.report.escape import code, pre
+from mltemplate.report.schema import ComparisonData, LoadRun, Report
 from mltemplate.report.verdict import ReportVerdict
 
 MARKER = "<!-- mltemplate-model-report -->"
@@ -23,13 +25,6 @@ MARKER = "<!-- mltemplate-model-report -->"
 
 MAX_COMMENT = 60_000
 """GitHub refuses comments over 65,536 characters."""
-
-
-GRID = [round(i / 20, 2) for i in range(21)]
-"""x positions of the Mermaid line charts (xychart-beta spaces y values evenly along a categorical axis)."""
-
-
-COLORS = ("#1f77b4", "#d62728")
 
 
 def pr_label(report: Report) -> str:
@@ -130,86 +125,6 @@ def render_serving(report: Report) -> list[str]:
         elif errors := sum(run.errors for run in side.runs):
             lines.append(f"- {name}: **{errors} failed requests** of {sum(run.requests for run in side.runs)}.")
     return [*lines, ""]
-
-
-def step_curve(points: Sequence[tuple[float, float]], *, interpolate_from_right: bool) -> list[float]:
-    """y on GRID: ROC as a step function (best y at x' <= x), precision-recall interpolated (best y at x' >= x)."""
-    out = []
-    for x in GRID:
-        if interpolate_from_right:
-            ys = [py for px, py in points if px >= x - 1e-12]
-        else:
-            ys = [py for px, py in points if px <= x + 1e-12]
-        out.append(max(ys) if ys else 0.0)
-    return out
-
-
-def render_chart(name: str, base: Side, pr: Side) -> list[str]:
-    """A Mermaid line chart with the base (blue) and PR (red) curves; GitHub renders it without any image host.
-    No artifact text goes into it: only fixed titles and numbers."""
-    axes = {"roc": ("False positive rate", "True positive rate"), "precision_recall": ("Recall", "Precision")}
-    series = [side.curves[name] for side in (base, pr) if name in side.curves]
-    if not series:
-        return []
-    right = name == "precision_recall"
-    names = " and ".join(
-        f"{color_name}: {who}"
-        for color_name, who, side in (("blue", "base", base), ("red", "PR", pr))
-        if name in side.curves
-    )
-    palette = ", ".join(COLORS if name in base.curves else COLORS[1:])
-    lines = [
-        "```mermaid",
-        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
-        "xychart-beta",
-        f'  title "{plots.BY_NAME[name].title} ({names})"',
-        f'  x-axis "{axes[name][0]}" [{", ".join(f"{x:.2f}" for x in GRID)}]',
-        f'  y-axis "{axes[name][1]}" 0 --> 1',
-    ]
-    for points in series:
-        ys = step_curve(points, interpolate_from_right=right)
-        lines.append(f"  line [{', '.join(f'{y:.3f}' for y in ys)}]")
-    return [*lines, "```", ""]
-
-
-def render_importance(report: Report) -> list[str]:
-    """Permutation importance on the held-out split (the drop of the task's score when a feature is shuffled)."""
-    base, pr = report.base.importance, report.pr.importance
-    if not pr and not base:
-        return ["_No permutation importance (plots/importance.json)._", ""]
-    names = list(pr) + [name for name in base if name not in pr]
-    lines = [f"| Feature | {code(report.base.label)} | {code(report.pr.label)} |", "|---|---:|---:|"]
-    for name in names:
-        lines.append(f"| {code(name)} | {_importance(base.get(name))} | {_importance(pr.get(name))} |")
-    return [*lines, ""]
-
-
-def _importance(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-def render_confusion(title: str, confusion: Confusion | None) -> list[str]:
-    if confusion is None:
-        return [f"{title}: no confusion matrix.", ""]
-    header = " | ".join(code(label) for label in confusion.labels)
-    lines = [f"{title}:", "", f"| actual / predicted | {header} |", "|---|" + "---:|" * len(confusion.labels)]
-    for label, row in zip(confusion.labels, confusion.counts, strict=True):
-        lines.append(f"| {code(label)} | " + " | ".join(str(count) for count in row) + " |")
-    return [*lines, ""]
-
-
-def render_plots(report: Report, images: Mapping[str, bytes], *, published: bool) -> list[str]:
-    lines: list[str] = []
-    for name in ("roc", "precision_recall"):
-        lines += render_chart(name, report.base, report.pr)
-    lines += render_confusion("Base", report.base.confusion)
-    lines += render_confusion("PR", report.pr.confusion)
-    if published:
-        # Only allowlisted names (artifact.IMAGE_FILES) whose bytes passed the PNG checks, copied beside comment.md.
-        lines += [" ".join(f"![{name}](./{name})" for name in sorted(images)), ""] if images else []
-    else:
-        lines += ["The PNG plots are in the run's `pr-report` artifact.", ""]
-    return lines
 
 
 def value(item: object) -> str:

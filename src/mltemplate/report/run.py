@@ -11,8 +11,8 @@ from pathlib import Path
 from mltemplate import git
 from mltemplate.errors import CommandError
 from mltemplate.paths import DVC_LOCK, METRICS_FILE, PLOTS_DIR
-from mltemplate.report import artifact
-from mltemplate.report.artifact import Failure
+from mltemplate.report import schema
+from mltemplate.report.schema import Failure
 
 TAIL_LINES = 25
 
@@ -52,10 +52,10 @@ def run_pipeline(commands: Sequence[Sequence[str]] = PIPELINE) -> Failure | None
         if output:
             print(output, flush=True)
         if result.returncode != 0:
-            tail = "\n".join(output.splitlines()[-TAIL_LINES:])[-artifact.MAX_TAIL :]
+            tail = "\n".join(output.splitlines()[-TAIL_LINES:])[-schema.MAX_TAIL :]
             stages = changed_stages() if list(command[:2]) == ["dvc", "repro"] else []
             return Failure(
-                command=" ".join(command)[: artifact.MAX_TEXT],
+                command=" ".join(command)[: schema.MAX_TEXT],
                 returncode=result.returncode,
                 stage=stages[0] if stages else None,
                 tail=tail,

@@ -8,9 +8,9 @@ import contextlib
 from pathlib import Path
 
 from mltemplate.paths import EXAMPLE_FILE
-from mltemplate.report import artifact, loadtest
-from mltemplate.report.artifact import LoadRun, Serving, ServingSide
+from mltemplate.report import loadtest, schema
 from mltemplate.report.loadtest import LoadStats
+from mltemplate.report.schema import LoadRun, Serving, ServingSide
 
 
 def _load_run(stats: LoadStats) -> LoadRun:
@@ -64,6 +64,6 @@ def measure_serving(
     return Serving(
         concurrency=concurrency,
         seconds=seconds,
-        base=ServingSide(runs=runs["base"], reason=reasons["base"][: artifact.MAX_TEXT]),
-        pr=ServingSide(runs=runs["pr"], reason=reasons["pr"][: artifact.MAX_TEXT]),
+        base=ServingSide(runs=runs["base"], reason=reasons["base"][: schema.MAX_TEXT]),
+        pr=ServingSide(runs=runs["pr"], reason=reasons["pr"][: schema.MAX_TEXT]),
     )

@@ -16,7 +16,7 @@ from mltemplate import dvcfiles, plots
 from mltemplate.dotted import flatten
 from mltemplate.metrics import SUPPORT, MetricsError, parse_metrics, read_metrics, scalar_metrics
 from mltemplate.paths import DATA_DVC, DVC_LOCK, METRICS_FILE, MODEL_FILE, PARAMS_FILE
-from mltemplate.report.artifact import MAX_TEXT, Confusion, CurveName, Side
+from mltemplate.report.schema import MAX_TEXT, Confusion, CurveName, Side
 
 CURVE_NAMES: tuple[CurveName, ...] = ("roc", "precision_recall")
 """The curves the comment draws as charts (their axes are mltemplate.plots')."""

@@ -24,9 +24,9 @@ from pathlib import Path
 from mltemplate import atomic, git
 from mltemplate.errors import CommandError
 from mltemplate.paths import CONTRACT_FILE, DATA_DVC, DVC_LOCK, EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE, PLOTS_DIR
-from mltemplate.report import artifact
-from mltemplate.report.artifact import Report, Side
+from mltemplate.report import artifact, schema
 from mltemplate.report.pr import build, finish
+from mltemplate.report.schema import Report, Side
 
 VERDICT_DIR = Path("verdict")
 INPUTS = (PARAMS_FILE, DATA_DVC, CONTRACT_FILE)
@@ -89,11 +89,11 @@ def not_run(head: str, base: str, changes: list[str]) -> Report:
     label = base.removeprefix("origin/")
     return Report(
         head_sha=head,
-        base_ref=label[: artifact.MAX_TEXT],
-        base=Side(label=label[: artifact.MAX_TEXT]),
+        base_ref=label[: schema.MAX_TEXT],
+        base=Side(label=label[: schema.MAX_TEXT]),
         pr=Side(label="PR"),
         trust="trusted",
-        code_changes=[name[: artifact.MAX_TEXT] for name in changes[: artifact.MAX_ENTRIES]],
+        code_changes=[name[: schema.MAX_TEXT] for name in changes[: schema.MAX_ENTRIES]],
     )
 
 

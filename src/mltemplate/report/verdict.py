@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mltemplate import gate
 from mltemplate.params import EvaluateParams
-from mltemplate.report.artifact import Report
+from mltemplate.report.schema import Report
 
 STATUS_CONTEXT = "model report / quality gate"
 
