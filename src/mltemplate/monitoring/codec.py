@@ -31,6 +31,10 @@ OUTPUT = "__output__:"
 """Names of the columns `decode` adds beside the features (an output column is OUTPUT + class or target)."""
 
 
+Rows = Sequence[Sequence[Any]] | pd.DataFrame
+"""A request's records: tuples of feature values in `Columns` order, or a frame with those columns (columnar bodies)."""
+
+
 class CodecError(Error, ValueError):
     """Per-record dicts that do not make a request: their positions are not 0..n-1."""
 
@@ -64,14 +68,17 @@ def encode(
     ts: float,
     model_version: str,
     columns: Columns,
-    rows: Sequence[Sequence[Any]],
+    rows: Rows,
     labels: Sequence[str] | None,
     outputs: Any,
 ) -> dict[str, Any]:
     """One request as a row of `store.requests`. `rows` hold the feature values in `columns` order (numbers or None,
     then text or None); `outputs` is records x len(columns.outputs) numbers."""
     count, width = len(rows), len(columns.numeric)
-    if columns.categorical and count:
+    if isinstance(rows, pd.DataFrame):  # a columnar body (V2 tensors, /invocations): no per-record tuples
+        numeric = rows[list(columns.numeric)].to_numpy(dtype=FLOAT).reshape(count, width)
+        categorical = [[None if v != v else v for v in rows[name].tolist()] for name in columns.categorical]
+    elif columns.categorical and count:
         values = list(zip(*rows, strict=True))
         numeric = np.array(values[:width], dtype=FLOAT).reshape(width, count).T
         categorical = [list(column) for column in values[width:]]

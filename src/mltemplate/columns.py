@@ -1,0 +1,189 @@
+"""Columnar input checked against the model's input schema, the rules POST /predict applies per record: every
+feature present, numbers finite (null only where training had missing values), categories text. Columns in,
+the frame `predict.to_frame` takes out, and every bad value by feature and row; reads and writes no file."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mltemplate.schema import Schema
+
+MAX_CATEGORY_CHARS = 1000
+"""As POST /predict's records (serving/payloads.py): longer text is refused."""
+SHOWN = 5
+"""Bad values quoted per problem."""
+
+_NONE = type(None)
+_NUMBERS = frozenset({float, int})
+Column = Sequence[Any] | np.ndarray | pd.Series
+"""One feature's values: a list (from JSON), a numpy array or a pandas Series."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Values of one feature the model cannot take: at `rows` (positions in the input), why, and a few of them."""
+
+    feature: str
+    rows: np.ndarray
+    reason: str
+    values: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        shown = ", ".join(f"row {row}: {value!r}" for row, value in zip(self.rows, self.values, strict=False))
+        more = f" (and {len(self.rows) - len(self.values)} more rows)" if len(self.rows) > len(self.values) else ""
+        return f"{self.feature!r} {self.reason} ({shown}{more})"
+
+
+class ColumnsError(ValueError):
+    """Input columns that cannot make a frame: `problems` name each feature and its bad rows."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(p.describe() for p in problems))
+        self.problems = list(problems)
+
+
+def _problem(feature: str, bad: np.ndarray, reason: str, values: Column) -> Problem:
+    rows = np.flatnonzero(bad)
+    shown = tuple(_item(values[int(row)]) for row in rows[:SHOWN])
+    return Problem(feature, rows, reason, shown)
+
+
+def _item(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _as_list(values: Column) -> list[Any] | None:
+    """Python objects (lists, object arrays) as a list; None for a typed array."""
+    if isinstance(values, list):
+        return values
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        return values.tolist() if values.dtype == object else None
+    return list(values)
+
+
+def _numbers(name: str, values: Column, *, nullable: bool) -> tuple[np.ndarray, list[Problem]]:
+    """float64 values (NaN for null) and what is wrong with them."""
+    listed = _as_list(values)
+    if listed is not None:
+        allowed = _NUMBERS | {_NONE} if nullable else _NUMBERS
+        if not set(map(type, listed)) <= allowed:
+            bad = np.array([type(v) not in allowed for v in listed], dtype=bool)
+            kept = [None if wrong else v for v, wrong in zip(listed, bad, strict=True)]
+            return _numbers(name, kept, nullable=True)[0], [_problem(name, bad, _not_a_number(nullable), listed)]
+        try:
+            array: np.ndarray = np.array(listed, dtype=np.float64)
+        except OverflowError:  # an integer beyond float range
+            bad = np.array([isinstance(v, int) and abs(v) > 2**1023 for v in listed], dtype=bool)
+            kept = [None if wrong else v for v, wrong in zip(listed, bad, strict=True)]
+            return _numbers(name, kept, nullable=True)[0], [_problem(name, bad, "is beyond float64 range", listed)]
+    else:
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if series.dtype.kind not in "fiu":  # bool, text, dates: not numbers
+            bad = np.ones(len(series), dtype=bool)
+            return np.full(len(series), np.nan), [_problem(name, bad, f"holds {series.dtype}, not numbers", series)]
+        array = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    problems = []
+    missing = np.isnan(array)
+    if not nullable and missing.any():
+        problems.append(_problem(name, missing, "is null, which training never saw for it", values))
+    infinite = np.isinf(array)
+    if infinite.any():
+        problems.append(_problem(name, infinite, "is not a finite number", values))
+    return array, problems
+
+
+def _not_a_number(nullable: bool) -> str:
+    return "is not a number (nor null)" if nullable else "is not a number"
+
+
+def _categories(name: str, values: Column, *, nullable: bool) -> tuple[np.ndarray, list[Problem]]:
+    """object values (NaN for null) and what is wrong with them."""
+    listed = _as_list(values)
+    if listed is None:  # a typed array: text ('U'), or not text at all
+        array = np.asarray(values)
+        if array.dtype.kind != "U":
+            bad = np.ones(len(array), dtype=bool)
+            return np.full(len(array), np.nan, dtype=object), [
+                _problem(name, bad, f"holds {array.dtype}, not text", array)
+            ]
+        listed = array.tolist()
+    missing = np.array([v is None or (isinstance(v, float) and v != v) for v in listed], dtype=bool)
+    text = np.array([isinstance(v, str) for v in listed], dtype=bool)
+    problems = []
+    if (~text & ~missing).any():
+        problems.append(_problem(name, ~text & ~missing, "is not text", listed))
+    if not nullable and missing.any():
+        problems.append(_problem(name, missing, "is null, which training never saw for it", listed))
+    long = np.array([isinstance(v, str) and len(v) > MAX_CATEGORY_CHARS for v in listed], dtype=bool)
+    if long.any():
+        problems.append(_problem(name, long, f"is longer than {MAX_CATEGORY_CHARS} characters", listed))
+    array = np.array(listed, dtype=object)
+    array[missing] = np.nan
+    return array, problems
+
+
+def check(
+    columns: Mapping[str, Column],
+    schema: Schema,
+    *,
+    nullable: Collection[str] = (),
+    extra: str = "refuse",
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """The frame of `columns` in schema order and dtypes (a bad value is null there: drop `bad_rows(problems)`), and
+    every problem of its values. Raises ColumnsError (naming them) for missing features, columns of unequal length,
+    and other columns unless `extra="ignore"`."""
+    missing = [name for name in schema.features if name not in columns]
+    others = [str(name) for name in columns if name not in schema.features]
+    structural = [Problem(name, np.empty(0, dtype=int), "is missing: the model takes it") for name in missing]
+    if others and extra != "ignore":
+        structural += [Problem(name, np.empty(0, dtype=int), "is not a feature of the model") for name in others]
+    if structural:
+        raise ColumnsError(structural)
+    first, expected = schema.features[0], len(columns[schema.features[0]])
+    uneven = [name for name in schema.features if len(columns[name]) != expected]
+    if uneven:
+        given = len(columns[uneven[0]])
+        raise ColumnsError([Problem(uneven[0], np.empty(0, dtype=int), f"has {given} values, {first!r} {expected}")])
+    data: dict[str, np.ndarray] = {}
+    problems: list[Problem] = []
+    for name in schema.numeric:
+        data[name], found = _numbers(name, columns[name], nullable=name in nullable)
+        problems += found
+    for name in schema.categorical:
+        data[name], found = _categories(name, columns[name], nullable=name in nullable)
+        problems += found
+    return pd.DataFrame(data, columns=list(schema.features)), problems
+
+
+def checked(columns: Mapping[str, Column], schema: Schema, *, nullable: Collection[str] = ()) -> pd.DataFrame:
+    """check's frame, or ColumnsError naming every problem (the service's form: nothing is scored in part)."""
+    frame, problems = check(columns, schema, nullable=nullable)
+    if problems:
+        raise ColumnsError(problems)
+    return frame
+
+
+def matrix_frame(matrix: np.ndarray, schema: Schema, *, nullable: Collection[str] = ()) -> pd.DataFrame:
+    """One float64 block (rows x numeric features, schema order) of an all-numeric model as its frame, checked:
+    NaN only in nullable features, no infinity."""
+    if schema.categorical:
+        raise ValueError(f"a single numeric block needs an all-numeric model; this one has {list(schema.categorical)}")
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        columns = {name: matrix[:, i] for i, name in enumerate(schema.numeric)}
+        return checked(columns, schema, nullable=nullable)
+    return pd.DataFrame(matrix, columns=list(schema.features))
+
+
+def bad_rows(problems: Sequence[Problem]) -> np.ndarray:
+    """The sorted positions of every row that has a problem."""
+    if not problems:
+        return np.empty(0, dtype=np.int64)
+    return np.unique(np.concatenate([p.rows for p in problems]))
