@@ -69,38 +69,35 @@ def _as_list(values: Column) -> list[Any] | None:
 
 
 def _numbers(name: str, values: Column, *, nullable: bool) -> tuple[np.ndarray, list[Problem]]:
-    """float64 values (NaN for null) and what is wrong with them."""
+    """float64 values (NaN for null and for bad values) and what is wrong with them."""
+    problems: list[Problem] = []
+    wrong = np.zeros(len(values), dtype=bool)
     listed = _as_list(values)
     if listed is not None:
-        allowed = _NUMBERS | {_NONE} if nullable else _NUMBERS
-        if not set(map(type, listed)) <= allowed:
-            bad = np.array([type(v) not in allowed for v in listed], dtype=bool)
-            kept = [None if wrong else v for v, wrong in zip(listed, bad, strict=True)]
-            return _numbers(name, kept, nullable=True)[0], [_problem(name, bad, _not_a_number(nullable), listed)]
+        if not set(map(type, listed)) <= _NUMBERS | {_NONE}:  # a null is judged below, with NaN
+            wrong = np.array([type(v) not in _NUMBERS and v is not None for v in listed], dtype=bool)
+            problems.append(_problem(name, wrong, "is not a number", listed))
+            listed = [None if bad else v for v, bad in zip(listed, wrong, strict=True)]
         try:
             array: np.ndarray = np.array(listed, dtype=np.float64)
         except OverflowError:  # an integer beyond float range
-            bad = np.array([isinstance(v, int) and abs(v) > 2**1023 for v in listed], dtype=bool)
-            kept = [None if wrong else v for v, wrong in zip(listed, bad, strict=True)]
-            return _numbers(name, kept, nullable=True)[0], [_problem(name, bad, "is beyond float64 range", listed)]
+            huge = np.array([isinstance(v, int) and abs(v) > 2**1023 for v in listed], dtype=bool)
+            problems.append(_problem(name, huge, "is beyond float64 range", listed))
+            wrong |= huge
+            array = np.array([None if bad else v for v, bad in zip(listed, huge, strict=True)], dtype=np.float64)
     else:
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         if series.dtype.kind not in "fiu":  # bool, text, dates: not numbers
             bad = np.ones(len(series), dtype=bool)
             return np.full(len(series), np.nan), [_problem(name, bad, f"holds {series.dtype}, not numbers", series)]
         array = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    problems = []
-    missing = np.isnan(array)
+    missing = np.isnan(array) & ~wrong
     if not nullable and missing.any():
         problems.append(_problem(name, missing, "is null, which training never saw for it", values))
     infinite = np.isinf(array)
     if infinite.any():
         problems.append(_problem(name, infinite, "is not a finite number", values))
     return array, problems
-
-
-def _not_a_number(nullable: bool) -> str:
-    return "is not a number (nor null)" if nullable else "is not a number"
 
 
 def _categories(name: str, values: Column, *, nullable: bool) -> tuple[np.ndarray, list[Problem]]:
@@ -151,13 +148,14 @@ def check(
     if uneven:
         given = len(columns[uneven[0]])
         raise ColumnsError([Problem(uneven[0], np.empty(0, dtype=int), f"has {given} values, {first!r} {expected}")])
-    data: dict[str, np.ndarray] = {}
+    data: dict[str, Any] = {}
     problems: list[Problem] = []
     for name in schema.numeric:
         data[name], found = _numbers(name, columns[name], nullable=name in nullable)
         problems += found
     for name in schema.categorical:
-        data[name], found = _categories(name, columns[name], nullable=name in nullable)
+        values, found = _categories(name, columns[name], nullable=name in nullable)
+        data[name] = pd.Series(values, dtype=object)  # not pandas' string dtype: the pipeline was fitted on object
         problems += found
     return pd.DataFrame(data, columns=list(schema.features)), problems
 
@@ -180,6 +178,20 @@ def matrix_frame(matrix: np.ndarray, schema: Schema, *, nullable: Collection[str
         columns = {name: matrix[:, i] for i, name in enumerate(schema.numeric)}
         return checked(columns, schema, nullable=nullable)
     return pd.DataFrame(matrix, columns=list(schema.features))
+
+
+def read_numbers(text: pd.Series) -> pd.Series:
+    """A column of text cells (a CSV's) as numbers where they are numbers; a cell that is not stays text, for check
+    to name. Columns pandas already read as numbers are returned as they are."""
+    if text.dtype.kind in "fiub":
+        return text
+    parsed = pd.to_numeric(text, errors="coerce")
+    unread = parsed.isna() & text.notna()
+    if not unread.any():
+        return parsed
+    mixed = parsed.astype(object)
+    mixed[unread] = text[unread]
+    return mixed
 
 
 def bad_rows(problems: Sequence[Problem]) -> np.ndarray:

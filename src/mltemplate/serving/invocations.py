@@ -41,12 +41,12 @@ def _error(message: str, field: str, status: int = 400) -> Response:
     return json_response(body, status)
 
 
-def _records(rows: Any, key: str, features: tuple[str, ...]) -> dict[str, list[Any]]:
+def _records(rows: Any, key: str) -> dict[str, list[Any]]:
     """Row objects as columns; a feature a row lacks is null there (as pandas reads it)."""
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise BodyError(f"{key} must be a list of objects, one per row", key)
     names = dict.fromkeys(name for row in rows for name in row)
-    return {name: [row.get(name) for row in rows] for name in (*features, *names)}
+    return {name: [row.get(name) for row in rows] for name in names}
 
 
 def _split(split: Any) -> dict[str, Any]:
@@ -75,11 +75,11 @@ def from_json(body: Any, model: TrainedModel) -> dict[str, Any]:
     if len(given) != 1:
         raise BodyError(f"the body must hold exactly one of {list(FORMATS)}, it holds {given or list(body)}", "body")
     key = given[0]
-    data, features = body[key], model.schema.features
+    data = body[key]
     if key == "dataframe_split":
         return _split(data)
     if key == "dataframe_records" or isinstance(data, list):
-        return _records(data, key, features)
+        return _records(data, key)
     return _columnar(data, key)
 
 
@@ -90,7 +90,8 @@ def from_csv(body: bytes, model: TrainedModel) -> dict[str, Any]:
         frame = pd.read_csv(io.BytesIO(body), dtype=categorical)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise BodyError(f"the body is not a CSV with a header row ({error})", "body") from None
-    return {str(name): frame[name] for name in frame.columns}
+    numeric = set(model.schema.numeric)
+    return {str(name): columns.read_numbers(frame[name]) if name in numeric else frame[name] for name in frame}
 
 
 def _media(content_type: str) -> str:
@@ -117,7 +118,7 @@ async def invocations(request: Request) -> Response:
                 raise BodyError(f"body is not valid JSON ({error})", "body") from None
         else:
             return _error(f"Content-Type {media!r} is not supported; send {JSON} or {CSV}", "Content-Type", 415)
-        frame = _frame(data, service.model, max_rows=service.max_rows)
+        frame = checked_frame(data, service.model, max_rows=service.max_rows)
         answer = await service.answer(frame, request_id(request))
     except BodyError as error:
         return _error(str(error), error.field)
@@ -130,7 +131,9 @@ async def invocations(request: Request) -> Response:
     return json_response({"predictions": predictions})
 
 
-def _frame(data: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
+def checked_frame(data: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
+    """The columns as the frame `predict` takes, checked as POST /predict checks records; BodyError naming the first
+    problem."""
     schema = model.schema
     try:
         frame, problems = columns.check(data, schema, nullable=model.metadata.nullable, extra="ignore")
