@@ -13,15 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.models import infer_signature, validate_serving_input
+from starlette.testclient import TestClient
 
 from mltemplate import estimators
+from mltemplate.diagnosis import Unscorable
 from mltemplate.estimators import TRUSTED_TYPES
 from mltemplate.model import TrainedModel
 from mltemplate.predict import labels, predict, to_frame
 from mltemplate.schema import Schema
 from mltemplate.serving import invocations
+from mltemplate.serving.batching import Overloaded
+from mltemplate.serving.scorer import Answer, Refused
 from tests.conftest import trained_model
 
+JSON_TYPE = "application/json"
 MIXED = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 
 
@@ -134,3 +139,54 @@ def test_too_many_rows_are_refused(fitted: tuple[TrainedModel, str, pd.DataFrame
 def test_saved_model_is_the_sklearn_flavour_with_skops(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:
     flavour = mlflow.models.Model.load(str(Path(fitted[1]) / "MLmodel")).flavors["sklearn"]
     assert flavour["serialization_format"] == "skops"
+
+
+class StubScorer:
+    """The service as invocations.py sees it, answering with `answer_with` (an Answer, or an exception to raise)."""
+
+    def __init__(self, model: TrainedModel, answer_with: Any) -> None:
+        self.model, self.answer_with, self.max_rows = model, answer_with, 10
+
+    async def answer(self, rows: Any, request_id: str) -> Answer:
+        if isinstance(self.answer_with, Exception):
+            raise self.answer_with
+        return self.answer_with
+
+
+def _post(monkeypatch: pytest.MonkeyPatch, stub: StubScorer, rows: pd.DataFrame, content_type: str) -> Any:
+    monkeypatch.setattr(invocations, "scorer", lambda: stub)
+    body = json.dumps(bodies(rows)["dataframe_split"])
+    return TestClient(invocations.app).post("/invocations", content=body, headers={"Content-Type": content_type})
+
+
+def test_the_answer_is_mlflows_predictions(
+    monkeypatch: pytest.MonkeyPatch, fitted: tuple[TrainedModel, str, pd.DataFrame]
+) -> None:
+    model, _, rows = fitted
+    stub = StubScorer(model, Answer(np.zeros((len(rows), 2)), ["sick"] * len(rows)))
+    reply = _post(monkeypatch, stub, rows, "application/json; charset=utf-8")
+    assert (reply.status_code, reply.json()) == (200, {"predictions": ["sick"] * len(rows)})
+
+
+@pytest.mark.parametrize(
+    ("raised", "content_type", "status", "field"),
+    [
+        (Refused(Unscorable(2, "dose", 1e308), "1e+308 is outside what the model can score"), JSON_TYPE, 400, "dose"),
+        (Overloaded("65536 rows already wait"), JSON_TYPE, 503, "body"),
+        (None, "application/json; charset=latin-1", 415, "Content-Type"),
+        (None, "application/xml", 415, "Content-Type"),
+    ],
+)
+def test_refusals_become_mlflows_error_bodies(
+    monkeypatch: pytest.MonkeyPatch,
+    fitted: tuple[TrainedModel, str, pd.DataFrame],
+    raised: Exception | None,
+    content_type: str,
+    status: int,
+    field: str,
+) -> None:
+    model, _, rows = fitted
+    reply = _post(monkeypatch, StubScorer(model, raised), rows, content_type)
+    body = reply.json()
+    assert (reply.status_code, body["field"], body["error_code"]) == (status, field, "BAD_REQUEST")
+    assert body["message"] == body["error"]

@@ -3,18 +3,24 @@ protocol or the model refuses is refused naming the input (models fitted here, m
 
 from __future__ import annotations
 
+import json
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 
 from mltemplate import estimators
+from mltemplate.diagnosis import Unscorable
 from mltemplate.model import TrainedModel
 from mltemplate.predict import to_frame
 from mltemplate.schema import Schema
 from mltemplate.serving import v2
+from mltemplate.serving.batching import Overloaded
+from mltemplate.serving.scorer import Answer, Refused
 from tests.conftest import trained_model
 
 MIXED = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
@@ -130,3 +136,93 @@ def test_model_metadata_lists_a_tensor_per_feature_and_the_outputs_of_the_task(m
         ("label", "BYTES", [-1]),
         ("probabilities", "FP64", [-1, len(mixed.classes)]),
     ]
+
+
+class StubScorer:
+    """The service as v2.py sees it, answering with `answer_with` (an Answer, or an exception to raise)."""
+
+    def __init__(self, model: TrainedModel, answer_with: Any) -> None:
+        self.model, self.answer_with, self.max_rows = model, answer_with, 10
+        self.release = SimpleNamespace(version="1.0")
+        self.seen: list[str] = []
+
+    async def answer(self, rows: Any, request_id: str) -> Answer:
+        self.seen.append(request_id)
+        if isinstance(self.answer_with, Exception):
+            raise self.answer_with
+        return self.answer_with
+
+
+def _client(monkeypatch: pytest.MonkeyPatch, stub: StubScorer) -> TestClient:
+    monkeypatch.setattr(v2, "scorer", lambda: stub)
+    return TestClient(v2.app)
+
+
+def _infer(client: TestClient, **headers: str) -> Any:
+    body = {"id": "mine", "inputs": _mixed_inputs()}
+    return client.post("/v2/models/demo/infer", content=json.dumps(body), headers=headers)
+
+
+def test_the_answer_goes_out_as_a_tensor_per_output(monkeypatch: pytest.MonkeyPatch, mixed: TrainedModel) -> None:
+    output = np.array([[0.25, 0.75], [0.5, 0.5]])
+    stub = StubScorer(mixed, Answer(output, ["well", "sick"]))
+    reply = _infer(_client(monkeypatch, stub), **{"X-Request-ID": "rid-1"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["model_name"], body["model_version"], body["id"], stub.seen) == ("demo", "1.0", "mine", ["rid-1"])
+    assert body["outputs"] == [
+        {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["well", "sick"]},
+        {"name": "probabilities", "datatype": "FP64", "shape": [2, 2], "data": [0.25, 0.75, 0.5, 0.5]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "words"),
+    [
+        (
+            Refused(Unscorable(1, "dose", 1e308), "1e+308 is outside what the model can score"),
+            400,
+            "input 'dose', row 1",
+        ),
+        (Refused(Unscorable(0, None), "the model cannot score this record"), 400, "row 0: the model cannot"),
+        (Overloaded("65536 rows already wait"), 503, "rows already wait"),
+    ],
+)
+def test_refusals_of_the_service_become_status_codes(
+    monkeypatch: pytest.MonkeyPatch, mixed: TrainedModel, raised: Exception, status: int, words: str
+) -> None:
+    reply = _infer(_client(monkeypatch, StubScorer(mixed, raised)))
+    assert (reply.status_code, list(reply.json())) == (status, ["error"])
+    assert words in reply.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "words"),
+    [
+        ("/v2/models/other/infer", {}, 404, "unknown model 'other': this server serves 'demo'"),
+        ("/v2/models/demo/versions/2.0/infer", {}, 404, "has no version '2.0': it serves '1.0'"),
+        ("/v2/models/demo/infer", {"Inference-Header-Content-Length": "10"}, 400, "binary tensor extension"),
+    ],
+)
+def test_requests_for_other_models_or_binary_tensors_are_refused(
+    monkeypatch: pytest.MonkeyPatch, mixed: TrainedModel, path: str, headers: dict[str, str], status: int, words: str
+) -> None:
+    client = _client(monkeypatch, StubScorer(mixed, RuntimeError("not called")))
+    reply = client.post(path, content=json.dumps({"inputs": _mixed_inputs()}), headers=headers)
+    assert reply.status_code == status, reply.text
+    assert words in reply.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v2", {"name": "prediction-service", "version": "1.0", "extensions": []}),
+        ("/v2/health/live", {"live": True}),
+        ("/v2/health/ready", {"ready": True}),
+        ("/v2/models/demo/ready", {"name": "demo", "ready": True}),
+        ("/v2/models/demo/versions/1.0/ready", {"name": "demo", "ready": True}),
+    ],
+)
+def test_health_and_server_metadata(monkeypatch: pytest.MonkeyPatch, mixed: TrainedModel, path: str, body: Any) -> None:
+    reply = _client(monkeypatch, StubScorer(mixed, None)).get(path)
+    assert (reply.status_code, reply.json()) == (200, body)

@@ -30,9 +30,10 @@ JSON = "application/json"
 class BodyError(ValueError):
     """A body this protocol or the model refuses; `field` names the input (a column) or the part of the body."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, status: int = 400) -> None:
         super().__init__(message)
         self.field = field
+        self.status = status
 
 
 def _error(message: str, field: str, status: int = 400) -> Response:
@@ -100,7 +101,7 @@ def _media(content_type: str) -> str:
         key, _, value = parameter.partition("=")
         if key.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
             message = f"Content-Type parameter {parameter!r} is not supported; only charset=utf-8"
-            raise BodyError(message, "Content-Type")
+            raise BodyError(message, "Content-Type", 415)  # as MLflow answers it
     return media.lower()
 
 
@@ -121,7 +122,7 @@ async def invocations(request: Request) -> Response:
         frame = checked_frame(data, service.model, max_rows=service.max_rows)
         answer = await service.answer(frame, request_id(request))
     except BodyError as error:
-        return _error(str(error), error.field)
+        return _error(str(error), error.field, error.status)
     except Refused as refused:
         field = refused.found.feature or "body"
         return _error(f"row {refused.found.row}: {refused}", field)
