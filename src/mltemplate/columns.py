@@ -1,6 +1,7 @@
 """Columnar input checked against the model's input schema, the rules POST /predict applies per record: every
-feature present, numbers finite (null only where training had missing values), categories text. Columns in,
-the frame `predict.to_frame` takes out, and every bad value by feature and row; reads and writes no file."""
+feature present, numbers finite (null only where training had missing values), categories text. Columns in, a
+Block out (the frame `predict.to_frame` takes, once per model call), and every bad value by feature and row; reads
+and writes no file."""
 
 from __future__ import annotations
 
@@ -47,6 +48,36 @@ class ColumnsError(ValueError):
         self.problems = list(problems)
 
 
+@dataclass(frozen=True)
+class Block:
+    """Checked rows as two arrays in schema order: the numbers (float64, NaN for null) and the categories (object,
+    NaN for null). Merged by concatenation and made a frame once per model call: no per-record objects."""
+
+    schema: Schema
+    numeric: np.ndarray
+    categorical: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+    def frame(self) -> pd.DataFrame:
+        """The frame `predict.to_frame` would build for these rows (and takes as it is)."""
+        frame = pd.DataFrame(self.numeric, columns=list(self.schema.numeric))
+        for i, name in enumerate(self.schema.categorical):
+            frame[name] = pd.Series(self.categorical[:, i], dtype=object)  # not pandas' string dtype
+        return frame
+
+    def take(self, rows: np.ndarray) -> Block:
+        return Block(self.schema, self.numeric[rows], self.categorical[rows])
+
+    @staticmethod
+    def concat(blocks: Sequence[Block]) -> Block:
+        if len(blocks) == 1:
+            return blocks[0]
+        numeric = np.concatenate([b.numeric for b in blocks])
+        return Block(blocks[0].schema, numeric, np.concatenate([b.categorical for b in blocks]))
+
+
 def _problem(feature: str, bad: np.ndarray, reason: str, values: Column) -> Problem:
     rows = np.flatnonzero(bad)
     shown = tuple(_item(values[int(row)]) for row in rows[:SHOWN])
@@ -85,6 +116,8 @@ def _numbers(name: str, values: Column, *, nullable: bool) -> tuple[np.ndarray, 
             problems.append(_problem(name, huge, "is beyond float64 range", listed))
             wrong |= huge
             array = np.array([None if bad else v for v, bad in zip(listed, huge, strict=True)], dtype=np.float64)
+    elif isinstance(values, np.ndarray) and values.dtype.kind in "fiu":  # decoded tensors: no Series per column
+        array = values.astype(np.float64, copy=False)
     else:
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         if series.dtype.kind not in "fiu":  # bool, text, dates: not numbers
@@ -132,9 +165,9 @@ def check(
     *,
     nullable: Collection[str] = (),
     extra: str = "refuse",
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """The frame of `columns` in schema order and dtypes (a bad value is null there: drop `bad_rows(problems)`), and
-    every problem of its values. Raises ColumnsError (naming them) for missing features, columns of unequal length,
+) -> tuple[Block, list[Problem]]:
+    """The rows of `columns` as a Block (a bad value is null there: drop `bad_rows(problems)`), and every problem of
+    its values. Raises ColumnsError (naming them) for missing features, columns of unequal length,
     and other columns unless `extra="ignore"`."""
     missing = [name for name in schema.features if name not in columns]
     others = [str(name) for name in columns if name not in schema.features]
@@ -148,36 +181,38 @@ def check(
     if uneven:
         given = len(columns[uneven[0]])
         raise ColumnsError([Problem(uneven[0], np.empty(0, dtype=int), f"has {given} values, {first!r} {expected}")])
-    data: dict[str, Any] = {}
+    numbers: list[np.ndarray] = []
     problems: list[Problem] = []
     for name in schema.numeric:
-        data[name], found = _numbers(name, columns[name], nullable=name in nullable)
+        array, found = _numbers(name, columns[name], nullable=name in nullable)
+        numbers.append(array)
         problems += found
+    categories: list[np.ndarray] = []
     for name in schema.categorical:
         values, found = _categories(name, columns[name], nullable=name in nullable)
-        data[name] = pd.Series(values, dtype=object)  # not pandas' string dtype: the pipeline was fitted on object
+        categories.append(values)
         problems += found
-    return pd.DataFrame(data, columns=list(schema.features)), problems
+    numeric = np.column_stack(numbers) if numbers else np.empty((expected, 0))
+    categorical = np.column_stack(categories) if categories else np.empty((expected, 0), dtype=object)
+    return Block(schema, numeric.astype(np.float64, copy=False), categorical), problems
 
 
-def checked(columns: Mapping[str, Column], schema: Schema, *, nullable: Collection[str] = ()) -> pd.DataFrame:
-    """check's frame, or ColumnsError naming every problem (the service's form: nothing is scored in part)."""
-    frame, problems = check(columns, schema, nullable=nullable)
+def checked(columns: Mapping[str, Column], schema: Schema, *, nullable: Collection[str] = ()) -> Block:
+    """check's block, or ColumnsError naming every problem (the service's form: nothing is scored in part)."""
+    block, problems = check(columns, schema, nullable=nullable)
     if problems:
         raise ColumnsError(problems)
-    return frame
+    return block
 
 
-def matrix_frame(matrix: np.ndarray, schema: Schema, *, nullable: Collection[str] = ()) -> pd.DataFrame:
-    """One float64 block (rows x numeric features, schema order) of an all-numeric model as its frame, checked:
-    NaN only in nullable features, no infinity."""
+def matrix_block(matrix: np.ndarray, schema: Schema, *, nullable: Collection[str] = ()) -> Block:
+    """One float64 array (rows x numeric features, schema order) of an all-numeric model, checked: NaN only in
+    nullable features, no infinity."""
     if schema.categorical:
         raise ValueError(f"a single numeric block needs an all-numeric model; this one has {list(schema.categorical)}")
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        columns = {name: matrix[:, i] for i, name in enumerate(schema.numeric)}
-        return checked(columns, schema, nullable=nullable)
-    return pd.DataFrame(matrix, columns=list(schema.features))
+    if not np.isfinite(matrix).all():
+        return checked({name: matrix[:, i] for i, name in enumerate(schema.numeric)}, schema, nullable=nullable)
+    return Block(schema, matrix, np.empty((len(matrix), 0), dtype=object))
 
 
 def read_numbers(text: pd.Series) -> pd.Series:

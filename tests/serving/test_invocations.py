@@ -71,8 +71,8 @@ def bodies(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def ours(model: TrainedModel, data: dict[str, Any]) -> list[str]:
-    frame = invocations.checked_frame(data, model, max_rows=100)
-    return labels(model, predict(model, frame))
+    block = invocations.checked_block(data, model, max_rows=100)
+    return labels(model, predict(model, block.frame()))
 
 
 @pytest.mark.parametrize("form", list(bodies(pd.DataFrame({"x": [1]}))))
@@ -114,7 +114,7 @@ def test_bad_bodies_are_refused_naming_the_field(fitted: tuple[TrainedModel, str
     model = fitted[0]
     body, field, words = BAD[case]
     with pytest.raises(invocations.BodyError, match=words) as refused:
-        invocations.checked_frame(invocations.from_json(body, model), model, max_rows=100)
+        invocations.checked_block(invocations.from_json(body, model), model, max_rows=100)
     assert refused.value.field == field
 
 
@@ -127,13 +127,13 @@ def test_mlflow_refuses_them_too(fitted: tuple[TrainedModel, str, pd.DataFrame],
 def test_a_csv_cell_that_is_not_a_number_is_named(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:
     body = b"age,dose,site\n61,4.0,north\n30,x,east\n"
     with pytest.raises(invocations.BodyError, match=r"'dose' is not a number \(row 1: 'x'\)"):
-        invocations.checked_frame(invocations.from_csv(body, fitted[0]), fitted[0], max_rows=100)
+        invocations.checked_block(invocations.from_csv(body, fitted[0]), fitted[0], max_rows=100)
 
 
 def test_too_many_rows_are_refused(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:
     model, _, rows = fitted
     with pytest.raises(invocations.BodyError, match=r"7 rows; a request holds 1 to 5"):
-        invocations.checked_frame(invocations.from_json(bodies(rows)["instances"], model), model, max_rows=5)
+        invocations.checked_block(invocations.from_json(bodies(rows)["instances"], model), model, max_rows=5)
 
 
 def test_saved_model_is_the_sklearn_flavour_with_skops(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:

@@ -57,20 +57,20 @@ def test_a_tensor_per_feature_gives_the_frame_of_the_records(mixed: TrainedModel
         tensor("age", [61, 30], "INT64"),
         tensor("dose", [[4.0], [2.5]], shape=[2, 1]),
     ]
-    frame = v2.decode(inputs, mixed, max_rows=10)
+    frame = v2.decode(inputs, mixed, max_rows=10).frame()
     pd.testing.assert_frame_equal(frame, to_frame(ROWS, MIXED), check_exact=True)
 
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_one_numeric_block_gives_the_frame_of_the_records(numeric: TrainedModel, nested: bool) -> None:
     data: list[Any] = [[61.0, 4.0], [30.0, None]] if nested else [61.0, 4.0, 30.0, None]
-    frame = v2.decode([tensor("input-0", data, shape=[2, 2])], numeric, max_rows=10)
+    frame = v2.decode([tensor("input-0", data, shape=[2, 2])], numeric, max_rows=10).frame()
     pd.testing.assert_frame_equal(frame, to_frame([(61.0, 4.0), (30.0, None)], NUMERIC), check_exact=True)
 
 
 def test_bool_tensors_are_numbers_zero_and_one(numeric: TrainedModel) -> None:
-    frame = v2.decode([tensor("age", [True, False], "BOOL"), tensor("dose", [1.0, 2.0])], numeric, max_rows=10)
-    assert frame["age"].tolist() == [1.0, 0.0]
+    block = v2.decode([tensor("age", [True, False], "BOOL"), tensor("dose", [1.0, 2.0])], numeric, max_rows=10)
+    assert block.numeric[:, 0].tolist() == [1.0, 0.0]
 
 
 def _mixed_inputs(**replace: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mltemplate.columns import Block
 from mltemplate.errors import Error
 from mltemplate.schema import Schema
 
@@ -31,8 +32,8 @@ OUTPUT = "__output__:"
 """Names of the columns `decode` adds beside the features (an output column is OUTPUT + class or target)."""
 
 
-Rows = Sequence[Sequence[Any]] | pd.DataFrame
-"""A request's records: tuples of feature values in `Columns` order, or a frame with those columns (columnar bodies)."""
+Rows = Sequence[Sequence[Any]] | Block
+"""A request's records: tuples of feature values in `Columns` order, or a columns.Block (columnar bodies)."""
 
 
 class CodecError(Error, ValueError):
@@ -75,9 +76,9 @@ def encode(
     """One request as a row of `store.requests`. `rows` hold the feature values in `columns` order (numbers or None,
     then text or None); `outputs` is records x len(columns.outputs) numbers."""
     count, width = len(rows), len(columns.numeric)
-    if isinstance(rows, pd.DataFrame):  # a columnar body (V2 tensors, /invocations): no per-record tuples
-        numeric = rows[list(columns.numeric)].to_numpy(dtype=FLOAT).reshape(count, width)
-        categorical = [[None if v != v else v for v in rows[name].tolist()] for name in columns.categorical]
+    if isinstance(rows, Block):  # a columnar body (V2 tensors, /invocations): no per-record tuples
+        numeric = rows.numeric.astype(FLOAT, copy=False).reshape(count, width)
+        categorical = [[None if v != v else v for v in column] for column in rows.categorical.T.tolist()]
     elif columns.categorical and count:
         values = list(zip(*rows, strict=True))
         numeric = np.array(values[:width], dtype=FLOAT).reshape(width, count).T

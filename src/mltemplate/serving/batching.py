@@ -11,10 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 Rows = Any
-"""One request's rows, in whatever form `predict` takes (tuples in schema order, or a frame), with a len()."""
+"""One request's rows, in whatever form `predict` takes (tuples in schema order, or a columns.Block), with a len()."""
 Outcome = np.ndarray | Exception
 """One request's result: its rows of the model's answer, or the error the model raised on its rows alone."""
 
@@ -22,11 +21,6 @@ Outcome = np.ndarray | Exception
 def concat_rows(batch: Sequence[Rows]) -> Rows:
     """Lists of rows as one list."""
     return [row for rows in batch for row in rows]
-
-
-def concat_frames(batch: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Frames with the same columns and dtypes as one (columnar bodies: no per-record objects)."""
-    return batch[0] if len(batch) == 1 else pd.concat(batch, ignore_index=True)
 
 
 class Overloaded(RuntimeError):

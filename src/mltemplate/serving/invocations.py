@@ -119,8 +119,8 @@ async def invocations(request: Request) -> Response:
                 raise BodyError(f"body is not valid JSON ({error})", "body") from None
         else:
             return _error(f"Content-Type {media!r} is not supported; send {JSON} or {CSV}", "Content-Type", 415)
-        frame = checked_frame(data, service.model, max_rows=service.max_rows)
-        answer = await service.answer(frame, request_id(request))
+        block = checked_block(data, service.model, max_rows=service.max_rows)
+        answer = await service.answer(block, request_id(request))
     except BodyError as error:
         return _error(str(error), error.field, error.status)
     except Refused as refused:
@@ -132,19 +132,19 @@ async def invocations(request: Request) -> Response:
     return json_response({"predictions": predictions})
 
 
-def checked_frame(data: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
-    """The columns as the frame `predict` takes, checked as POST /predict checks records; BodyError naming the first
+def checked_block(data: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> columns.Block:
+    """The columns as the rows `predict` takes, checked as POST /predict checks records; BodyError naming the first
     problem."""
     schema = model.schema
     try:
-        frame, problems = columns.check(data, schema, nullable=model.metadata.nullable, extra="ignore")
+        block, problems = columns.check(data, schema, nullable=model.metadata.nullable, extra="ignore")
     except columns.ColumnsError as error:
         raise BodyError(error.problems[0].describe(), error.problems[0].feature) from None
     if problems:
         raise BodyError(problems[0].describe(), problems[0].feature)
-    if not 1 <= len(frame) <= max_rows:
-        raise BodyError(f"{len(frame)} rows; a request holds 1 to {max_rows}", "body")
-    return frame
+    if not 1 <= len(block) <= max_rows:
+        raise BodyError(f"{len(block)} rows; a request holds 1 to {max_rows}", "body")
+    return block
 
 
 async def ping(request: Request) -> Response:

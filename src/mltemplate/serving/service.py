@@ -16,7 +16,6 @@ from typing import Any, cast
 
 import bentoml
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import BaseModel, ValidationError
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mltemplate.columns import Block
 from mltemplate.diagnosis import unscorable
 from mltemplate.identity import current_release
 from mltemplate.model import ModelError, load, verify
@@ -36,7 +36,7 @@ from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
 from mltemplate.serving import invocations, v2
-from mltemplate.serving.batching import Batcher, Overloaded, concat_frames
+from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
 from mltemplate.serving.scorer import Answer, Refused
@@ -127,12 +127,12 @@ class PredictionService:
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
         )
-        # Columnar bodies (V2 tensors, /invocations) arrive as frames, merged by concatenation.
-        self.frame_batcher = Batcher(
+        # Columnar bodies (V2 tensors, /invocations) arrive as Blocks, merged by concatenating their arrays.
+        self.block_batcher = Batcher(
             self._predict,
             max_batch_rows=self.batcher.max_batch_rows,
             max_waiting_rows=SETTINGS.max_waiting_rows,
-            merge=concat_frames,
+            merge=Block.concat,
         )
         self.db_url = store.database_url()
         self.feedback_db: sa.Engine | None = None
@@ -150,8 +150,8 @@ class PredictionService:
         gc.collect()
         gc.freeze()
 
-    def _predict(self, rows: list[tuple[Any, ...]] | pd.DataFrame) -> Any:
-        return predict(self.model, rows)
+    def _predict(self, rows: list[tuple[Any, ...]] | Block) -> Any:
+        return predict(self.model, rows.frame() if isinstance(rows, Block) else rows)
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
@@ -194,11 +194,11 @@ class PredictionService:
             predictions=predictions(self.model, answer.output, answer.labels),
         )
 
-    async def answer(self, rows: list[tuple[Any, ...]] | pd.DataFrame, request_id: str) -> Answer:
+    async def answer(self, rows: list[tuple[Any, ...]] | Block, request_id: str) -> Answer:
         """What every path answers, logged under `request_id`: the model's output for `rows` (tuples in schema order,
-        or a frame from columns.check) and, for classification, the labels. Overloaded when too many rows wait;
+        or a columns.Block) and, for classification, the labels. Overloaded when too many rows wait;
         Refused naming the record (and field) the model cannot score."""
-        batcher = self.frame_batcher if isinstance(rows, pd.DataFrame) else self.batcher
+        batcher = self.block_batcher if isinstance(rows, Block) else self.batcher
         try:
             output = await batcher(rows)
         except Overloaded:
@@ -215,9 +215,10 @@ class PredictionService:
             self.prediction_log.record(request_id, self.release.version, rows, named, output)
         return Answer(output, named)
 
-    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]] | pd.DataFrame, error: Exception | None) -> None:
+    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]] | Block, error: Exception | None) -> None:
         """Raise Refused naming the record (and field) the model cannot score; return when the input is not to blame."""
-        found = await asyncio.to_thread(unscorable, self.model, rows)
+        records = rows.frame() if isinstance(rows, Block) else rows
+        found = await asyncio.to_thread(unscorable, self.model, records)
         if found is None:
             return
         message = found.describe() + (f" ({type(error).__name__}: {error})" if error is not None else "")

@@ -6,12 +6,12 @@ number, BYTES for a category) or, for an all-numeric model, one [rows, features]
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -81,8 +81,8 @@ def _shape(tensor: Mapping[str, Any], name: str, count: int) -> list[int]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise TensorError(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
-    if int(np.prod(shape, dtype=np.int64)) != count:
-        raise TensorError(f"input {name!r}: shape {shape} holds {int(np.prod(shape))} elements, data has {count}")
+    if math.prod(shape) != count:
+        raise TensorError(f"input {name!r}: shape {shape} holds {math.prod(shape)} elements, data has {count}")
     return shape
 
 
@@ -118,8 +118,8 @@ def _rows(shape: list[int], name: str, *, width: int, max_rows: int) -> int:
     return shape[0]
 
 
-def decode(inputs: Any, model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
-    """The request's input tensors as the frame `predict` takes, checked as POST /predict checks records."""
+def decode(inputs: Any, model: TrainedModel, *, max_rows: int) -> columns.Block:
+    """The request's input tensors as the rows `predict` takes, checked as POST /predict checks records."""
     schema, nullable = model.schema, set(model.metadata.nullable)
     if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
         raise TensorError("inputs must be a non-empty list of tensors ({name, shape, datatype, data})")
@@ -154,7 +154,7 @@ def decode(inputs: Any, model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
         raise TensorError(f"input {error.problems[0].describe()}") from None
 
 
-def _matrix(tensor: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> pd.DataFrame:
+def _matrix(tensor: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> columns.Block:
     schema, name, datatype = model.schema, str(tensor.get("name")), tensor.get("datatype")
     if datatype not in NUMBERS:
         raise TensorError(f"input {name!r} is {datatype!r}; a [rows, features] tensor holds numbers: FP64")
@@ -171,7 +171,7 @@ def _matrix(tensor: Mapping[str, Any], model: TrainedModel, *, max_rows: int) ->
     nullable = set(model.metadata.nullable)
     matrix = _numbers(values, datatype, name, nullable=bool(nullable)).reshape(rows, len(schema.numeric))
     try:
-        return columns.matrix_frame(matrix, schema, nullable=nullable)
+        return columns.matrix_block(matrix, schema, nullable=nullable)
     except columns.ColumnsError as error:
         raise TensorError(f"input {name!r}: feature {error.problems[0].describe()}") from None
 
@@ -229,9 +229,9 @@ async def infer(request: Request) -> Response:
     try:
         if not isinstance(body, dict):
             raise TensorError(f"body must be a JSON object with inputs, got {type(body).__name__}")
-        frame = decode(body.get("inputs"), service.model, max_rows=service.max_rows)
+        block = decode(body.get("inputs"), service.model, max_rows=service.max_rows)
         names = _requested(body, service.model)
-        answer = await service.answer(frame, request_id(request))
+        answer = await service.answer(block, request_id(request))
     except TensorError as error:
         return _error(str(error))
     except Refused as refused:
