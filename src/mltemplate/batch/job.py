@@ -113,8 +113,6 @@ def plan(inputs: Path, metadata: ModelMetadata, client: Any, *, block_bytes: int
 
 
 def _prepare(output: Path) -> Path:
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise BatchError(f"{output} exists and is not an empty directory: give a new OUTPUT")
     partial = output / PARTIAL
     (partial / REJECTED_DIR).mkdir(parents=True)
     return partial
@@ -147,6 +145,8 @@ def run(
     if on_bad_rows not in ON_BAD_ROWS:
         raise BatchError(f"unknown on_bad_rows {on_bad_rows!r}; choose one of {list(ON_BAD_ROWS)}")
     started = time.perf_counter()
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise BatchError(f"{output} exists and is not an empty directory: give a new OUTPUT")
     metadata = ModelMetadata.model_validate_json(files.metadata)
     parts = plan(inputs, metadata, client, block_bytes=block_bytes)
     partial = _prepare(output)

@@ -179,6 +179,7 @@ def score_part(
             for problem in problems:
                 for row in problem.rows:
                     value = raw[problem.feature].iloc[int(row)]
+                    value = value.item() if isinstance(value, np.generic) else value
                     rejects.append(_reject(part, first + int(row), problem.feature, repr(value), problem.reason))
             keep = np.ones(len(block), dtype=bool)
             keep[columns.bad_rows(problems)] = False
