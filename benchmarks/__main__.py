@@ -10,7 +10,13 @@ import platform
 import sys
 from pathlib import Path
 
-SECTIONS = ["benchmarks.pipeline", "benchmarks.service", "benchmarks.protocols", "benchmarks.monitoring", "benchmarks.batch"]
+SECTIONS = [
+    "benchmarks.pipeline",
+    "benchmarks.service",
+    "benchmarks.protocols",
+    "benchmarks.monitoring",
+    "benchmarks.batch",
+]
 
 
 def machine() -> str:

@@ -93,7 +93,9 @@ def chunks(part: Part, model: TrainedModel, *, chunk_rows: int) -> Iterator[pd.D
     """The part's feature columns, chunk_rows rows at a time."""
     features = list(model.schema.features)
     if part.kind == "parquet":
-        source = pq.ParquetFile(part.path, pre_buffer=False)  # stream the row group: never all of it at once
+        # Stream the row group through a 1 MiB buffer: reading whole column chunks held ~1.8x more (a 1Mi-row
+        # group of 30 floats: 577 MiB peak against 314 MiB).
+        source = pq.ParquetFile(part.path, pre_buffer=False, buffer_size=2**20)
         for batch in source.iter_batches(batch_size=chunk_rows, row_groups=[part.row_group], columns=features):
             yield batch.to_pandas()
         return
