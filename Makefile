@@ -104,6 +104,19 @@ bento: setup ## Build the Bento: model checked against dvc.lock, models/release.
 	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release.provenance name)" \
 		--version "$$($(RUN) python -m mltemplate.release.provenance version)"
 
+# --- Batch scoring (docs/batch.md): INPUT and OUTPUT are read from the environment by the recipe, never expanded by make ---
+.PHONY: predict-batch
+predict-batch: setup ## Score INPUT (CSV/Parquet file or directory) into OUTPUT (Parquet) with the released model on Dask; ON_BAD_ROWS=report scores the good rows
+	@test -n "$${INPUT:-}" && test -n "$${OUTPUT:-}" || { echo "error: give INPUT and OUTPUT, e.g. INPUT=data.csv OUTPUT=build/scored make predict-batch" >&2; exit 1; }
+	$(RUN) python -m mltemplate.batch --on-bad-rows "$${ON_BAD_ROWS:-refuse}" -- "$${INPUT}" "$${OUTPUT}"
+
+.PHONY: batch-paths
+batch-paths: ## Refuse INPUT/OUTPUT unless relative paths of letters, digits, . _ / - (the batch workflow checks its inputs)
+	@for name in INPUT OUTPUT; do value="$${!name:-}"; \
+		if [[ ! "$$value" =~ ^[A-Za-z0-9_][A-Za-z0-9._/-]*$$ || "$$value" == *..* ]]; then \
+			echo "error: $$name must be a relative path of letters, digits, . _ / - without '..'" >&2; exit 1; fi; done
+	@echo "batch-paths: INPUT and OUTPUT are safe relative paths"
+
 # --- Monitoring in production (docs/monitoring.md); the prediction log is MONITORING_DB_URL (default: SQLite) ---
 .PHONY: monitor
 monitor: setup ## Drift and quality of the last window of the prediction log; writes monitoring/report.*; exit 1 on an alert

@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "mltemplate"
-JOBS = ("pipeline", "registry", "serving", "release", "report", "monitoring")
+JOBS = ("pipeline", "registry", "serving", "release", "report", "monitoring", "batch")
 ALLOWED = {
     # job -> the jobs it may import (core is always allowed); everything else would point back up the picture
     "pipeline": {"registry"},
@@ -20,6 +20,7 @@ ALLOWED = {
     "release": {"registry"},
     "report": {"registry"},  # the PR's MLflow run gets its comparison with the base
     "monitoring": set(),
+    "batch": set(),
 }
 SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.log",
@@ -112,6 +113,16 @@ def test_serving_reaches_exactly_the_monitoring_modules_the_bento_ships() -> Non
     known = modules()
     reached = {m for name in known if job(name) == "serving" for m in closure(name, known) if job(m) == "monitoring"}
     assert reached - {"mltemplate.monitoring"} == SERVING_NEEDS_OF_MONITORING
+
+
+def test_the_service_never_imports_dask() -> None:
+    """Dask is the batch job's engine; the service's workers should not pay for importing it."""
+    known = modules()
+    for name in closure("mltemplate.serving.service", known):
+        tree = ast.parse(known[name].read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not {m for m in imported if m.split(".")[0] in {"dask", "distributed"}}, name
 
 
 def test_the_bento_includes_exactly_the_monitoring_modules_the_service_needs() -> None:

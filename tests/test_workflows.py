@@ -62,6 +62,7 @@ def test_the_workflows_exist() -> None:
         "rollback.yml",
         "monitor.yml",
         "retrain.yml",
+        "batch.yml",
     }
 
 
@@ -260,6 +261,24 @@ def test_the_monitor_job_gets_the_database_url_from_a_secret_and_writes_nothing(
     assert jobs["monitor"]["permissions"] == {"contents": "read"}
     step = next(s for s in jobs["monitor"]["steps"] if s.get("run") == "make monitor-production")
     assert step["env"]["MONITORING_DB_URL"] == "${{ secrets.MONITORING_DB_URL }}"
+
+
+def test_batch_paths_reach_the_steps_only_as_checked_environment_variables() -> None:
+    (job,) = load(ROOT / ".github/workflows/batch.yml")["jobs"].values()
+    assert set(job["env"]) == {"INPUT", "OUTPUT", "ON_BAD_ROWS"}
+    runs = [step["run"].strip() for step in job["steps"] if "run" in step]
+    assert runs == ["make batch-paths", "make repro", "make predict-batch"]  # checked before anything uses them
+    assert job["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.parametrize("value", ["../secrets", "/etc/passwd", "$(touch pwned)", "-rf", "a b", ".git", ""])
+def test_make_batch_paths_refuses_what_is_not_a_plain_relative_path(value: str, tmp_path: Path) -> None:
+    env = subprocess_env(INPUT=value, OUTPUT="build/batch")
+    result = subprocess.run(["make", "-s", "batch-paths"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "INPUT must be a relative path" in result.stderr
+    assert value not in result.stderr or not value  # the value itself is never echoed into the log
+    assert not (ROOT / "pwned").exists()
 
 
 def test_dependabot_updates_actions_and_python() -> None:

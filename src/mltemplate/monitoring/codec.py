@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mltemplate.columns import Block
 from mltemplate.errors import Error
 from mltemplate.schema import Schema
 
@@ -29,6 +30,10 @@ MODEL_VERSION = "__model_version__"
 LABEL = "__label__"
 OUTPUT = "__output__:"
 """Names of the columns `decode` adds beside the features (an output column is OUTPUT + class or target)."""
+
+
+Rows = Sequence[Sequence[Any]] | Block
+"""A request's records: tuples of feature values in `Columns` order, or a columns.Block (columnar bodies)."""
 
 
 class CodecError(Error, ValueError):
@@ -64,14 +69,17 @@ def encode(
     ts: float,
     model_version: str,
     columns: Columns,
-    rows: Sequence[Sequence[Any]],
+    rows: Rows,
     labels: Sequence[str] | None,
     outputs: Any,
 ) -> dict[str, Any]:
     """One request as a row of `store.requests`. `rows` hold the feature values in `columns` order (numbers or None,
     then text or None); `outputs` is records x len(columns.outputs) numbers."""
     count, width = len(rows), len(columns.numeric)
-    if columns.categorical and count:
+    if isinstance(rows, Block):  # a columnar body (V2 tensors, /invocations): no per-record tuples
+        numeric = rows.numeric.astype(FLOAT, copy=False).reshape(count, width)
+        categorical = [[None if v != v else v for v in column] for column in rows.categorical.T.tolist()]
+    elif columns.categorical and count:
         values = list(zip(*rows, strict=True))
         numeric = np.array(values[:width], dtype=FLOAT).reshape(width, count).T
         categorical = [list(column) for column in values[width:]]

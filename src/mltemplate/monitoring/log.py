@@ -25,7 +25,7 @@ from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
 
-Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str] | None, Any]
+Entry = tuple[str, float, str, codec.Rows, Sequence[str] | None, Any]
 """(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
 outputs numbers)."""
 
@@ -87,12 +87,12 @@ class PredictionLog:
         self,
         request_id: str,
         model_version: str,
-        rows: Sequence[Sequence[Any]],
+        rows: codec.Rows,
         labels: Sequence[str] | None,
         outputs: Any,
     ) -> None:
-        """`rows` in `columns` order (numeric features, then categorical), a label per row (None for regression),
-        and the outputs (class probabilities, or the predicted values) as an array or nested lists."""
+        """`rows` in `columns` order (numeric features, then categorical; tuples, or a frame), a label per row (None
+        for regression), and the outputs (class probabilities, or the predicted values) as an array or nested lists."""
         entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs)
         with self.queued_lock:
             room = self.queued_records + len(rows) <= self.max_queued_records

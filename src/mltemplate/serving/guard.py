@@ -7,8 +7,9 @@ Every refusal is readable by clients that write the whole body before reading (P
 unread body is drained (read and dropped, up to `drain_bytes` and `drain_s`) before the answer, because closing
 a socket with unread bytes in it makes the kernel send a reset, which destroys the answer in the client's buffer.
 
-It also gives every POST /predict a request id: the client's X-Request-ID when valid, else a new one, passed on in
-the request headers (the prediction log records it) and sent back in the response's X-Request-ID."""
+It also gives every POST that scores (/predict, /invocations, a V2 infer) a request id: the client's X-Request-ID
+when valid, else a new one, passed on in the request headers (the prediction log records it) and sent back in the
+response's X-Request-ID."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # as mltemplate.monitoring.feedback.REQUEST_ID
-ID_PATHS = frozenset({"/predict"})
+ID_PATHS = frozenset({"/predict", "/invocations"})
+V2_INFER = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
+"""The Open Inference Protocol's inference paths (v2.py): scored, so given an id; tritonclient sends no Content-Type."""
 PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
+MEDIA_TYPES = {"/invocations": frozenset({"application/json", "text/csv"})}
+"""Paths that take more than JSON: MLflow's scoring protocol takes CSV too (invocations.py)."""
 CLOSE = (b"connection", b"close")
 
 
@@ -89,7 +94,7 @@ class RequestGuard:
         reserved = 0
         request_id: bytes | None = None
         try:
-            if scope["method"] == "POST" and scope["path"] in ID_PATHS:
+            if scope["method"] == "POST" and (scope["path"] in ID_PATHS or V2_INFER.fullmatch(scope["path"])):
                 request_id = self._request_id(scope)
             if scope["method"] == "POST":
                 self._check_post(scope)
@@ -148,11 +153,12 @@ class RequestGuard:
     def _check_post(self, scope: Scope) -> None:
         content_type = _header(scope, b"content-type")
         media_type = (content_type or "").split(";")[0].strip().lower()
-        if media_type not in JSON_TYPES:
+        accepted = MEDIA_TYPES.get(scope["path"], JSON_TYPES)
+        if media_type not in accepted and not (content_type is None and V2_INFER.fullmatch(scope["path"])):
             raise Refusal(
                 415,
                 {
-                    "error": f"Content-Type {content_type!r} is not supported; send application/json",
+                    "error": f"Content-Type {content_type!r} is not supported; send {' or '.join(sorted(accepted))}",
                     "field": "Content-Type",
                 },
             )

@@ -1,7 +1,9 @@
 """The BentoML prediction service: POST /predict and GET /metadata over models/model.skops (checked against
-dvc.lock at start-up), and POST /feedback for the true labels of logged answers. It reads the model's own files
-(models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py; settings: settings.py; request checks and
-request ids: guard.py; batching: batching.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
+dvc.lock at start-up), and POST /feedback for the true labels of logged answers; the same model also speaks the Open
+Inference Protocol (v2.py) and MLflow's scoring protocol (invocations.py), every path scored through `answer`. It
+reads the model's own files (models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py; settings:
+settings.py; request checks and request ids: guard.py; batching: batching.py; the prediction log:
+mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mltemplate.columns import Block
 from mltemplate.diagnosis import unscorable
 from mltemplate.identity import current_release
 from mltemplate.model import ModelError, load, verify
@@ -32,9 +35,11 @@ from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
+from mltemplate.serving import invocations, v2
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
+from mltemplate.serving.scorer import Answer, Refused
 from mltemplate.serving.settings import ServingSettings, load_settings
 
 
@@ -92,6 +97,8 @@ metadata_app = Starlette(
 
 
 @bentoml.asgi_app(metadata_app, path="/")
+@bentoml.asgi_app(v2.app, path="/")
+@bentoml.asgi_app(invocations.app, path="/")
 @bentoml.service(
     name="prediction-service",
     workers=SETTINGS.workers,
@@ -114,10 +121,18 @@ class PredictionService:
         self.release = current_release(self.model.metadata)
         # Built once, from the model's own files: what /metadata answers cannot drift from what is served.
         self.metadata = describe(self.model, self.release, held_out_metrics())
+        self.max_rows = SETTINGS.max_rows
         self.batcher = Batcher(
             self._predict,
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
+        )
+        # Columnar bodies (V2 tensors, /invocations) arrive as Blocks, merged by concatenating their arrays.
+        self.block_batcher = Batcher(
+            self._predict,
+            max_batch_rows=self.batcher.max_batch_rows,
+            max_waiting_rows=SETTINGS.max_waiting_rows,
+            merge=Block.concat,
         )
         self.db_url = store.database_url()
         self.feedback_db: sa.Engine | None = None
@@ -135,8 +150,8 @@ class PredictionService:
         gc.collect()
         gc.freeze()
 
-    def _predict(self, rows: list[tuple[Any, ...]]) -> Any:
-        return predict(self.model, rows)
+    def _predict(self, rows: list[tuple[Any, ...]] | Block) -> Any:
+        return predict(self.model, rows.frame() if isinstance(rows, Block) else rows)
 
     def store_feedback(self, labels: list[feedback.Label]) -> int:
         if self.feedback_db is None:
@@ -156,10 +171,38 @@ class PredictionService:
         the X-Request-ID header)."""
         # Field order is schema order (see record_model): each record's values are a row as predict.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
+        # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
+        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         try:
-            output = await self.batcher(rows)
+            answer = await self.answer(rows, request_id)
         except Overloaded as error:
             raise ServiceUnavailable(str(error)) from None
+        except Refused as refused:
+            found = refused.found
+            loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
+            detail = InitErrorDetails(
+                type=PydanticCustomError("unscorable", "{reason}", {"reason": str(refused)}),
+                loc=loc,
+                input=found.value if found.feature else None,
+            )
+            # BentoML answers a pydantic ValidationError with 400 and its errors; the guard puts the field up front.
+            raise ValidationError.from_exception_data("PredictRequest", [detail]) from refused.__cause__
+        # model_construct: the values are ours and already typed; validating them again would only cost time.
+        return PredictResponse.model_construct(
+            request_id=request_id,
+            model_version=self.release.version,
+            predictions=predictions(self.model, answer.output, answer.labels),
+        )
+
+    async def answer(self, rows: list[tuple[Any, ...]] | Block, request_id: str) -> Answer:
+        """What every path answers, logged under `request_id`: the model's output for `rows` (tuples in schema order,
+        or a columns.Block) and, for classification, the labels. Overloaded when too many rows wait;
+        Refused naming the record (and field) the model cannot score."""
+        batcher = self.block_batcher if isinstance(rows, Block) else self.batcher
+        try:
+            output = await batcher(rows)
+        except Overloaded:
+            raise
         except Exception as error:  # the batcher ran these rows alone: the fault is in them, or in the server
             await self._refuse_unscorable(rows, error)
             raise
@@ -168,30 +211,18 @@ class PredictionService:
             raise RuntimeError("the model answered non-finite numbers for input it scores row by row")
         # A regression model's answer is its number: no label (and none logged).
         named = labels(self.model, output) if self.model.schema.classification else None
-        answers = predictions(self.model, output, named)
-        # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         if self.prediction_log is not None:
             self.prediction_log.record(request_id, self.release.version, rows, named, output)
-        # model_construct: the values are ours and already typed; validating them again would only cost time.
-        return PredictResponse.model_construct(
-            request_id=request_id, model_version=self.release.version, predictions=answers
-        )
+        return Answer(output, named)
 
-    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
-        """Raise a 400 naming the record (and field) the model cannot score; return when the input is not to blame."""
-        found = await asyncio.to_thread(unscorable, self.model, rows)
+    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]] | Block, error: Exception | None) -> None:
+        """Raise Refused naming the record (and field) the model cannot score; return when the input is not to blame."""
+        records = rows.frame() if isinstance(rows, Block) else rows
+        found = await asyncio.to_thread(unscorable, self.model, records)
         if found is None:
             return
-        loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
         message = found.describe() + (f" ({type(error).__name__}: {error})" if error is not None else "")
-        detail = InitErrorDetails(
-            type=PydanticCustomError("unscorable", "{reason}", {"reason": message}),
-            loc=loc,
-            input=found.value if found.feature else None,
-        )
-        # BentoML answers a pydantic ValidationError with 400 and its errors; the guard puts the field up front.
-        raise ValidationError.from_exception_data("PredictRequest", [detail]) from error
+        raise Refused(found, message) from error
 
 
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.
