@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mltemplate.pipeline import contract
+from mltemplate import contract
 from mltemplate.pipeline.prepare import read_raw
 from mltemplate.schema import DataError
 
