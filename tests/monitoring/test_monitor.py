@@ -110,8 +110,11 @@ def seed_log(db_url: str, truth: list[str], predicted: list[str], now: float) ->
     with db.begin() as connection:
         store.write_predictions(connection, rows)
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, t in enumerate(truth)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, t in enumerate(truth)
+            ],
         )
 
 
@@ -173,8 +176,11 @@ def seed_requests(db: Any, columns: codec.Columns, answers: list[tuple[float, li
             ],
         )
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, (*_, t) in enumerate(answers)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, (*_, t) in enumerate(answers)
+            ],
         )
 
 
