@@ -119,8 +119,19 @@ feedback: setup ## Store true labels for logged predictions from FILE (CSV: requ
 	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
 
 .PHONY: retrain
-retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
+retrain: setup ## Add capped, checked, trusted labelled production rows to the data, run the pipeline, judge it on the reference set; build/retrain/ for the PR
 	$(RUN) python -m mltemplate.monitoring retrain
+
+# The retrain workflow's pull-request job installs nothing: these run on the runner's python3, standard library only.
+HANDOFF = PYTHONPATH=src python3 -m mltemplate.monitoring.handoff
+
+.PHONY: check-retrain-paths
+check-retrain-paths: ## Check that build/retrain/files holds only data files, put them onto the checkout, list them (no install)
+	$(HANDOFF) apply build/retrain
+
+.PHONY: retrain-verdict
+retrain-verdict: ## Fail when the retrain in build/retrain fails its verdict on the reference set (no install)
+	$(HANDOFF) verdict build/retrain
 
 .PHONY: push-data
 push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DVC remote (docs/monitoring.md)

@@ -17,7 +17,7 @@ from mltemplate.errors import CommandError, run
 from mltemplate.monitoring import check, feedback, migrations, render, store
 from mltemplate.monitoring.alerts import KINDS
 from mltemplate.params import LABELLER_NAME, load_params
-from mltemplate.paths import MONITOR_ALERTS, MONITOR_REPORT_HTML, MONITOR_REPORT_MD, PARAMS_FILE
+from mltemplate.paths import MONITOR_ALERTS, MONITOR_REPORT_HTML, MONITOR_REPORT_MD, PARAMS_FILE, RETRAIN_DIR
 
 
 class AlertsFired(CommandError):
@@ -111,15 +111,26 @@ def _feedback(args: argparse.Namespace) -> None:
 
 
 def _retrain(args: argparse.Namespace) -> None:
-    from mltemplate.monitoring import retrain
+    from mltemplate.monitoring import handoff, retrain, summary
 
     params = load_params(PARAMS_FILE)
-    db = migrations.open_store()
-    appended = retrain.append(db, params)
-    print(f"retrain: appended {appended} labelled production record(s) to {params.data.raw}; data.dvc updated")
-    if not args.no_pipeline:
-        retrain.run_pipeline()
-        print("retrain: pipeline done; commit data.dvc, dvc.lock, metrics.json and plots/ (and `dvc push` the data)")
+    done = retrain.retrain(migrations.open_store(), params)
+    title = f"Retrain of {params.name} on labelled production records"
+    atomic.write_text(RETRAIN_DIR / handoff.SUMMARY_MD, summary.markdown(done, title=title))
+    atomic.write_text(RETRAIN_DIR / handoff.SUMMARY_JSON, done.to_json())
+    print(
+        f"retrain: added {done.added} production row(s) to {params.data.raw} ({done.rows_after} rows); cap {done.cap}"
+    )
+    if done.left:
+        print(f"retrain: {done.left} eligible row(s) over the cap are left for the next retrain")
+    for path in handoff.collect(Path.cwd(), RETRAIN_DIR):
+        print(f"retrain: changed {path}")
+    verdict = "passes" if done.passed else "FAILS"
+    print(f"retrain: the retrained model {verdict} its verdict on the {done.reference_rows} reference rows")
+    for rule in done.verdict:
+        if not rule["passed"]:
+            print(f"retrain: fails: {rule['reason']}")
+    print(f"retrain: summary in {RETRAIN_DIR / handoff.SUMMARY_MD}; `make push-data` sends the data to the remote")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "--all-or-nothing", action="store_true", help="store none unless every label names a logged record"
     )
     importing.set_defaults(handler=_feedback)
-    retraining = commands.add_parser("retrain", help="append labelled production records to the data; dvc repro")
-    retraining.add_argument("--no-pipeline", action="store_true", help="only append and re-track the data")
+    retraining = commands.add_parser("retrain", help="add labelled production rows to the data, dvc repro, judge")
     retraining.set_defaults(handler=_retrain)
     args = parser.parse_args(argv)
     args.handler(args)
