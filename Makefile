@@ -90,10 +90,17 @@ bench: setup ## Run the benchmarks and write BENCHMARKS.md
 	$(RUN) python -m benchmarks
 
 # --- Prediction service (docs/service.md); runtime settings come from SERVE_* environment variables ---
+# Without SERVE_FEEDBACK_TOKEN or SERVE_FEEDBACK_TOKEN_FILE, `make serve` makes a local token once (readable by you
+# only) and prints it: POST /feedback takes it as `Authorization: Bearer <token>`.
+LOCAL_FEEDBACK_TOKEN := monitoring/feedback-token
+
 .PHONY: serve
-serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it
+serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it; prints the local feedback token
 	$(RUN) python -m mltemplate.release.provenance write
-	$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
+	@if [ -z "$${SERVE_FEEDBACK_TOKEN:-}$${SERVE_FEEDBACK_TOKEN_FILE:-}" ]; then \
+		$(RUN) python -m mltemplate.serving.labellers local $(LOCAL_FEEDBACK_TOKEN); \
+		export SERVE_FEEDBACK_TOKEN_FILE=$(LOCAL_FEEDBACK_TOKEN); fi; \
+		$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
 
 .PHONY: bento
 bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, hashed requirements, tagged name:version
