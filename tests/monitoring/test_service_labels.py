@@ -86,7 +86,10 @@ def test_1000_predictions_followed_at_once_by_their_labels_are_all_stored(
 ) -> None:
     with served(repo, env=env(database, tmp_path / "spool", SERVE_FEEDBACK_TOKEN=TOKEN)) as url:
         sent, statuses = predict_then_label(url, records, truths(repo), PREDICTIONS, on_answer=lambda _: None)
-        assert set(statuses) == {200}  # not one refused, although most arrive before their record is written
+        print({status: statuses.count(status) for status in sorted(set(statuses))})
+        # Not one refused, although most arrive before their record is written (202: spooled, as when the
+        # database is busy beyond a retry, and written from there)
+        assert set(statuses) <= {200, 202}
         wait_for(lambda: len(joined(database)) == PREDICTIONS)
     found = joined(database)
     assert dict(zip(found[codec.REQUEST_ID], found[store.TRUTH], strict=True)) == sent

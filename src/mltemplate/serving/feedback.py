@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,9 +28,13 @@ from mltemplate.monitoring import feedback, labels, migrations, store
 from mltemplate.serving.ids import RequestIds
 from mltemplate.serving.labellers import Labellers, RateLimit, Refused, retry_after
 
+logger = logging.getLogger(__name__)
+
 UNAVAILABLE = "cannot be checked while the monitoring database is unavailable; send it again later"
 OUTAGES = (store.StoreError, sa.exc.OperationalError, sa.exc.InterfaceError)
 """What a database that is down, unreachable or locked raises; anything else is a fault, not an outage."""
+ATTEMPTS, RETRY_S = 2, 0.1
+"""Tries to store a call's labels before they go to the spool, and the pause between them."""
 
 
 @dataclass(frozen=True)
@@ -94,16 +99,24 @@ class FeedbackDesk:
         if problems and (submission.all_or_nothing or not accepted):
             raise feedback.FeedbackError(problems)
         key, now = submission.key(), time.time()
-        try:
-            stored = labels.store_labels(
-                self._engine(), accepted, labeller=labeller, submission=key, ts=now, abandoned=abandoned
-            )
-        except OUTAGES:
-            if abandoned():
-                raise labels.TooLate("the call was given up while the database was down; nothing was kept") from None
-            self.spool.add(accepted, labeller=labeller, submission=key, ts=now)
-            return Outcome(key, 0, len(accepted), problems)
-        return Outcome(key, stored, 0, problems)
+        for attempt in range(ATTEMPTS):
+            try:
+                stored = labels.store_labels(
+                    self._engine(), accepted, labeller=labeller, submission=key, ts=now, abandoned=abandoned
+                )
+                return Outcome(key, stored, 0, problems)
+            except OUTAGES as error:
+                if abandoned():
+                    raise labels.TooLate(
+                        "the call was given up while the database was down; nothing was kept"
+                    ) from None
+                if attempt + 1 < ATTEMPTS:
+                    time.sleep(RETRY_S)  # a lock race of SQLite's, say, is over by then; an outage is not
+                    continue
+                reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+                logger.warning("feedback: database unavailable (%s); %d label(s) spooled", reason, len(accepted))
+        self.spool.add(accepted, labeller=labeller, submission=key, ts=now)
+        return Outcome(key, 0, len(accepted), problems)
 
     def close(self) -> None:
         self.spool.close()
