@@ -90,10 +90,17 @@ bench: setup ## Run the benchmarks and write BENCHMARKS.md
 	$(RUN) python -m benchmarks
 
 # --- Prediction service (docs/service.md); runtime settings come from SERVE_* environment variables ---
+# Without SERVE_FEEDBACK_TOKEN or SERVE_FEEDBACK_TOKEN_FILE, `make serve` makes a local token once (readable by you
+# only) and prints it: POST /feedback takes it as `Authorization: Bearer <token>`.
+LOCAL_FEEDBACK_TOKEN := monitoring/feedback-token
+
 .PHONY: serve
-serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it
+serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it; prints the local feedback token
 	$(RUN) python -m mltemplate.release.provenance write
-	$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
+	@if [ -z "$${SERVE_FEEDBACK_TOKEN:-}$${SERVE_FEEDBACK_TOKEN_FILE:-}" ]; then \
+		$(RUN) python -m mltemplate.serving.labellers local $(LOCAL_FEEDBACK_TOKEN); \
+		export SERVE_FEEDBACK_TOKEN_FILE=$(LOCAL_FEEDBACK_TOKEN); fi; \
+		$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
 
 .PHONY: bento
 bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, hashed requirements, tagged name:version
@@ -132,8 +139,19 @@ feedback: setup ## Store true labels for logged predictions from FILE (CSV: requ
 	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
 
 .PHONY: retrain
-retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
+retrain: setup ## Add capped, checked, trusted labelled production rows to the data, run the pipeline, judge it on the reference set; build/retrain/ for the PR
 	$(RUN) python -m mltemplate.monitoring retrain
+
+# The retrain workflow's pull-request job installs nothing: these run on the runner's python3, standard library only.
+HANDOFF = PYTHONPATH=src python3 -m mltemplate.monitoring.handoff
+
+.PHONY: check-retrain-paths
+check-retrain-paths: ## Check that build/retrain/files holds only data files, put them onto the checkout, list them (no install)
+	$(HANDOFF) apply build/retrain
+
+.PHONY: retrain-verdict
+retrain-verdict: ## Fail when the retrain in build/retrain fails its verdict on the reference set (no install)
+	$(HANDOFF) verdict build/retrain
 
 .PHONY: push-data
 push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DVC remote (docs/monitoring.md)

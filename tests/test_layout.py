@@ -28,6 +28,7 @@ SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.migrations",
     "mltemplate.monitoring.codec",
     "mltemplate.monitoring.feedback",
+    "mltemplate.monitoring.labels",
 }
 """Exactly the monitoring modules the service reaches (they go into the Bento; drift, reports and retraining don't)."""
 MLFLOW_ONLY = "mltemplate.registry"

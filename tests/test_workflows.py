@@ -29,7 +29,7 @@ GITHUB_ONLY_STEPS = {
     ("release.yml", "not-enabled", "Say how to enable releases"),
     ("release.yml", "publish", "Create the GitHub Release unless it exists (notes = model card)"),
     ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
-    ("retrain.yml", "retrain", "Open the pull request"),
+    ("retrain.yml", "pull-request", "Open the pull request"),
 }
 
 
@@ -109,7 +109,23 @@ def test_only_the_comment_job_may_write_to_pull_requests() -> None:
         for job_id, job in load(path)["jobs"].items()
         if job["permissions"].get("pull-requests") == "write"
     }
-    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "retrain")}
+    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "pull-request")}
+
+
+def test_the_retrain_job_holds_no_write_token_and_the_pull_request_job_installs_and_runs_no_project_code() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "retrain.yml")["jobs"]
+    assert jobs["retrain"]["permissions"] == {"contents": "read"}
+    assert jobs["pull-request"]["needs"] == "retrain"
+    steps = jobs["pull-request"]["steps"]
+    assert not [s for s in steps if s.get("uses", "").startswith("astral-sh/setup-uv")]
+    makes = [s["run"] for s in steps if s.get("run", "").startswith("make ")]
+    assert makes == ["make check-retrain-paths", "make retrain-verdict"]
+    recipes = subprocess.run(
+        ["make", "-n", "check-retrain-paths", "retrain-verdict"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.monitoring.handoff ") for line in recipes)
+    opening = next(s for s in steps if s.get("name") == "Open the pull request")["run"]
+    assert "git add --pathspec-from-file=build/retrain/paths.txt" in opening  # what check-retrain-paths allowed
 
 
 def comment_steps() -> list[dict[str, Any]]:

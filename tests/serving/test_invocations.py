@@ -147,7 +147,7 @@ class StubScorer:
     def __init__(self, model: TrainedModel, answer_with: Any) -> None:
         self.model, self.answer_with, self.max_rows = model, answer_with, 10
 
-    async def answer(self, rows: Any, request_id: str) -> Answer:
+    async def answer(self, rows: Any, client_request_id: str | None) -> Answer:
         if isinstance(self.answer_with, Exception):
             raise self.answer_with
         return self.answer_with
@@ -163,7 +163,7 @@ def test_the_answer_is_mlflows_predictions(
     monkeypatch: pytest.MonkeyPatch, fitted: tuple[TrainedModel, str, pd.DataFrame]
 ) -> None:
     model, _, rows = fitted
-    stub = StubScorer(model, Answer(np.zeros((len(rows), 2)), ["sick"] * len(rows)))
+    stub = StubScorer(model, Answer(np.zeros((len(rows), 2)), ["sick"] * len(rows), "r1"))
     reply = _post(monkeypatch, stub, rows, "application/json; charset=utf-8")
     assert (reply.status_code, reply.json()) == (200, {"predictions": ["sick"] * len(rows)})
 

@@ -144,10 +144,10 @@ class StubScorer:
     def __init__(self, model: TrainedModel, answer_with: Any) -> None:
         self.model, self.answer_with, self.max_rows = model, answer_with, 10
         self.release = SimpleNamespace(version="1.0")
-        self.seen: list[str] = []
+        self.seen: list[str] = []  # the client X-Request-IDs it was given
 
-    async def answer(self, rows: Any, request_id: str) -> Answer:
-        self.seen.append(request_id)
+    async def answer(self, rows: Any, client_request_id: str | None) -> Answer:
+        self.seen.append(client_request_id or "")
         if isinstance(self.answer_with, Exception):
             raise self.answer_with
         return self.answer_with
@@ -165,11 +165,12 @@ def _infer(client: TestClient, **headers: str) -> Any:
 
 def test_the_answer_goes_out_as_a_tensor_per_output(monkeypatch: pytest.MonkeyPatch, mixed: TrainedModel) -> None:
     output = np.array([[0.25, 0.75], [0.5, 0.5]])
-    stub = StubScorer(mixed, Answer(output, ["well", "sick"]))
+    stub = StubScorer(mixed, Answer(output, ["well", "sick"], "r1"))
     reply = _infer(_client(monkeypatch, stub), **{"X-Request-ID": "rid-1"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert (body["model_name"], body["model_version"], body["id"], stub.seen) == ("demo", "1.0", "mine", ["rid-1"])
+    assert reply.headers["x-request-id"] == "r1"  # the service's id of the answer, not the client's
     assert body["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["well", "sick"]},
         {"name": "probabilities", "datatype": "FP64", "shape": [2, 2], "data": [0.25, 0.75, 0.5, 0.5]},

@@ -26,6 +26,7 @@ FLOAT = np.dtype("<f8")
 REQUEST_ID = "__request_id__"
 POSITION = "__position__"
 TS = "__ts__"
+CLIENT_REQUEST_ID = "__client_request_id__"
 MODEL_VERSION = "__model_version__"
 LABEL = "__label__"
 OUTPUT = "__output__:"
@@ -72,9 +73,12 @@ def encode(
     rows: Rows,
     labels: Sequence[str] | None,
     outputs: Any,
+    *,
+    client_request_id: str | None = None,
 ) -> dict[str, Any]:
     """One request as a row of `store.requests`. `rows` hold the feature values in `columns` order (numbers or None,
-    then text or None); `outputs` is records x len(columns.outputs) numbers."""
+    then text or None); `outputs` is records x len(columns.outputs) numbers; `client_request_id` is the client's
+    X-Request-ID, if any."""
     count, width = len(rows), len(columns.numeric)
     if isinstance(rows, Block):  # a columnar body (V2 tensors, /invocations): no per-record tuples
         numeric = rows.numeric.astype(FLOAT, copy=False).reshape(count, width)
@@ -101,6 +105,7 @@ def encode(
         "categorical": categorical,
         "labels": None if labels is None else list(labels),
         "outputs": answered.tobytes(),
+        "client_request_id": client_request_id,
     }
 
 
@@ -110,7 +115,9 @@ def to_json_safe(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64decode(data[k]) if k in {"numeric", "outputs"} else v for k, v in data.items()}
+    row = {k: base64.b64decode(data[k]) if k in {"numeric", "outputs"} else v for k, v in data.items()}
+    row.setdefault("client_request_id", None)  # a spool line written before the log kept the client's id
+    return row
 
 
 def _is_number(value: Any) -> bool:
@@ -151,9 +158,9 @@ def encode_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 def decode(rows: Sequence[Any]) -> pd.DataFrame:
     """Stored requests that share their columns as one frame: a row per record, the feature columns, then
-    REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL and an OUTPUT column per output."""
+    REQUEST_ID, POSITION, TS, CLIENT_REQUEST_ID, MODEL_VERSION, LABEL and an OUTPUT column per output."""
     if not rows:
-        return pd.DataFrame(columns=[REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL])
+        return pd.DataFrame(columns=[REQUEST_ID, POSITION, TS, CLIENT_REQUEST_ID, MODEL_VERSION, LABEL])
     columns = Columns.from_dict(rows[0].columns)
     counts = np.array([int(row.records) for row in rows])
     total = int(counts.sum())
@@ -166,6 +173,9 @@ def decode(rows: Sequence[Any]) -> pd.DataFrame:
     data[REQUEST_ID] = np.repeat(np.array([row.request_id for row in rows], dtype=object), counts)
     data[POSITION] = np.arange(total) - starts
     data[TS] = np.repeat(np.array([float(row.ts) for row in rows]), counts)
+    data[CLIENT_REQUEST_ID] = np.repeat(
+        np.array([getattr(row, "client_request_id", None) for row in rows], dtype=object), counts
+    )
     data[MODEL_VERSION] = np.repeat(np.array([row.model_version for row in rows], dtype=object), counts)
     labels = [label for row in rows for label in (row.labels if row.labels is not None else [None] * row.records)]
     data[LABEL] = pd.array(labels, dtype=object)

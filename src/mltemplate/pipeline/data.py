@@ -92,7 +92,7 @@ def fetch(dvc_file: Path = DATA_DVC) -> str:
 
 def accept_contract(csv: Path, path: Path = CONTRACT_FILE) -> list[str]:
     """Write the contract `csv` satisfies; returns what changed against the previous one (everything when new)."""
-    from mltemplate.pipeline import contract
+    from mltemplate import contract
     from mltemplate.pipeline.prepare import read_raw
 
     new = contract.infer(read_raw(csv))

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mltemplate import atomic
+from mltemplate import atomic, contract
 from mltemplate.params import DataParams, Params, SplitParams, load_params
 from mltemplate.paths import EXAMPLE_FILE, TEST_CSV, TRAIN_CSV
-from mltemplate.pipeline import contract
 from mltemplate.schema import ROW_ID, DataError, Schema
 
 

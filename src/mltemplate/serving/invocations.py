@@ -20,7 +20,7 @@ from starlette.routing import Route
 from mltemplate import columns
 from mltemplate.model import TrainedModel
 from mltemplate.serving.batching import Overloaded
-from mltemplate.serving.scorer import Refused, json_response, request_id, scorer
+from mltemplate.serving.scorer import Refused, client_request_id, json_response, scorer
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CSV = "text/csv"
@@ -120,7 +120,7 @@ async def invocations(request: Request) -> Response:
         else:
             return _error(f"Content-Type {media!r} is not supported; send {JSON} or {CSV}", "Content-Type", 415)
         block = checked_block(data, service.model, max_rows=service.max_rows)
-        answer = await service.answer(block, request_id(request))
+        answer = await service.answer(block, client_request_id(request))
     except BodyError as error:
         return _error(str(error), error.field, error.status)
     except Refused as refused:
@@ -129,7 +129,7 @@ async def invocations(request: Request) -> Response:
     except Overloaded as error:
         return _error(str(error), "body", 503)
     predictions = answer.labels if answer.labels is not None else answer.output
-    return json_response({"predictions": predictions})
+    return json_response({"predictions": predictions}, request_id=answer.request_id)
 
 
 def checked_block(data: Mapping[str, Any], model: TrainedModel, *, max_rows: int) -> columns.Block:

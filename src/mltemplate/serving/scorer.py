@@ -3,7 +3,6 @@ one call that scores, checks and logs for every path; and how they reply when it
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +23,8 @@ class Answer:
 
     output: np.ndarray
     labels: list[str] | None
+    request_id: str
+    """The service's id of this answer in the prediction log (POST /feedback labels it; X-Request-ID header)."""
 
 
 class Refused(Exception):
@@ -41,7 +42,7 @@ class Scorer(Protocol):
     release: Release
     max_rows: int
 
-    async def answer(self, rows: Any, request_id: str) -> Answer: ...
+    async def answer(self, rows: Any, client_request_id: str | None) -> Answer: ...
 
 
 def scorer() -> Scorer:
@@ -50,11 +51,14 @@ def scorer() -> Scorer:
     return service
 
 
-def request_id(request: Request) -> str:
-    """The id the guard put in the headers (the client's X-Request-ID or a new one); a new one without the guard."""
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+def client_request_id(request: Request) -> str | None:
+    """The client's own X-Request-ID (the guard checked it), logged beside the service's id."""
+    return request.headers.get("x-request-id")
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    """orjson's bytes (numpy arrays as lists; floats in the shortest form that reads back the same)."""
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
+def json_response(body: Any, status: int = 200, *, request_id: str | None = None) -> Response:
+    """orjson's bytes (numpy arrays as lists; floats in the shortest form that reads back the same); an answer's
+    X-Request-ID header when it has one."""
+    headers = {"X-Request-ID": request_id} if request_id is not None else None
+    data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(data, status, headers=headers, media_type="application/json")

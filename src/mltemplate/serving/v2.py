@@ -20,7 +20,7 @@ from starlette.routing import Route
 from mltemplate import columns
 from mltemplate.model import TrainedModel
 from mltemplate.serving.batching import Overloaded
-from mltemplate.serving.scorer import Refused, Scorer, json_response, request_id, scorer
+from mltemplate.serving.scorer import Refused, Scorer, client_request_id, json_response, scorer
 
 PLATFORM = "sklearn_skops"
 """`<project>_<format>`, as the protocol names platforms: a scikit-learn pipeline in a skops file."""
@@ -231,7 +231,7 @@ async def infer(request: Request) -> Response:
             raise TensorError(f"body must be a JSON object with inputs, got {type(body).__name__}")
         block = decode(body.get("inputs"), service.model, max_rows=service.max_rows)
         names = _requested(body, service.model)
-        answer = await service.answer(block, request_id(request))
+        answer = await service.answer(block, client_request_id(request))
     except TensorError as error:
         return _error(str(error))
     except Refused as refused:
@@ -244,7 +244,7 @@ async def infer(request: Request) -> Response:
     if isinstance(body.get("id"), str):
         reply["id"] = body["id"]
     reply["outputs"] = _tensors(answer.output, answer.labels, names)
-    return json_response(reply)
+    return json_response(reply, request_id=answer.request_id)
 
 
 async def server_metadata(request: Request) -> Response:
