@@ -49,6 +49,7 @@ def labels_in(db: sa.Engine) -> list[tuple[str, int, str]]:
         ({"labels": [{"request_id": "one"}]}, "labels.0.label"),
         ({"labels": [{"request_id": "one", "label": "maybe"}]}, "labels.0.label"),
         ({"labels": [{"request_id": "bad id!", "label": "no"}]}, "labels.0.request_id"),
+        ({"labels": [{"request_id": "one\n", "label": "no"}]}, "labels.0.request_id"),
         ({"labels": [{"request_id": "one", "label": "no", "position": -1}]}, "labels.0.position"),
         ({"labels": [{"request_id": "one", "label": "no", "when": 1}]}, "labels.0.when"),
     ],

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from mltemplate.errors import Error
 from mltemplate.monitoring import store
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-"""What a request id may be: the service's own are 32 hex digits; a client's X-Request-ID must fit this too."""
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+"""What a request id may be (whole: fullmatch, so "id\\n" is not one): the service's own are 32 hex digits; a client's
+X-Request-ID must fit this too."""
 MAX_ITEMS = 10_000
 CSV_COLUMNS = ("request_id", "label")
 
@@ -82,7 +83,7 @@ def _item(index: int, item: Any, classes: Sequence[str] | None, *, prefix: str) 
     if unknown:
         return Problem(index, f"{prefix}.{unknown[0]}", "unknown field; allowed: request_id, label, position")
     request_id, label, position = item.get("request_id"), item.get("label"), item.get("position")
-    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
         return Problem(index, f"{prefix}.request_id", f"{request_id!r} is not a request id (1-64 of A-Za-z0-9._:-)")
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         return Problem(index, f"{prefix}.position", f"{position!r} is not a record index (an integer >= 0)")
