@@ -18,6 +18,17 @@ from mltemplate.paths import MONITORING_DB_URL, SPOOL_DIR
 
 ENV_URL = "MONITORING_DB_URL"
 ENV_SPOOL = "MONITORING_SPOOL_DIR"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite statement waits for another writer's lock (`make monitor` and the workers share the file)."""
+# A PostgreSQL peer that vanishes (a partition, a dead node) is noticed within about 30 s instead of never: TCP
+# keepalives probe an idle connection, and unacknowledged data fails it (libpq's tcp_user_timeout, Linux).
+POSTGRES_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 metadata = sa.MetaData()
 
@@ -118,7 +129,7 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     # 4 KiB pages split into 16 overflow pages, each its own WAL frame; 16 KiB pages cut the writer's CPU by a third.
     cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -144,6 +155,7 @@ def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
         connect_args["timeout"] = 30
     elif parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = connect_timeout_s
+        connect_args.update(POSTGRES_KEEPALIVES)
     try:
         created = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as error:
@@ -151,6 +163,17 @@ def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
     if created.dialect.name == "sqlite":
         sa.event.listen(created, "connect", _sqlite_pragmas)
     return created
+
+
+def bound_statements(connection: Connection, seconds: float) -> None:
+    """Make the statements of this transaction fail after `seconds` instead of waiting on a slow, locked or busy
+    database: PostgreSQL's statement_timeout and lock_timeout (for this transaction only), SQLite's busy timeout."""
+    milliseconds = max(1, int(seconds * 1000))
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"SET LOCAL statement_timeout = {milliseconds}"))
+        connection.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
 
 
 def insert_ignoring_duplicates(table: sa.Table, connection: Connection) -> Any:
