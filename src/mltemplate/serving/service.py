@@ -1,13 +1,15 @@
 """The BentoML prediction service: POST /predict and GET /metadata over models/model.skops (checked against
 dvc.lock at start-up), and POST /feedback for the true labels of logged answers. It reads the model's own files
 (models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py; settings: settings.py; request checks and
-request ids: guard.py; batching: batching.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
+request ids: guard.py (limits, shape, refusals, replies); unknown paths' metrics: paths.py; /readyz and /livez:
+health.py; batching: batching.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
+import logging
 import math
 import uuid
 from typing import Any, cast
@@ -32,10 +34,16 @@ from mltemplate.monitoring import codec, feedback, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
+from mltemplate.serving import health, refusals
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
+from mltemplate.serving.limits import BodyBudget
+from mltemplate.serving.paths import label_paths
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
 from mltemplate.serving.settings import ServingSettings, load_settings
+from mltemplate.serving.shape import RequestShape
+
+logger = logging.getLogger(__name__)
 
 
 async def _metadata(request: Request) -> JSONResponse:
@@ -51,6 +59,8 @@ async def _feedback(request: Request) -> JSONResponse:
         body = json.loads(await request.body())
     except ValueError as error:
         return JSONResponse({"error": f"body is not valid JSON ({error})", "field": "body"}, status_code=400)
+    except RecursionError:
+        return JSONResponse({"error": "body is nested too deeply to be labels", "field": "body"}, status_code=400)
     try:
         labels = feedback.parse(body, service.model.classes if service.model.schema.classification else None)
     except feedback.FeedbackError as error:
@@ -72,8 +82,12 @@ async def _feedback(request: Request) -> JSONResponse:
 
 def _refused(status: int, error: feedback.FeedbackError) -> JSONResponse:
     first = error.problems[0]
-    body = {"error": str(error), "field": first.field, "errors": [p.to_dict() for p in error.problems]}
+    listed = [p.to_dict() for p in error.problems[:MAX_LISTED_PROBLEMS]]  # a body of 10,000 bad labels lists 20
+    body = {"error": str(error), "field": first.field, "errors": listed, "error_count": len(error.problems)}
     return JSONResponse(body, status_code=status)
+
+
+MAX_LISTED_PROBLEMS = 20
 
 
 # Checked on import, so that `bentoml build` refuses a model that dvc.lock does not record, and `bentoml serve`
@@ -86,6 +100,8 @@ PredictRequest = request_model(
     SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
 )
 PredictResponse = response_model(METADATA)
+BUDGET = BodyBudget(SETTINGS.max_inflight_body_bytes)
+"""This worker's body budget: the guard reserves on it, /readyz and /livez look at it."""
 metadata_app = Starlette(
     routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", _feedback, methods=["POST"])]
 )
@@ -121,15 +137,21 @@ class PredictionService:
         )
         self.db_url = store.database_url()
         self.feedback_db: sa.Engine | None = None
+        refusals.install(values=SETTINGS.debug_refusals)
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
                 columns=codec.log_columns(self.model.schema, self.model.classes),
                 spool_dir=store.spool_dir(),
+                spool_max_bytes=SETTINGS.spool_max_bytes // SETTINGS.workers,
+                max_queued_records=SETTINGS.log_queue_records,
+                statement_timeout_s=SETTINGS.log_db_timeout_s,
+                **log_counters(),
             )
             if SETTINGS.prediction_log
             else None
         )
+        self.health = health.Health(ready=True, alive=True)
         # Everything loaded so far lives as long as the worker: keep it out of the garbage collector's scans,
         # whose full passes over BentoML's, pandas' and scikit-learn's objects otherwise stall requests.
         gc.collect()
@@ -148,6 +170,29 @@ class PredictionService:
         """On SIGTERM: what is queued goes to the database, or to the spool when the database is down."""
         if self.prediction_log is not None:
             self.prediction_log.close()
+
+    def _health(self) -> health.Health:
+        found = health.judge(
+            model_loaded=getattr(self, "model", None) is not None,
+            unaccounted_bytes=BUDGET.unaccounted(),
+            stuck_bytes=BUDGET.held_longer_than(health.STUCK_AFTER_TIMEOUTS * SETTINGS.timeout_s),
+            budget_bytes=BUDGET.limit,
+            max_body_bytes=SETTINGS.max_body_bytes,
+            model_call_s=self.batcher.call_seconds(),
+            timeout_s=SETTINGS.timeout_s,
+        )
+        if found != self.health:
+            logger.log(logging.INFO if found.ready else logging.ERROR, "health: %s", found.reason or "ready")
+        self.health = found
+        return found
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: False takes the pod out of its Service (health.py)."""
+        return self._health().ready
+
+    async def __is_alive__(self) -> bool:
+        """/livez: False makes Kubernetes restart the pod."""
+        return self._health().alive
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
     async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> BaseModel:
@@ -194,12 +239,35 @@ class PredictionService:
         raise ValidationError.from_exception_data("PredictRequest", [detail]) from error
 
 
+def log_counters() -> dict[str, Any]:
+    """The prediction log's counters on /metrics, created once per worker process."""
+    # Imported here, in the worker: BentoML points prometheus_client at its multiprocess directory before __init__.
+    import prometheus_client
+
+    if not _COUNTERS:
+        for name, what in (("spooled", "written to the spool"), ("dropped", "dropped: database and spool refused")):
+            counter = prometheus_client.Counter(f"prediction_log_{name}_records", f"Answered records {what}")
+            _COUNTERS[f"on_{name}"] = counter.inc
+    return dict(_COUNTERS)
+
+
+_COUNTERS: dict[str, Any] = {}
+
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.
 cast(Any, PredictionService).add_asgi_middleware(
     RequestGuard,
     max_body_bytes=SETTINGS.max_body_bytes,
     max_concurrency=math.ceil(SETTINGS.max_concurrency / SETTINGS.workers),
     retry_after_s=SETTINGS.retry_after_s,
-    max_inflight_body_bytes=SETTINGS.max_inflight_body_bytes,
+    budget=BUDGET,
     drain_s=SETTINGS.timeout_s,
+    body_timeout_s=SETTINGS.body_timeout_s,
+    body_checks={
+        "/predict": RequestShape(len(SCHEMA.features), SETTINGS.max_rows, cast(Any, PredictRequest).plausible)
+    },
+    refusals=refusals.RefusalLog(
+        {*SCHEMA.features, "records", "labels", "request_id", "label", "position"},
+        values=SETTINGS.debug_refusals,
+    ),
 )
+label_paths(PredictionService)  # unknown paths share one label in BentoML's metrics (paths.py)
