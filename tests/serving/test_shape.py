@@ -8,10 +8,17 @@ import time
 
 import pytest
 
+from mltemplate.serving import shape
 from mltemplate.serving.shape import Problem, problem
 
 FEATURES = [f"f{i}" for i in range(30)]
 RECORD = {name: 1.5 for name in FEATURES}
+
+
+@pytest.fixture(autouse=True, params=[shape.BLOCK_BYTES, 2, 7], ids=["blocks", "2-byte-blocks", "7-byte-blocks"])
+def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case also in tiny blocks: what a block boundary cuts (an escape, a string, a record) is carried over."""
+    monkeypatch.setattr(shape, "BLOCK_BYTES", request.param)
 
 
 def check(body: bytes | dict[str, object]) -> Problem | None:
@@ -38,7 +45,7 @@ def test_bodies_a_request_could_be_or_that_the_parser_refuses_cheaply_pass(body:
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
-        ({"records": [RECORD, {**RECORD, "extra": 1}]}, "records.1", "31 fields; a record has the 30 of the schema"),
+        ({"records": [RECORD, {**RECORD, "extra": 1}]}, "records.1", "31 fields or more; a record has the 30"),
         ({"records": [RECORD, {**RECORD, "f3": [1, [2]]}]}, "records.1", "a value is a list or an object"),
         ({"records": [RECORD, [1, 2]]}, "records.1", "expected a record (an object), got a list"),
         ({"records": [RECORD] * 1025}, "records", "more than 1024 records"),
@@ -61,10 +68,14 @@ def test_structure_inside_strings_is_not_structure() -> None:
     assert check({"records": [tricky]}) is None
 
 
-def test_a_record_of_800000_unknown_keys_is_refused_in_well_under_a_second() -> None:
+def test_a_record_of_800000_unknown_keys_is_refused_in_well_under_a_second(block_bytes: None) -> None:
+    if shape.BLOCK_BYTES < 1024:
+        pytest.skip("timed with the real block size only")
     body = b'{"records": [{' + b",".join(b'"k%d":1' % i for i in range(800_000)) + b"}]}"
     start = time.perf_counter()
     found = check(body)
     elapsed = time.perf_counter() - start
-    assert found == Problem("records.0", "800000 fields; a record has the 30 of the schema")
-    assert elapsed < 1.0  # about 0.2 s on a loaded 2-core machine
+    assert found is not None
+    assert found.field == "records.0"
+    assert found.reason.endswith(" fields or more; a record has the 30 of the schema")
+    assert elapsed < 1.0  # milliseconds: the scan stops in the first block
