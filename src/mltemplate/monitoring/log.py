@@ -164,7 +164,8 @@ class PredictionLog:
     def _connect(self) -> sa.Engine | None:
         if self.db is None:
             try:
-                self.db = migrations.open_store(self.url)
+                # Between writes the log holds no file open: a volume remounted read-only or full is met afresh.
+                self.db = migrations.open_store(self.url, hold_files=False)
             except Exception as error:  # whatever the driver raises: the service must keep answering
                 self._down(error)
                 return None

@@ -133,9 +133,11 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
+def engine(url: str, *, connect_timeout_s: int = 5, hold_files: bool = True) -> Engine:
     """An engine for `url`: SQLite files get their directory and WAL mode; PostgreSQL a short connect timeout,
-    so a database that is down fails fast instead of holding the writer."""
+    so a database that is down fails fast instead of holding the writer. `hold_files=False` closes a SQLite file
+    after each transaction (no pool): a writer that holds no file open between writes meets a volume remounted
+    read-only, replaced or full afresh at its next write, and does not keep the volume busy."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -157,7 +159,10 @@ def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
         connect_args["connect_timeout"] = connect_timeout_s
         connect_args.update(POSTGRES_KEEPALIVES)
     try:
-        created = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        pooling: dict[str, Any] = {"pool_pre_ping": True}
+        if not hold_files and parsed.get_backend_name() == "sqlite":
+            pooling = {"poolclass": sa.pool.NullPool}
+        created = sa.create_engine(parsed, connect_args=connect_args, **pooling)
     except (sa.exc.ArgumentError, ImportError) as error:
         raise StoreError(f"{ENV_URL}: cannot use {parsed.render_as_string(hide_password=True)}: {error}") from None
     if created.dialect.name == "sqlite":
