@@ -10,7 +10,7 @@ import platform
 import sys
 from pathlib import Path
 
-SECTIONS = ["benchmarks.pipeline", "benchmarks.service", "benchmarks.monitoring"]
+SECTIONS = ["benchmarks.pipeline", "benchmarks.service", "benchmarks.monitoring", "benchmarks.hardening"]
 
 
 def machine() -> str:
