@@ -152,36 +152,6 @@ def test_the_spool_has_a_volume_of_its_own_larger_than_its_bound(rendered: dict[
 
 
 @pytest.mark.parametrize("name", RENDERINGS)
-def test_every_connection_comes_through_the_proxy(rendered: dict[str, Any], name: str) -> None:
-    """The service listens on the pod's loopback; the Service and every probe of the service go to the proxy."""
-    for pod in _pods(rendered[name]):
-        service, proxy = _container(pod, "service"), _container(pod, "proxy")
-        env = {item["name"]: item.get("value") for item in service["env"]}
-        assert env["BENTOML_HOST"] == "127.0.0.1"
-        assert "ports" not in service
-        proxy_ports = {port["name"]: port["containerPort"] for port in proxy["ports"]}
-        assert service["livenessProbe"]["httpGet"]["path"] == "/livez"
-        assert service["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert service["startupProbe"]["httpGet"]["path"] in {"/livez", "/readyz"}
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            assert service[probe]["httpGet"]["port"] == proxy_ports["http"]
-            assert proxy[probe]["httpGet"]["port"] in proxy_ports
-        mounted = {m["mountPath"]: m for m in proxy["volumeMounts"]}["/etc/nginx/nginx.conf"]
-        config = {v["name"]: v for v in pod["spec"]["volumes"]}[mounted["name"]]["configMap"]["name"]
-        assert config.startswith("proxy-config-")  # generated from nginx.conf, its hash in the name
-    (service_object,) = _of_kind(rendered[name], "Service")
-    assert {port["targetPort"] for port in service_object["spec"]["ports"]} == {"http"}
-
-
-def test_the_proxy_refuses_bodies_the_service_would_and_reaches_its_port() -> None:
-    config = (ROOT / deploy.BASE_DIR / "nginx.conf").read_text()
-    limit = re.search(r"client_max_body_size (\d+)m;", config)
-    assert limit is not None
-    assert int(limit[1]) * 2**20 == ServingSettings().max_body_bytes
-    assert re.search(r"server 127\.0\.0\.1:3000;", config)
-
-
-@pytest.mark.parametrize("name", RENDERINGS)
 def test_containers_request_and_limit_cpu_and_memory(rendered: dict[str, Any], name: str) -> None:
     for container in _containers(rendered[name]):
         for kind in ("requests", "limits"):

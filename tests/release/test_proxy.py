@@ -1,10 +1,11 @@
-"""The pod's front proxy (deploy/base/nginx.conf) as a real nginx in front of a real `bentoml serve`: the configuration
-is valid, a 64 MiB header is refused without slowing good clients, a connection that never sends a byte is closed,
-slow bodies leave good requests answered, and nginx's own refusals are JSON. nginx comes from the machine (Debian's
-`nginx` package); without it these are skipped."""
+"""The pod's front proxy (deploy/base/nginx.conf): the manifests send every connection through it, and a real nginx in
+front of a real `bentoml serve` shows the configuration valid, a 64 MiB header refused without slowing good clients,
+a connection that never sends a byte closed, slow bodies leaving good requests answered, and nginx's own refusals
+as JSON. nginx comes from the machine (Debian's `nginx` package); without it those are skipped."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -19,13 +20,50 @@ import pytest
 from mltemplate.probe import free_port
 from mltemplate.release import deploy
 from mltemplate.report.loadtest import Server
+from mltemplate.serving.settings import ServingSettings
 from tests.conftest import ROOT
+from tests.release.test_deploy import RENDERINGS, _container, _of_kind, _pods, _render
 from tests.service_client import request
 from tests.serving.attackers import Tricklers, address, good_clients
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)")
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)")
 MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    return {name: _render(name) for name in RENDERINGS}
+
+
+@pytest.mark.parametrize("name", RENDERINGS)
+def test_every_connection_comes_through_the_proxy(rendered: dict[str, Any], name: str) -> None:
+    """The service listens on the pod's loopback; the Service and every probe of the service go to the proxy."""
+    for pod in _pods(rendered[name]):
+        service, proxy = _container(pod, "service"), _container(pod, "proxy")
+        env = {item["name"]: item.get("value") for item in service["env"]}
+        assert env["BENTOML_HOST"] == "127.0.0.1"
+        assert "ports" not in service
+        proxy_ports = {port["name"]: port["containerPort"] for port in proxy["ports"]}
+        assert service["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert service["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert service["startupProbe"]["httpGet"]["path"] in {"/livez", "/readyz"}
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert service[probe]["httpGet"]["port"] == proxy_ports["http"]
+            assert proxy[probe]["httpGet"]["port"] in proxy_ports
+        mounted = {m["mountPath"]: m for m in proxy["volumeMounts"]}["/etc/nginx/nginx.conf"]
+        config = {v["name"]: v for v in pod["spec"]["volumes"]}[mounted["name"]]["configMap"]["name"]
+        assert config.startswith("proxy-config-")  # generated from nginx.conf, its hash in the name
+    (service_object,) = _of_kind(rendered[name], "Service")
+    assert {port["targetPort"] for port in service_object["spec"]["ports"]} == {"http"}
+
+
+def test_the_proxy_refuses_bodies_the_service_would_and_reaches_its_port() -> None:
+    config = (ROOT / deploy.BASE_DIR / "nginx.conf").read_text()
+    limit = re.search(r"client_max_body_size (\d+)m;", config)
+    assert limit is not None
+    assert int(limit[1]) * 2**20 == ServingSettings().max_body_bytes
+    assert re.search(r"server 127\.0\.0\.1:3000;", config)
 
 
 def configure(scratch: Path, *, listen: int, upstream: int) -> Path:
@@ -44,6 +82,7 @@ def configure(scratch: Path, *, listen: int, upstream: int) -> Path:
     return config
 
 
+@needs_nginx
 def test_the_configuration_is_valid(tmp_path: Path) -> None:
     config = configure(tmp_path, listen=free_port(), upstream=3000)
     checked = subprocess.run([str(NGINX), "-t", "-e", "stderr", "-c", str(config)], capture_output=True, text=True)
@@ -81,6 +120,7 @@ def good(pipeline_repo: Path) -> bytes:
     return (pipeline_repo / "examples/predict.json").read_bytes()
 
 
+@needs_nginx
 @pytest.mark.integration
 def test_requests_pass_through_and_refusals_nginx_makes_are_json(proxied: str, good: bytes) -> None:
     assert request(proxied, "/predict", body=good, headers={"Content-Type": "application/json"}).status == 200
@@ -107,6 +147,7 @@ def _huge_header(url: str) -> int | None:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
+@needs_nginx
 @pytest.mark.integration
 def test_a_64_mib_header_is_refused_without_slowing_good_clients(proxied: str, good: bytes) -> None:
     """Issue 21: four clients sending 64 MiB headers took good clients from 404 to 2.2 req/s (uvicorn's parser keeps
@@ -122,6 +163,7 @@ def test_a_64_mib_header_is_refused_without_slowing_good_clients(proxied: str, g
     assert beside[200] >= 0.5 * alone[200], (alone, beside)
 
 
+@needs_nginx
 @pytest.mark.integration
 def test_a_connection_that_never_sends_a_byte_is_closed(proxied: str) -> None:
     with socket.create_connection(address(proxied), timeout=30) as sock:
@@ -130,6 +172,7 @@ def test_a_connection_that_never_sends_a_byte_is_closed(proxied: str) -> None:
         assert time.monotonic() - start < 10
 
 
+@needs_nginx
 @pytest.mark.integration
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
 def test_300_slow_bodies_through_the_proxy_leave_95_percent_of_good_requests_answered(

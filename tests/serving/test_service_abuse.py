@@ -163,3 +163,9 @@ def test_feedback_nested_too_deeply_gets_a_json_400(logged: Server) -> None:
     reply = request(logged.url, "/feedback", body=b'{"labels": ' + b"[" * 100_000, headers=JSON)
     assert reply.status == 400
     assert reply.json()["field"] == "body"
+
+
+def test_a_request_id_with_a_trailing_newline_is_refused(logged: Server) -> None:
+    body = json.dumps({"labels": [{"request_id": "client-7\n", "label": "x"}]}).encode()
+    reply = request(logged.url, "/feedback", body=body, headers=JSON)
+    assert (reply.status, reply.json()["field"]) == (400, "labels.0.request_id")

@@ -260,7 +260,7 @@ cast(Any, PredictionService).add_asgi_middleware(
     max_concurrency=math.ceil(SETTINGS.max_concurrency / SETTINGS.workers),
     retry_after_s=SETTINGS.retry_after_s,
     budget=BUDGET,
-    drain_s=SETTINGS.timeout_s,
+    drain_s=SETTINGS.body_timeout_s,  # a refused body is drained as long as a body may take, no longer
     body_timeout_s=SETTINGS.body_timeout_s,
     body_checks={
         "/predict": RequestShape(len(SCHEMA.features), SETTINGS.max_rows, cast(Any, PredictRequest).plausible)
