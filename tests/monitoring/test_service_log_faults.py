@@ -19,7 +19,7 @@ import pytest
 from mltemplate.report.loadtest import Server
 from tests.monitoring.test_service_log import Load, logged
 from tests.postgres import Cluster, cluster
-from tests.serving.attackers import workers
+from tests.serving.attackers import sigterm_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -36,24 +36,6 @@ def spooled(spool: Path) -> set[str]:
             except (ValueError, KeyError):
                 continue
     return found
-
-
-def _stop_and_wait(server: Server) -> None:
-    """SIGTERM as Kubernetes sends it, then wait until the server and its workers have exited."""
-    pids = [server.pgid, *workers(server)]
-    os.killpg(server.pgid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while any(_running(pid) for pid in pids):
-        assert time.monotonic() < deadline, "the service did not exit within 60 s of SIGTERM"
-        time.sleep(0.2)
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _postgres_pids(db: Cluster) -> list[int]:
@@ -87,7 +69,7 @@ def test_postgresql_hung_then_sigterm_loses_no_answered_prediction(
                 os.kill(pid, signal.SIGSTOP)  # the server neither answers nor closes: every statement waits
             try:
                 time.sleep(5)
-                _stop_and_wait(server)
+                sigterm_and_wait(server)
             finally:
                 for pid in hung:
                     os.kill(pid, signal.SIGCONT)
@@ -152,7 +134,7 @@ def test_the_log_volume_refusing_writes_for_20_s_loses_no_answered_prediction(
             with contextmanager(fault)(volume):
                 time.sleep(FAULT_S)
             time.sleep(3)
-        _stop_and_wait(server)
+        sigterm_and_wait(server)
         answered = set(load.answered)
         stored = {request_id for request_id, _ in logged(database)} | spooled(spool)
     print(f"volume {fault.__name__} for {FAULT_S} s: {len(answered)} answered, {len(answered - stored)} lost")

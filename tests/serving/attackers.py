@@ -1,8 +1,10 @@
 """Clients that misbehave, for the hardening tests: bodies abandoned before their end, bodies trickled a byte at a
-time, and the worker processes' memory as /proc tells it."""
+time; the worker processes' memory as /proc tells it, and the SIGTERM Kubernetes sends."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -144,3 +146,21 @@ def workers(server: Server) -> list[int]:
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+def sigterm_and_wait(server: Server) -> None:
+    """SIGTERM as Kubernetes sends it, then wait until the server and its workers have exited."""
+    pids = [server.pgid, *workers(server)]
+    os.killpg(server.pgid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(_running(pid) for pid in pids):
+        assert time.monotonic() < deadline, "the service did not exit within 60 s of SIGTERM"
+        time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
