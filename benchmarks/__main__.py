@@ -14,6 +14,7 @@ SECTIONS = [
     "benchmarks.pipeline",
     "benchmarks.verdict",
     "benchmarks.service",
+    "benchmarks.hardening",
     "benchmarks.protocols",
     "benchmarks.monitoring",
     "benchmarks.batch",

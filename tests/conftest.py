@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from mltemplate.estimators import ESTIMATORS
 from mltemplate.model import TrainedModel, save
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params, load_params
+from mltemplate.report.loadtest import Server, serving
 from mltemplate.schema import Schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +95,26 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["dvc", "repro"], cwd=repo)
     run([sys.executable, "-m", "mltemplate.registry"], cwd=repo)
     return repo
+
+
+@pytest.fixture(scope="module")
+def start_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
+    """`start_service(repo, SERVE_WORKERS="1", ...)` starts a real `bentoml serve` of `repo` with those variables
+    (loadtest.serving: its URL, process group and kept log); every server a module started stops after the module.
+    The prediction log, its spool and BENTOML_HOME go to a directory of their own unless the variables say
+    otherwise, so servers never share them nor write into `repo`."""
+    with ExitStack() as stack:
+
+        def start(repo: Path, **env: str) -> Server:
+            scratch = tmp_path_factory.mktemp("service")
+            defaults = {
+                "MONITORING_DB_URL": f"sqlite:///{scratch / 'monitoring' / 'predictions.db'}",
+                "MONITORING_SPOOL_DIR": str(scratch / "monitoring" / "spool"),
+                "BENTOML_HOME": str(scratch / "bentoml"),
+            }
+            return stack.enter_context(serving(repo, env={**defaults, **env}, log=scratch / "serve.log"))
+
+        yield start
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ ALLOWED = {
 }
 SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.log",
+    "mltemplate.monitoring.spool",
     "mltemplate.monitoring.store",
     "mltemplate.monitoring.migrations",
     "mltemplate.monitoring.codec",

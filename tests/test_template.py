@@ -65,9 +65,18 @@ def run_as_a_user_would(repo: Path) -> dict[str, Any]:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pr: the user's change and its outputs")
     make(repo, "check-lock")
-    make(repo, "report", "BASE=main", "REPORT_FLAGS=--no-load")
+    judged = subprocess.run(
+        ["make", "report", "BASE=main", "REPORT_FLAGS=--no-load", "RUN="],
+        cwd=repo, env=subprocess_env(), capture_output=True, text=True,
+    )  # fmt: skip
     report = (repo / "report/report.md").read_text()
-    assert "Quality gate passed" in report, report
+    # The verdict is whatever the comparison honestly finds (a user's change may be worse than main): the report is
+    # written either way, says which, and the command's status agrees with it.
+    passed = "Quality gate passed" in report
+    assert passed or "Quality gate failed" in report, report
+    assert (judged.returncode == 0) == passed, judged.stdout[-3000:] + judged.stderr[-3000:]
+    if not passed:
+        assert "quality gate failed: " in judged.stdout + judged.stderr
     with served(repo, env={"SERVE_WORKERS": "1"}) as url:
         seen = smoke.check(url, example=repo / "examples/predict.json")
     assert seen["prediction"]["predictions"]

@@ -25,6 +25,7 @@ CLASSES = ["no", "yes"]
         ({"labels": [{"request_id": "one"}]}, "labels.0.label"),
         ({"labels": [{"request_id": "one", "label": "maybe"}]}, "labels.0.label"),
         ({"labels": [{"request_id": "bad id!", "label": "no"}]}, "labels.0.request_id"),
+        ({"labels": [{"request_id": "one\n", "label": "no"}]}, "labels.0.request_id"),
         ({"labels": [{"request_id": "one", "label": "no", "position": -1}]}, "labels.0.position"),
         ({"labels": [{"request_id": "one", "label": "no", "when": 1}]}, "labels.0.when"),
         ({"labels": [{"request_id": "one", "label": "no"}], "submission_id": "a b"}, "submission_id"),

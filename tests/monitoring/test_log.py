@@ -1,17 +1,21 @@
-"""The prediction log writer: batches reach the database; with the database down, records wait in the spool and
-are written back, each once, when it returns; close() flushes; a spool left by a dead worker is taken over."""
+"""The prediction log writer: batches reach the database; with the database down or hung, records wait in the spool
+and are written back, each once, when it returns; with the spool refusing too they wait in memory, and only past
+the memory bound are they dropped (and counted); close() flushes; a spool left by a dead worker is taken over."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mltemplate.monitoring import codec, migrations, store
 from mltemplate.monitoring.log import PredictionLog
+from mltemplate.monitoring.spool import Spool
 
 COLUMNS = codec.Columns(numeric=("x",), categorical=("kind",), outputs=("no", "yes"))
 
@@ -92,17 +96,90 @@ def test_close_while_the_database_is_down_keeps_everything_on_disk_for_the_next_
     assert list(spool.iterdir()) == []
 
 
-def test_a_full_queue_spills_to_the_spool_instead_of_blocking(tmp_path: Path) -> None:
+class Refusing(Spool):
+    """A spool whose disk refuses every write while `refuse` is set (a full or read-only volume)."""
+
+    def __init__(self, directory: Path, **options: Any) -> None:
+        super().__init__(directory, **options)
+        self.refuse = threading.Event()
+        self.refuse.set()
+
+    def append(self, rows: list[dict[str, Any]]) -> bool:
+        return False if self.refuse.is_set() else super().append(rows)
+
+
+def test_records_wait_in_memory_while_the_database_and_the_spool_refuse_and_none_is_lost(tmp_path: Path) -> None:
     blocker = tmp_path / "db"
     blocker.write_text("down")
+    log = make_log(f"sqlite:///{blocker / 'log.db'}", tmp_path / "spool")
+    log.spool = refusing = Refusing(tmp_path / "spool", max_bytes=2**20)
+    send(log, 5)
+    time.sleep(2.5)  # past spool_after_s: the spooler tried, and the disk said no
+    assert (log.spooled, log.pending.records, log.dropped) == (0, 10, 0)
+    refusing.refuse.clear()
+    wait_for(lambda: log.spooled == 10)
+    assert log.pending.records == 0
+    log.close()
+    assert spooled_records(tmp_path / "spool") == 10
+
+
+def test_past_the_memory_bound_records_are_dropped_counted_and_record_never_blocks(tmp_path: Path) -> None:
+    blocker = tmp_path / "db"
+    blocker.write_text("down")
+    dropped: list[int] = []
     log = PredictionLog(
-        f"sqlite:///{blocker / 'log.db'}", columns=COLUMNS, spool_dir=tmp_path / "s", max_queued_records=1
+        f"sqlite:///{blocker / 'log.db'}",
+        columns=COLUMNS,
+        spool_dir=tmp_path / "s",
+        max_queued_records=4,
+        on_dropped=dropped.append,
     )
+    log.spool = Refusing(tmp_path / "s", max_bytes=2**20)
     start = time.perf_counter()
     send(log, 50)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 1
+    assert (log.pending.records, log.dropped, sum(dropped)) == (4, 96, 96)
+    log.close(timeout_s=1)
+    assert log.dropped == 100  # at close, what neither took is dropped too, and said
+
+
+def test_a_hung_database_costs_nothing_but_the_spool(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = make_log(url, tmp_path / "spool")
+    hung = threading.Event()
+    original = log._write
+
+    def write(rows: list[dict[str, Any]], *, retry_now: bool = False) -> bool:
+        hung.wait()  # the driver waits for an answer that does not come
+        return original(rows, retry_now=retry_now)
+
+    log._write = write  # type: ignore[method-assign]
+    send(log, 5)
+    wait_for(lambda: log.spooled == 10)
+    start = time.perf_counter()
+    log.close(timeout_s=3)
+    assert time.perf_counter() - start < 4
+    assert (log.pending.records, log.dropped) == (0, 0)
+    assert spooled_records(tmp_path / "spool") == 10
+    hung.set()
+
+
+def test_the_spool_is_written_off_the_callers_thread(tmp_path: Path) -> None:
+    blocker = tmp_path / "db"
+    blocker.write_text("down")
+    log = make_log(f"sqlite:///{blocker / 'log.db'}", tmp_path / "spool")
+    writers: set[str] = set()
+    original = log.spool.append
+
+    def append(rows: list[dict[str, Any]]) -> bool:
+        writers.add(threading.current_thread().name)
+        return original(rows)
+
+    log.spool.append = append  # type: ignore[method-assign]
+    send(log, 3)
+    wait_for(lambda: log.spooled == 6)
     log.close()
-    assert log.spooled == 100
+    assert threading.current_thread().name not in writers
 
 
 @pytest.mark.parametrize("bad", ["postgresql://nobody@127.0.0.1:1/none"])

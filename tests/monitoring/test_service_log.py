@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import threading
 import time
 import uuid
@@ -18,9 +16,10 @@ from typing import Any
 import pytest
 
 from mltemplate.monitoring import codec, migrations, store
-from mltemplate.report.loadtest import served
+from mltemplate.report.loadtest import Server, served
 from tests.postgres import cluster
 from tests.service_client import Reply, post_json, request
+from tests.serving.attackers import sigterm_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -180,28 +179,13 @@ def test_a_database_restart_during_load_loses_no_answered_request(
 
 
 def test_sigterm_during_load_loses_no_answered_request(
-    repo: Path, records: list[dict[str, Any]], tmp_path: Path
+    repo: Path, records: list[dict[str, Any]], tmp_path: Path, start_service: Callable[..., Server]
 ) -> None:
     database = f"sqlite:///{tmp_path / 'log.db'}"
     body = json.dumps({"records": records[:1]}).encode()
-    with served(repo, env=env(database, tmp_path / "spool")) as url:
-        pid = _listener_group(url)
-        with Load(url, body) as load:
-            time.sleep(3)
-            os.killpg(pid, signal.SIGTERM)
-            time.sleep(5)
+    server = start_service(repo, **env(database, tmp_path / "spool"))
+    with Load(server.url, body) as load:
+        time.sleep(3)
+        sigterm_and_wait(server)
     assert load.answered
     assert sorted(r for r, _ in logged(database)) == sorted(load.answered)
-
-
-def _listener_group(url: str) -> int:
-    """The process group of the `bentoml serve` that `served` started (it runs in its own session)."""
-    port = url.rsplit(":", 1)[1]
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"bentoml" in args and b"serve" in args and port.encode() in args:
-            return os.getpgid(int(cmdline.parent.name))
-    raise AssertionError(f"no bentoml serve on port {port}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mltemplate.serving.guard import RequestGuard, name_validation_error
+from mltemplate.serving.guard import RequestGuard
 
 Message = dict[str, Any]
 
@@ -139,11 +139,6 @@ def test_400_from_the_app_gets_the_first_field_up_front() -> None:
     assert int(headers[b"content-length"]) == len(json.dumps(body).encode())
 
 
-def test_whole_body_errors_are_named_body() -> None:
-    named = name_validation_error({"detail": [{"loc": [], "msg": "Invalid JSON"}, {"loc": ["x"], "msg": "m"}]})
-    assert (named["field"], named["error"]) == ("body", "body: Invalid JSON (+1 more)")
-
-
 class Client:
     """A client's side of one request: the body in chunks (what the guard has not read stays in `unread`)."""
 
@@ -242,7 +237,7 @@ def test_bodies_past_the_in_flight_budget_get_503_with_retry_after_and_the_budge
 
 def test_a_chunked_body_past_the_in_flight_budget_gets_503_and_releases_what_it_held() -> None:
     guard = _guard(App(), max_body_bytes=1000, max_inflight_body_bytes=1024)
-    guard.inflight_body_bytes = 900
+    assert guard.budget.reserve(guard.budget.open(), 900)  # another request in progress holds 900 bytes
     client = _run(guard, _scope(headers={**JSON, "Transfer-Encoding": "chunked"}), Client([b"x" * 100] * 3))
     assert (client.status, client.unread) == (503, [])
     assert guard.inflight_body_bytes == 900
@@ -260,3 +255,89 @@ def test_a_chunked_body_refused_on_its_last_message_is_answered_without_waiting_
     client = asyncio.run(scenario())
     assert (client.status, client.unread) == (413, [])
     assert b"connection" not in client.headers
+
+
+def test_the_bytes_of_a_chunked_body_cancelled_midway_are_released() -> None:
+    """BentoML's timeout cancels the request while its body is still arriving: nothing may stay reserved."""
+
+    async def scenario() -> tuple[int, int]:
+        guard = _guard(App(), max_body_bytes=1000, max_inflight_body_bytes=1024)
+        client = Client([b"x" * 300, b"x" * 300, b"x"], stall=True)
+        task = asyncio.create_task(
+            guard(_scope(headers={**JSON, "Transfer-Encoding": "chunked"}), client.receive, client.send)
+        )
+        await asyncio.sleep(0.05)
+        held = guard.inflight_body_bytes
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return held, guard.inflight_body_bytes
+
+    assert asyncio.run(scenario()) == (600, 0)
+
+
+def test_a_body_slower_than_its_deadline_gets_408_and_the_connection_closes_without_waiting() -> None:
+    guard = RequestGuard(App(), max_body_bytes=1000, max_concurrency=2, retry_after_s=7, body_timeout_s=0.05)  # type: ignore[arg-type]
+    client = Client([b"x" * 10, b"x" * 10], stall=True)
+
+    async def scenario() -> None:
+        await asyncio.wait_for(guard(_scope(headers={**JSON, "Content-Length": "30"}), client.receive, client.send), 1)
+
+    asyncio.run(scenario())
+    assert (client.status, client.headers[b"connection"]) == (408, b"close")
+    assert guard.inflight_body_bytes == 0
+
+
+def test_a_body_still_arriving_holds_no_concurrency_slot() -> None:
+    async def scenario() -> tuple[int, int]:
+        guard = _guard(App(), max_concurrency=1)
+        slow = Client([b"{"], stall=True)
+        task = asyncio.create_task(guard(_scope(headers={**JSON, "Content-Length": "2"}), slow.receive, slow.send))
+        await asyncio.sleep(0.01)
+        status, _, _ = await _call(guard, _scope(headers={**JSON, "Content-Length": "2"}), [b"{}"])
+        active = guard.active
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return status, active
+
+    assert asyncio.run(scenario()) == (200, 0)
+
+
+@pytest.mark.parametrize("given", ["id\n", "id\r\n", "", "x" * 65, "no spaces"])
+def test_a_request_id_that_is_not_wholly_safe_characters_gets_400(given: str) -> None:
+    headers = {**JSON, "X-Request-ID": given}
+    status, _, body = asyncio.run(_call(_guard(App()), _scope(headers=headers), [b"{}"]))
+    assert (status, body["field"]) == (400, "X-Request-ID")
+
+
+class Refuses:
+    """A body check that finds every large body suspicious and names records.0, from a thread."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def suspicious(self, body: bytes) -> bool:
+        return True
+
+    def problem(self, body: bytes) -> tuple[str, str] | None:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return ("records.0", "too many fields")
+
+
+def test_a_large_body_of_an_impossible_shape_is_refused_from_a_thread_before_the_app() -> None:
+    app, check = App(), Refuses()
+    guard = RequestGuard(app, max_body_bytes=2**20, max_concurrency=2, retry_after_s=7, body_checks={"/predict": check})  # type: ignore[arg-type]
+    body = b"x" * (2**17)
+    status, _, answer = asyncio.run(_call(guard, _scope(headers={**JSON, "Content-Length": str(len(body))}), [body]))
+    assert (status, answer) == (400, {"error": "records.0: too many fields", "field": "records.0"})
+    assert app.seen == []
+    assert check.threads
+    assert check.threads[0] != "MainThread"
+
+
+def test_each_refusal_is_logged_once_without_the_clients_values(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="mltemplate")
+    asyncio.run(_call(_guard(App()), _scope(headers={"Content-Type": "text/4111-1111-1111-1111"}), [b"{}"]))
+    (record,) = caplog.records
+    assert record.getMessage() == "refused POST /predict 415 Content-Type (not JSON)"

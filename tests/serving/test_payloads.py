@@ -18,7 +18,9 @@ from mltemplate.model import TrainedModel
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.schema import Schema
 from mltemplate.serving.payloads import (
+    MAX_ERRORS,
     SMALL_BODY_BYTES,
+    TOO_MANY_ERRORS,
     describe,
     held_out_metrics,
     predictions,
@@ -227,3 +229,16 @@ def test_metrics_json_edited_after_the_pipeline_is_not_served(tmp_path: Path, ca
     assert held_out_metrics(metrics, lock=lock) is None
     assert "is not the file" in caplog.text
     assert held_out_metrics(tmp_path / "absent.json", lock=lock) is None
+
+
+def test_a_body_with_thousands_of_errors_lists_twenty_and_counts_the_rest_without_values() -> None:
+    model = request_model(Schema(numeric=("x",), categorical=(), target="y", positive_class="a"), max_rows=5)
+    record = {"x": 1.0, **{f"{'k' * 200}{i}": "4111 1111 1111 1111" for i in range(3000)}}
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(json.dumps({"records": [record]}))
+    errors = caught.value.errors()
+    assert len(errors) == MAX_ERRORS + 1
+    assert errors[-1]["type"] == TOO_MANY_ERRORS
+    assert errors[-1]["msg"] == f"{3000 - MAX_ERRORS} more errors not listed"
+    assert all(len(str(part)) <= 80 for error in errors for part in error["loc"])
+    assert "4111" not in str(caught.value)

@@ -20,6 +20,7 @@ import tritonclient.http as triton
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from mltemplate.model import TrainedModel, load
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.probe import free_port
 from mltemplate.report.loadtest import _stop, served
 from tests.conftest import ROOT, subprocess_env
@@ -250,7 +251,7 @@ def test_bad_invocations_bodies_get_a_4xx_naming_the_input(server: str, rows: pd
     assert (plain.status, plain.json()["field"]) == (415, "Content-Type")
 
 
-def test_every_path_logs_its_answers_under_their_request_ids(
+def test_every_path_logs_its_answers_under_the_service_s_id_with_the_client_s_beside_it(
     server: str, database: str, rows: pd.DataFrame, trained: TrainedModel
 ) -> None:
     v2 = json.dumps({"inputs": [{**t, "shape": [ROWS]} for t in _tensors(rows, trained)]}).encode()
@@ -260,10 +261,21 @@ def test_every_path_logs_its_answers_under_their_request_ids(
         "log-v2": (f"/v2/models/{trained.metadata.name}/infer", v2, "application/json"),
         "log-invocations": ("/invocations", csv, "text/csv"),
     }
-    for request_id, (path, body, content_type) in sent.items():
-        reply = request(server, path, body=body, headers={"Content-Type": content_type, "X-Request-ID": request_id})
-        assert (reply.status, reply.headers["x-request-id"]) == (200, request_id), reply.text
+    issued: dict[str, str | None] = {}  # the service's id of each answer -> the client's X-Request-ID
+    for client_id, (path, body, content_type) in sent.items():
+        reply = request(server, path, body=body, headers={"Content-Type": content_type, "X-Request-ID": client_id})
+        assert reply.status == 200, reply.text
+        assert reply.headers["x-request-id"] != client_id  # the log's key is the service's own
+        issued[reply.headers["x-request-id"]] = client_id
     unnamed = request(server, "/invocations", body=csv, headers={"Content-Type": "text/csv"})
-    given = unnamed.headers["x-request-id"]
-    wanted = {(rid, position) for rid in [*sent, given] for position in range(ROWS)}
+    issued[unnamed.headers["x-request-id"]] = None
+    wanted = {(rid, position) for rid in issued for position in range(ROWS)}
     wait_for(lambda: wanted <= set(logged(database)))
+    db = migrations.open_store(database)
+    try:
+        with db.connect() as connection:
+            frame = store.read_records(connection)
+    finally:
+        db.dispose()
+    clients = dict(zip(frame[codec.REQUEST_ID], frame[codec.CLIENT_REQUEST_ID], strict=True))
+    assert {rid: clients[rid] if isinstance(clients[rid], str) else None for rid in issued} == issued

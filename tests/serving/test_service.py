@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from mltemplate.identity import head_version
 from mltemplate.model import TrainedModel, load
 from mltemplate.params import load_params
 from mltemplate.predict import labels, predict_proba
-from mltemplate.report.loadtest import served
+from mltemplate.report.loadtest import Server, served
 from tests.conftest import nudged_hyperparameter, run
 from tests.pipeline.test_pipeline import edit_params
 from tests.service_client import Reply, post_json, request
@@ -32,12 +32,11 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(pipeline_repo: Path) -> Iterator[str]:
+def server(pipeline_repo: Path, start_service: Callable[..., Server]) -> str:
     env = {"SERVE_WORKERS": "1", "SERVE_MAX_ROWS": str(MAX_ROWS), "SERVE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
     # As `make serve` does: write models/release.json (git-ignored), which names the model's MLflow run.
     run([sys.executable, "-m", "mltemplate.release.provenance", "write"], cwd=pipeline_repo)
-    with served(pipeline_repo, env=env) as url:
-        yield url
+    return start_service(pipeline_repo, **env).url
 
 
 @pytest.fixture(scope="module")

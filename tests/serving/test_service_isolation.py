@@ -12,7 +12,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ import requests
 
 from mltemplate.model import load
 from mltemplate.predict import predict_proba
-from mltemplate.report.loadtest import served
+from mltemplate.report.loadtest import Server
 from tests.conftest import run
 from tests.service_client import Reply, post_json
 
@@ -35,15 +35,14 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(pipeline_repo: Path) -> Iterator[str]:
+def server(pipeline_repo: Path, start_service: Callable[..., Server]) -> str:
     env = {
         "SERVE_WORKERS": "1",
         "SERVE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "SERVE_MAX_INFLIGHT_BODY_BYTES": str(BUDGET),
     }
     run([sys.executable, "-m", "mltemplate.release.provenance", "write"], cwd=pipeline_repo)
-    with served(pipeline_repo, env=env) as url:
-        yield url
+    return start_service(pipeline_repo, **env).url
 
 
 @pytest.fixture(scope="module")

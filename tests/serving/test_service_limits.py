@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from mltemplate.report.loadtest import served
+from mltemplate.report.loadtest import Server
 from tests.service_client import Reply, post_json
 
 pytestmark = pytest.mark.integration
@@ -49,10 +49,9 @@ def _burst(url: str, payload: dict[str, Any], clients: int) -> list[Reply]:
 
 
 @pytest.fixture(scope="module")
-def overloaded(pipeline_repo: Path) -> Iterator[str]:
+def overloaded(pipeline_repo: Path, start_service: Callable[..., Server]) -> str:
     env = {"SERVE_WORKERS": "1", "SERVE_MAX_CONCURRENCY": "2", "SERVE_MAX_WAITING_ROWS": str(2 * ROWS)}
-    with served(pipeline_repo, env=env) as url:
-        yield url
+    return start_service(pipeline_repo, **env).url
 
 
 def test_overload_gets_429_or_503_with_retry_after_never_500(overloaded: str, big_body: dict[str, Any]) -> None:
@@ -74,9 +73,8 @@ def test_still_answers_after_overload(overloaded: str, big_body: dict[str, Any])
 
 
 @pytest.fixture(scope="module")
-def impatient(pipeline_repo: Path) -> Iterator[str]:
-    with served(pipeline_repo, env={"SERVE_WORKERS": "1", "SERVE_TIMEOUT_S": "0.001"}) as url:
-        yield url
+def impatient(pipeline_repo: Path, start_service: Callable[..., Server]) -> str:
+    return start_service(pipeline_repo, SERVE_WORKERS="1", SERVE_TIMEOUT_S="0.001").url
 
 
 def test_request_past_its_timeout_gets_504(impatient: str, big_body: dict[str, Any]) -> None:

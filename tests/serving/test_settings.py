@@ -19,7 +19,16 @@ def test_variables_override_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SERVE_WORKERS", "0"), ("SERVE_MAX_ROWS", "many"), ("SERVE_MAX_BODY_BYTES", str(11 * 2**20))],
+    [
+        ("SERVE_WORKERS", "0"),
+        ("SERVE_MAX_ROWS", "many"),
+        ("SERVE_MAX_BODY_BYTES", str(11 * 2**20)),
+        ("SERVE_BODY_TIMEOUT_S", "0"),
+        ("SERVE_SPOOL_MAX_BYTES", "1000"),
+        ("SERVE_LOG_QUEUE_RECORDS", "0"),
+        ("SERVE_LOG_DB_TIMEOUT_S", "-1"),
+        ("SERVE_DEBUG_REFUSALS", "sometimes"),
+    ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=rf"^{variable}='{value}': "):

@@ -17,8 +17,9 @@ from typing import Any
 
 from mltemplate.errors import Error
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-"""What a request id may be (the service's own are signed hex, serving/ids.py); a client's X-Request-ID too."""
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+"""What a request id may be (whole: fullmatch, so "id\n" is not one): the service's own are signed hex
+(serving/ids.py); a client's X-Request-ID must fit this too."""
 SUBMISSION_ID = REQUEST_ID
 MAX_ITEMS = 10_000
 CSV_COLUMNS = ("request_id", "label")
@@ -92,7 +93,7 @@ def parse(body: Any, classes: Sequence[str] | None) -> Submission:
         keys = sorted(body) if isinstance(body, dict) else type(body).__name__
         return _refuse(-1, "body", f'expected {{"labels": [...], "submission_id"?, "all_or_nothing"?}}, got {keys}')
     submission_id, all_or_nothing = body.get("submission_id"), body.get("all_or_nothing", False)
-    if submission_id is not None and (not isinstance(submission_id, str) or not SUBMISSION_ID.match(submission_id)):
+    if submission_id is not None and (not isinstance(submission_id, str) or not SUBMISSION_ID.fullmatch(submission_id)):
         return _refuse(-1, "submission_id", f"{submission_id!r} is not 1-64 characters of A-Za-z0-9._:-")
     if not isinstance(all_or_nothing, bool):
         return _refuse(-1, "all_or_nothing", f"expected true or false, got {all_or_nothing!r}")
@@ -122,7 +123,7 @@ def _item(index: int, item: Any, classes: Sequence[str] | None, *, prefix: str) 
     if unknown:
         return Problem(index, f"{prefix}.{unknown[0]}", "unknown field; allowed: request_id, label, position")
     request_id, label, position = item.get("request_id"), item.get("label"), item.get("position")
-    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
         return Problem(index, f"{prefix}.request_id", f"{request_id!r} is not a request id (1-64 of A-Za-z0-9._:-)")
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         return Problem(index, f"{prefix}.position", f"{position!r} is not a record index (an integer >= 0)")

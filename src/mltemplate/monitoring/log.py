@@ -1,26 +1,24 @@
-"""The service's prediction log writer: the request path only enqueues a tuple; a background thread encodes each
-request as one row (codec.encode) and batches them into the database, and when the database is down or slow it
-appends them to a spool file on local disk and writes them back once the database answers again. Inserts ignore
-duplicate request ids, so a replayed batch is stored once. `close()` (the service's shutdown hook, on SIGTERM)
-flushes what is queued."""
+"""The service's prediction log writer. The request path only adds a tuple to the pending entries; two threads store
+them: the writer batches them into the database (codec.encode, statements bounded by a timeout), and the spooler
+appends to a spool on local disk (spool.py) whatever has waited longer than the database normally takes, so that
+a database that hangs, refuses or is slow costs nothing but disk. An entry leaves memory only once the database or
+the spool holds it; when both refuse it waits, and only when the memory bound is reached are new entries dropped,
+counted and logged as errors. Inserts ignore duplicate request ids, so an entry stored in both is stored once.
+`close()` (the service's shutdown hook, on SIGTERM) gives the database a moment, then spools the rest."""
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import json
 import logging
-import os
 import threading
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from mltemplate.monitoring import codec, migrations, store
+from mltemplate.monitoring.spool import Spool
 from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
@@ -28,23 +26,54 @@ logger = logging.getLogger(__name__)
 Entry = tuple[str, float, str, codec.Rows, Sequence[str] | None, Any, str | None]
 """(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
 outputs numbers, the client's X-Request-ID or None)."""
-
-SPOOL_BATCH = 500
-"""Spooled requests written back per transaction."""
+DROP_LOG_INTERVAL_S = 10.0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+class Pending:
+    """Entries stored nowhere yet, oldest first, at most `max_records` records; the writer and the spooler each
+    remove what they stored."""
+
+    def __init__(self, max_records: int) -> None:
+        self.max_records = max_records
+        self.records = 0
+        self.entries: dict[int, tuple[float, Entry]] = {}
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def add(self, entry: Entry) -> bool:
+        count = len(entry[3])
+        with self.lock:
+            if self.records + count > self.max_records:
+                return False
+            self.entries[self.next] = (time.monotonic(), entry)
+            self.next += 1
+            self.records += count
         return True
-    return True
+
+    def oldest(self, max_records: int, *, added_before: float | None = None) -> list[tuple[int, Entry]]:
+        """Up to `max_records` records' entries (always one at least), oldest first; only those added before
+        `added_before` (time.monotonic()) when given."""
+        taken: list[tuple[int, Entry]] = []
+        size = 0
+        with self.lock:
+            for key, (added, entry) in self.entries.items():
+                young = added_before is not None and added >= added_before
+                if young or (taken and size + len(entry[3]) > max_records):
+                    break
+                taken.append((key, entry))
+                size += len(entry[3])
+        return taken
+
+    def remove(self, keys: Sequence[int]) -> None:
+        with self.lock:
+            for key in keys:
+                found = self.entries.pop(key, None)
+                if found is not None:
+                    self.records -= len(found[1][3])
 
 
 class PredictionLog:
-    """`record(...)` never blocks and never raises; the thread does the rest. One per service worker."""
+    """`record(...)` never blocks and never raises; the threads do the rest. One per service worker."""
 
     def __init__(
         self,
@@ -52,34 +81,40 @@ class PredictionLog:
         *,
         columns: codec.Columns,
         spool_dir: Path = SPOOL_DIR,
+        spool_max_bytes: int = 64 * 2**20,
         max_queued_records: int = 100_000,
         batch_rows: int = 10_000,
         flush_interval_s: float = 0.2,
         retry_interval_s: float = 1.0,
+        spool_after_s: float = 1.0,
+        statement_timeout_s: float = 5.0,
+        on_spooled: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.url = url
         self.columns = columns
-        self.spool_dir = spool_dir
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self.spool_file = spool_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        # A deque, not a queue.Queue: appending wakes no one, so a request costs the worker no thread switch; the
-        # thread looks every flush interval instead. Bounded in records, not requests (a 256-record request
-        # holds 256 times the memory of a single one).
-        self.queue: collections.deque[Entry] = collections.deque()
-        self.stopping = threading.Event()
-        self.max_queued_records = max_queued_records
-        self.queued_records = 0
-        self.queued_lock = threading.Lock()
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
+        self.pending = Pending(max_queued_records)
         self.batch_rows = batch_rows
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
-        self.spool_lock = threading.Lock()
+        self.spool_after_s = spool_after_s
+        self.statement_timeout_s = statement_timeout_s
+        self.on_spooled = on_spooled
+        self.on_dropped = on_dropped
         self.db: sa.Engine | None = None
         self.next_try = 0.0
-        self.written = 0  # records, as are the spooled
+        self.written = 0  # records, as are the spooled and the dropped
         self.spooled = 0
-        self.thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self.thread.start()
+        self.dropped = 0
+        self.unlogged_drops = 0
+        self.last_drop_log = 0.0
+        self.spool_refused = False
+        self.stopping = threading.Event()
+        self.writer = threading.Thread(target=self._run_writer, name="prediction-log-writer", daemon=True)
+        self.spooler = threading.Thread(target=self._run_spooler, name="prediction-log-spooler", daemon=True)
+        self.writer.start()
+        self.spooler.start()
 
     # --- the request path --------------------------------------------------------------------------------------
 
@@ -97,16 +132,29 @@ class PredictionLog:
         for regression), and the outputs (class probabilities, or the predicted values) as an array or nested lists;
         `request_id` is the service's, `client_request_id` the client's X-Request-ID (kept beside it)."""
         entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs, client_request_id)
-        with self.queued_lock:
-            room = self.queued_records + len(rows) <= self.max_queued_records
-            if room:
-                self.queued_records += len(rows)
-        if room:
-            self.queue.append(entry)
-        else:  # the thread is far behind (a database that hangs): keep the records on disk rather than drop them
-            self._spool(self._rows([entry]))
+        if not self.pending.add(entry):
+            self._drop(len(rows))
 
-    # --- the thread ----------------------------------------------------------------------------------------------
+    def _drop(self, records: int) -> None:
+        """Memory is full because neither the database nor the disk takes entries: say so, loudly but not per
+        request (once per DROP_LOG_INTERVAL_S, with the count)."""
+        self.dropped += records
+        self.unlogged_drops += records
+        if self.on_dropped is not None:
+            self.on_dropped(records)
+        now = time.monotonic()
+        if now - self.last_drop_log >= DROP_LOG_INTERVAL_S:
+            self.last_drop_log = now
+            logger.error(
+                "prediction log: DROPPED %d answered records: the database and the spool (%s) both refuse and "
+                "%d records wait in memory (the limit)",
+                self.unlogged_drops,
+                self.spool.directory,
+                self.pending.max_records,
+            )
+            self.unlogged_drops = 0
+
+    # --- encoding and the database -------------------------------------------------------------------------------
 
     def _rows(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         out = []
@@ -119,53 +167,11 @@ class PredictionLog:
                 logger.exception("prediction log: could not encode request %s", request_id)
         return out
 
-    def _take(self) -> list[Entry]:
-        """Everything queued so far."""
-        entries = []
-        while self.queue:
-            entries.append(self.queue.popleft())
-        with self.queued_lock:
-            self.queued_records -= sum(len(e[3]) for e in entries)
-        return entries
-
-    def _flush(self) -> None:
-        """Write what is queued in transactions of about batch_rows records (a backlog after an outage goes in
-        bounded pieces); what the database does not take goes to the spool."""
-        batch: list[Entry] = []
-        rows = 0
-        for entry in self._take():
-            if batch and rows + len(entry[3]) > self.batch_rows:
-                self._store(batch)
-                batch, rows = [], 0
-            batch.append(entry)
-            rows += len(entry[3])
-        if batch:
-            self._store(batch)
-
-    def _store(self, batch: list[Entry]) -> None:
-        encoded = self._rows(batch)
-        if encoded and not self._write(encoded):
-            self._spool(encoded)
-
-    def _run(self) -> None:
-        self._claim_orphans()
-        while True:
-            stopping = self.stopping.wait(self.flush_interval_s)
-            try:
-                self._flush()
-                self._replay_spool()
-            except Exception:  # the disk is full, say: log it and keep the writer alive for what comes next
-                logger.exception("prediction log: the writer failed; it goes on")
-            if stopping:
-                self._flush()  # what arrived while the last batch was written
-                return
-
     def _connect(self) -> sa.Engine | None:
         if self.db is None:
-            if time.monotonic() < self.next_try:
-                return None
             try:
-                self.db = migrations.open_store(self.url)
+                # Between writes the log holds no file open: a volume remounted read-only or full is met afresh.
+                self.db = migrations.open_store(self.url, hold_files=False)
             except Exception as error:  # whatever the driver raises: the service must keep answering
                 self._down(error)
                 return None
@@ -173,17 +179,18 @@ class PredictionLog:
 
     def _down(self, error: BaseException) -> None:
         if self.next_try == 0.0 or logger.isEnabledFor(logging.DEBUG):
-            logger.warning("prediction log: database unavailable (%s); spooling to %s", error, self.spool_dir)
+            logger.warning("prediction log: database unavailable (%s); spooling to %s", error, self.spool.directory)
         self.next_try = time.monotonic() + self.retry_interval_s
 
-    def _write(self, rows: list[dict[str, Any]]) -> bool:
-        if time.monotonic() < self.next_try:
+    def _write(self, rows: list[dict[str, Any]], *, retry_now: bool = False) -> bool:
+        if not retry_now and time.monotonic() < self.next_try:
             return False
         db = self._connect()
         if db is None:
             return False
         try:
             with db.begin() as connection:
+                store.bound_statements(connection, self.statement_timeout_s)
                 store.write_requests(connection, rows)
         except Exception as error:
             self._down(store.StoreError(str(getattr(error, "orig", error)).strip().splitlines()[0]))
@@ -192,76 +199,77 @@ class PredictionLog:
         self.written += sum(row["records"] for row in rows)
         return True
 
-    def _spool(self, rows: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(codec.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
-        with self.spool_lock, self.spool_file.open("a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.spooled += sum(row["records"] for row in rows)
+    # --- the threads -----------------------------------------------------------------------------------------------
 
-    def _claim_orphans(self) -> None:
-        """Spool files of workers that are gone (a crash, a restart) become this worker's to write back."""
-        for path in sorted(self.spool_dir.iterdir()):
-            owner = path.name.split("-", 1)[0]
-            if path.suffix not in {".jsonl", ".claimed"} or path == self.spool_file:
-                continue
-            if owner.isdigit() and _alive(int(owner)):  # a live worker's (or this one's own) file
-                continue
-            with contextlib.suppress(FileNotFoundError):  # another worker claimed it first
-                path.rename(self.spool_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.claimed")
+    def _flush(self, *, retry_now: bool = False) -> None:
+        """Pending entries to the database in transactions of about batch_rows records, until none is left or
+        the database refuses."""
+        while batch := self.pending.oldest(self.batch_rows):
+            rows = self._rows([entry for _, entry in batch])
+            if rows and not self._write(rows, retry_now=retry_now):
+                return
+            self.pending.remove([key for key, _ in batch])
+            retry_now = False
 
-    def _replay_spool(self) -> None:
-        if time.monotonic() < self.next_try:
-            return
-        with self.spool_lock:
-            if self.spool_file.exists():
-                self.spool_file.rename(self.spool_file.with_suffix(f".{uuid.uuid4().hex[:8]}.claimed"))
-        mine = f"{os.getpid()}-"
-        for path in sorted(self.spool_dir.glob(f"{mine}*.claimed")):
-            rows = self._read_spool(path)
-            for start in range(0, len(rows), SPOOL_BATCH):
-                if not self._write(rows[start : start + SPOOL_BATCH]):
-                    return  # still down: the file stays, and is tried again later
-            path.unlink()
-            logger.info("prediction log: wrote %d spooled requests back to the database", len(rows))
-
-    @staticmethod
-    def _read_spool(path: Path) -> list[dict[str, Any]]:
-        """A spool file's rows. A line cut short (a crash while it was written) is skipped with a warning rather than
-        stopping the writer; a line of a spool from before schema version 3 (a record, not a request) is encoded."""
-        rows, records = [], []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+    def _run_writer(self) -> None:
+        self.spool.claim_orphans()
+        while not self.stopping.wait(self.flush_interval_s):
             try:
-                data = json.loads(line)
-            except ValueError:
-                logger.warning("prediction log: %s line %d is not JSON (a write cut short?); skipped", path, number)
-                continue
-            if "features" in data:
-                records.append(data)
-            else:
-                rows.append(codec.from_json_safe(data))
-        return rows + codec.encode_records(records)
+                self._flush()
+                if self.spool.bytes and time.monotonic() >= self.next_try:
+                    self.spool.replay(self._write)
+            except Exception:  # a bug of ours: log it and keep the writer alive for what comes next
+                logger.exception("prediction log: the writer failed; it goes on")
+        self._flush(retry_now=True)  # on close: what arrived since, one more try even after a failure
+
+    def _spool_pending(self, *, added_before: float | None) -> None:
+        while batch := self.pending.oldest(self.batch_rows, added_before=added_before):
+            rows = self._rows([entry for _, entry in batch])
+            if not self.spool.append(rows):
+                if not self.spool_refused:
+                    logger.error(
+                        "prediction log: the spool (%s) refuses writes (full or read-only?); %d records wait in memory",
+                        self.spool.directory,
+                        self.pending.records,
+                    )
+                self.spool_refused = True
+                return
+            self.spool_refused = False
+            self.pending.remove([key for key, _ in batch])
+            records = sum(row["records"] for row in rows)
+            self.spooled += records
+            if self.on_spooled is not None:
+                self.on_spooled(records)
+
+    def _run_spooler(self) -> None:
+        while not self.stopping.wait(self.spool_after_s / 2):
+            try:
+                self._spool_pending(added_before=time.monotonic() - self.spool_after_s)
+            except Exception:
+                logger.exception("prediction log: the spooler failed; it goes on")
 
     # --- shutdown ------------------------------------------------------------------------------------------------
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Write what is queued (to the database, else to the spool) and stop the thread."""
-        if not self.thread.is_alive():
+        """Store what is pending: the database gets a third of `timeout_s`, the spool takes the rest; what neither
+        took by then is dropped, and said. Idempotent."""
+        if self.stopping.is_set():
             return
+        deadline = time.monotonic() + timeout_s
         self.stopping.set()
-        self.thread.join(timeout_s)
-        if self.thread.is_alive():
-            logger.warning("prediction log: flush did not finish in %.0fs; the spool keeps the rest", timeout_s)
-        if self.db is not None:
+        self.writer.join(timeout_s / 3)
+        self.spooler.join(max(0.0, deadline - time.monotonic()))
+        while self.pending.records and time.monotonic() < deadline:
+            self._spool_pending(added_before=None)
+            if self.pending.records:
+                time.sleep(0.2)  # the disk refuses: it may come back before the pod is killed
+        left = self.pending.records
+        if left:
+            self.unlogged_drops, self.last_drop_log = 0, 0.0
+            self._drop(left)
+        if self.db is not None and not self.writer.is_alive():  # a writer stuck in the driver keeps its connection
             self.db.dispose()
 
-    def pending(self) -> int:
-        """Requests not yet in the database: queued entries plus spooled rows on disk."""
-        on_disk = 0
-        for path in self.spool_dir.glob(f"{os.getpid()}-*"):
-            with contextlib.suppress(FileNotFoundError):
-                on_disk += sum(1 for _ in path.open(encoding="utf-8"))
-        return len(self.queue) + on_disk
+    def waiting_records(self) -> int:
+        """Records not yet in the database: pending ones plus spooled ones (reads the spool: not for the hot path)."""
+        return self.pending.records + self.spool.records()

@@ -123,8 +123,9 @@ def _reason(error: BaseException) -> str:
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 
-def open_store(url: str | None = None) -> Engine:
-    """An engine on MONITORING_DB_URL (or `url`), migrated to the current schema."""
-    db = store.engine(url or store.database_url())
+def open_store(url: str | None = None, *, hold_files: bool = True) -> Engine:
+    """An engine on MONITORING_DB_URL (or `url`), migrated to the current schema (see store.engine for
+    `hold_files`)."""
+    db = store.engine(url or store.database_url(), hold_files=hold_files)
     migrate(db)
     return db

@@ -18,6 +18,17 @@ from mltemplate.paths import MONITORING_DB_URL, SPOOL_DIR
 
 ENV_URL = "MONITORING_DB_URL"
 ENV_SPOOL = "MONITORING_SPOOL_DIR"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite statement waits for another writer's lock (`make monitor` and the workers share the file)."""
+# A PostgreSQL peer that vanishes (a partition, a dead node) is noticed within about 30 s instead of never: TCP
+# keepalives probe an idle connection, and unacknowledged data fails it (libpq's tcp_user_timeout, Linux).
+POSTGRES_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 metadata = sa.MetaData()
 
@@ -150,13 +161,15 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     # 4 KiB pages split into 16 overflow pages, each its own WAL frame; 16 KiB pages cut the writer's CPU by a third.
     cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
+def engine(url: str, *, connect_timeout_s: int = 5, hold_files: bool = True) -> Engine:
     """An engine for `url`: SQLite files get their directory and WAL mode; PostgreSQL a short connect timeout,
-    so a database that is down fails fast instead of holding the writer."""
+    so a database that is down fails fast instead of holding the writer. `hold_files=False` closes a SQLite file
+    after each transaction (no pool): a writer that holds no file open between writes meets a volume remounted
+    read-only, replaced or full afresh at its next write, and does not keep the volume busy."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -176,13 +189,28 @@ def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
         connect_args["timeout"] = 30
     elif parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = connect_timeout_s
+        connect_args.update(POSTGRES_KEEPALIVES)
     try:
-        created = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        pooling: dict[str, Any] = {"pool_pre_ping": True}
+        if not hold_files and parsed.get_backend_name() == "sqlite":
+            pooling = {"poolclass": sa.pool.NullPool}
+        created = sa.create_engine(parsed, connect_args=connect_args, **pooling)
     except (sa.exc.ArgumentError, ImportError) as error:
         raise StoreError(f"{ENV_URL}: cannot use {parsed.render_as_string(hide_password=True)}: {error}") from None
     if created.dialect.name == "sqlite":
         sa.event.listen(created, "connect", _sqlite_pragmas)
     return created
+
+
+def bound_statements(connection: Connection, seconds: float) -> None:
+    """Make the statements of this transaction fail after `seconds` instead of waiting on a slow, locked or busy
+    database: PostgreSQL's statement_timeout and lock_timeout (for this transaction only), SQLite's busy timeout."""
+    milliseconds = max(1, int(seconds * 1000))
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"SET LOCAL statement_timeout = {milliseconds}"))
+        connection.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
 
 
 def insert_ignoring_duplicates(table: sa.Table, connection: Connection) -> Any:

@@ -70,18 +70,28 @@ def _tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running `bentoml serve`: its base URL, the process group of it and its workers, and its output."""
+
+    url: str
+    pgid: int
+    log: Path
+
+
 @contextmanager
-def served(
+def serving(
     repo: Path,
     *,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     prefix: Sequence[str] = (),
-) -> Iterator[str]:
-    """Start `bentoml serve` of the service in `repo` (cwd=repo, on a free port if none), wait for /readyz,
-    yield base URL http://127.0.0.1:PORT; stop it (and its workers) after. `prefix`: a command that runs it
-    (e.g. in a sandbox) and must exec it in the same process."""
+    log: Path | None = None,
+) -> Iterator[Server]:
+    """Start `bentoml serve` of the service in `repo` (cwd=repo, on a free port if none), wait for /readyz, yield
+    it; stop it (and its workers) after. `prefix`: a command that runs it (e.g. in a sandbox) and must exec it in
+    the same process. Its output goes to `log` (kept), else to a temporary file."""
     repo = repo.resolve()
     port = port or free_port()
     child_env = dict(os.environ)
@@ -93,8 +103,8 @@ def served(
     command = [*prefix, sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="bentoml-serve-") as scratch:
-        log = Path(scratch) / "serve.log"
-        with log.open("wb") as out:
+        output = log or Path(scratch) / "serve.log"
+        with output.open("wb") as out:
             process = subprocess.Popen(
                 command, cwd=repo, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -102,10 +112,24 @@ def served(
             try:
                 wait_ready(base, timeout=timeout, exited=lambda: _exited(process))
             except NotReady as error:
-                raise LoadTestError(f"bentoml serve: {error}:\n{_tail(log)}") from None
-            yield base
+                raise LoadTestError(f"bentoml serve: {error}:\n{_tail(output)}") from None
+            yield Server(base, process.pid, output)
         finally:
             _stop(process)
+
+
+@contextmanager
+def served(
+    repo: Path,
+    *,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    prefix: Sequence[str] = (),
+) -> Iterator[str]:
+    """`serving`, yielding only the base URL http://127.0.0.1:PORT."""
+    with serving(repo, port=port, env=env, timeout=timeout, prefix=prefix) as server:
+        yield server.url
 
 
 def _check_bounds(url: str, *, concurrency: int, duration: float | None, requests: int | None) -> None:

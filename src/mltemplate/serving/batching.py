@@ -7,6 +7,7 @@ the request whose rows make the model raise gets the error; its neighbours get t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +48,13 @@ class Batcher:
         self.waiting: list[tuple[Rows, asyncio.Future[np.ndarray]]] = []
         self.waiting_rows = 0
         self.running = False
+        self.call_started: float | None = None
+        """time.monotonic() when the model call in progress began; None between calls."""
+
+    def call_seconds(self) -> float:
+        """How long the model call in progress has run (0 when none runs): a hung model shows here (health.py)."""
+        started = self.call_started
+        return 0.0 if started is None else time.monotonic() - started
 
     async def __call__(self, rows: Rows) -> np.ndarray:
         if self.waiting_rows + len(rows) > self.max_waiting_rows:
@@ -97,7 +105,11 @@ class Batcher:
                 if not taken:
                     continue
                 # A thread keeps the event loop reading (and batching) the next requests meanwhile.
-                outcomes = await asyncio.to_thread(self._settle, [rows for rows, _ in taken])
+                self.call_started = time.monotonic()
+                try:
+                    outcomes = await asyncio.to_thread(self._settle, [rows for rows, _ in taken])
+                finally:
+                    self.call_started = None
                 for (_, future), outcome in zip(taken, outcomes, strict=True):
                     if future.done():
                         continue

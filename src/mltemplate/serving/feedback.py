@@ -146,6 +146,8 @@ async def route(request: Request) -> JSONResponse:
         return _refusal(refused.status, str(refused), "Authorization", headers=challenge)
     try:
         submission = feedback.parse(json.loads(body), desk.classes)
+    except RecursionError:
+        return _refusal(400, "body is nested too deeply to be labels", "body")
     except ValueError as error:
         if not isinstance(error, feedback.FeedbackError):
             return _refusal(400, f"body is not valid JSON ({error})", "body")
@@ -178,7 +180,11 @@ async def _submit(desk: FeedbackDesk, submission: feedback.Submission, labeller:
     return JSONResponse(outcome.to_dict(), status_code=200 if not outcome.queued else 202)
 
 
+MAX_LISTED_PROBLEMS = 20
+"""A refusal lists at most this many problems (and counts them all): 10,000 bad labels answer a small body."""
+
+
 def _problems(status: int, error: feedback.FeedbackError, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
     first = error.problems[0]
-    errors = [problem.to_dict() for problem in error.problems]
-    return _refusal(status, str(error), first.field, headers=headers, errors=errors)
+    errors = [problem.to_dict() for problem in error.problems[:MAX_LISTED_PROBLEMS]]
+    return _refusal(status, str(error), first.field, headers=headers, errors=errors, error_count=len(error.problems))

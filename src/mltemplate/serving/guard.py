@@ -1,7 +1,12 @@
-"""ASGI middleware in front of the prediction API: JSON-only POST bodies (415), a body size cap (413), a per-worker
-concurrency cap (429), a per-worker budget of body bytes in flight (503), Retry-After on every 429/503, and a
-`field` in every 400. BentoML has no body limit, its own max_concurrency answers 429 without Retry-After, and its
-400s list pydantic errors without a headline.
+"""ASGI middleware in front of the prediction API: JSON-only POST bodies (415), a body size cap (413), a deadline for
+the body (408), a per-worker budget of body bytes in flight (503, limits.py), a per-worker concurrency cap (429),
+Retry-After on every 429/503, a `field` in every 400, and one log line per refused request (refusals.py). BentoML
+has no body limit, its own max_concurrency answers 429 without Retry-After, and its 400s list pydantic errors
+without a headline.
+
+A body is read whole, under its deadline, before the request takes a concurrency slot: a client that trickles its
+body holds no slot, only the bytes it has sent (or declared), and those go back when the request ends, however it
+ends. A large body whose shape no valid request has is refused from its bytes, in a thread (shape.py).
 
 Every refusal is readable by clients that write the whole body before reading (Python's urllib, for one): the
 unread body is drained (read and dropped, up to `drain_bytes` and `drain_s`) before the answer, because closing
@@ -16,8 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol
+
+from mltemplate.serving.limits import BodyBudget, BodyRefused, read_body
+from mltemplate.serving.refusals import RefusalLog
+from mltemplate.serving.replies import REQUEST_ID_HEADER, Reply
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,16 +34,30 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-REQUEST_ID_HEADER = b"x-request-id"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # as mltemplate.monitoring.feedback.REQUEST_ID
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # as mltemplate.monitoring.feedback.REQUEST_ID; fullmatch
 ID_PATHS = frozenset({"/predict", "/invocations"})
 V2_INFER = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
-"""The Open Inference Protocol's inference paths (v2.py): scored, so given an id; tritonclient sends no Content-Type."""
+"""The Open Inference Protocol's inference paths (v2.py): scored, so their X-Request-ID is checked; tritonclient sends
+no Content-Type."""
 PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
 MEDIA_TYPES = {"/invocations": frozenset({"application/json", "text/csv"})}
 """Paths that take more than JSON: MLflow's scoring protocol takes CSV too (invocations.py)."""
 CLOSE = (b"connection", b"close")
+CHECKED_BODY_BYTES = 64 * 2**10
+"""Bodies up to this size skip the shape check: even their worst case costs little to parse."""
+
+
+class BodyCheck(Protocol):
+    """Why a body cannot be a request to its path (shape.py), found without parsing it."""
+
+    def suspicious(self, body: bytes) -> bool:
+        """Cheap, on the event loop: whether the thorough check is worth running."""
+        ...
+
+    def problem(self, body: bytes) -> tuple[str, str] | None:
+        """Thorough, in a thread: (field, reason), or None."""
+        ...
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -52,13 +75,24 @@ def _declared_length(scope: Scope) -> int | None:
 class Refusal(Exception):
     """An answer the guard gives instead of the app: status, JSON body, extra headers."""
 
-    def __init__(self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        reason: str = "refused",
+    ) -> None:
         super().__init__(body.get("error", ""))
         self.status = status
         self.body = body
         self.headers = headers or []
+        self.reason = reason
+        """What the log says (never the client's values)."""
         self.body_read = False
         """True when the request body was already read to its end (nothing left to drain)."""
+        self.drain = True
+        """False when the rest of the body must not be waited for (it is too slow): the connection closes."""
 
 
 class RequestGuard:
@@ -72,76 +106,120 @@ class RequestGuard:
         max_concurrency: int,
         retry_after_s: int,
         max_inflight_body_bytes: int | None = None,
+        budget: BodyBudget | None = None,
         drain_bytes: int | None = None,
         drain_s: float = 10.0,
+        body_timeout_s: float | None = None,
+        body_checks: Mapping[str, BodyCheck] | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.retry_after = (b"retry-after", str(retry_after_s).encode())
-        self.max_inflight_body_bytes = max_inflight_body_bytes or max_body_bytes * max_concurrency
+        self.budget = budget or BodyBudget(max_inflight_body_bytes or max_body_bytes * max_concurrency)
         self.drain_bytes = 4 * max_body_bytes if drain_bytes is None else drain_bytes
         self.drain_s = drain_s
+        self.body_timeout_s = drain_s if body_timeout_s is None else body_timeout_s
+        self.body_checks = dict(body_checks or {})
+        self.refusals = refusals or RefusalLog()
         self.active = 0
-        self.inflight_body_bytes = 0
-        """Body bytes of admitted requests (declared, or read so far when chunked): what they may hold in memory."""
+        """Requests past their body, in the app: what the concurrency cap counts."""
+
+    @property
+    def inflight_body_bytes(self) -> int:
+        """Body bytes of requests in progress (declared, or read so far when chunked): what they may hold."""
+        return self.budget.reserved
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        reserved = 0
-        try:
-            if scope["method"] == "POST" and (scope["path"] in ID_PATHS or V2_INFER.fullmatch(scope["path"])):
-                self._check_request_id(scope)
-            if scope["method"] == "POST":
-                self._check_post(scope)
-            if self.active >= self.max_concurrency:
-                raise Refusal(
-                    429,
-                    {"error": f"too many requests in progress (limit {self.max_concurrency} per worker); retry later"},
-                    [self.retry_after],
-                )
-            reserved = self._reserve(_declared_length(scope) or 0)
+        ticket = self.budget.open()
+        try:  # the ticket's bytes go back however this ends, a cancellation (BentoML's timeout) included
+            try:
+                if scope["method"] == "POST":
+                    if scope["path"] in ID_PATHS or V2_INFER.fullmatch(scope["path"]):
+                        self._check_request_id(scope)
+                    self._check_post(scope)
+                    try:
+                        body = await read_body(
+                            receive,
+                            declared=_declared_length(scope),
+                            max_bytes=self.max_body_bytes,
+                            budget=self.budget,
+                            ticket=ticket,
+                            deadline_s=self.body_timeout_s,
+                        )
+                    except BodyRefused as refused:
+                        if refused.kind == "gone":
+                            return  # the client left: nobody to answer
+                        raise self._body_refusal(refused) from None
+                    await self._check_body(scope["path"], body)
+                    receive = _replay(body, receive)
+                if self.active >= self.max_concurrency:
+                    error = f"too many requests in progress (limit {self.max_concurrency} per worker); retry later"
+                    refusal = Refusal(429, {"error": error}, [self.retry_after], reason="concurrency limit")
+                    refusal.body_read = True
+                    raise refusal
+            except Refusal as refusal:
+                await self._refuse(scope, receive, send, refusal)
+                return
             self.active += 1
             try:
-                if scope["method"] == "POST" and _header(scope, b"content-length") is None:
-                    buffered, extra = await self._read_limited(receive)
-                    reserved += extra
-                    receive = _replay(buffered, receive)
-                await self.app(scope, receive, _ValidationErrorNamer(self._with_retry_after(send)))
+                # No request id here: the service issues its own for each answer and sends it back (ids.py).
+                reply = Reply(send, scope, None, retry_after=self.retry_after, refusals=self.refusals)
+                await self.app(scope, receive, reply)
             finally:
                 self.active -= 1
-        except Refusal as refusal:
-            await self._refuse(scope, receive, send, refusal)
         finally:
-            self.inflight_body_bytes -= reserved
+            self.budget.close(ticket)
 
     @staticmethod
     def _check_request_id(scope: Scope) -> None:
         """Refuse a client X-Request-ID that is not 1-64 safe characters (it goes into the log as text)."""
         given = _header(scope, REQUEST_ID_HEADER)
-        if given is not None and not REQUEST_ID.match(given):
+        if given is not None and not REQUEST_ID.fullmatch(given):
             error = f"X-Request-ID {given[:80]!r} is not 1-64 characters of A-Za-z0-9._:-"
-            raise Refusal(400, {"error": error, "field": "X-Request-ID"})
+            raise Refusal(400, {"error": error, "field": "X-Request-ID"}, reason="not a request id")
 
-    def _reserve(self, size: int) -> int:
-        if size and self.inflight_body_bytes + size > self.max_inflight_body_bytes:
-            raise Refusal(
+    def _body_refusal(self, refused: BodyRefused) -> Refusal:
+        if refused.kind == "too_large":
+            refusal = self._too_large(None)
+        elif refused.kind == "too_slow":
+            error = f"the request body did not arrive within {self.body_timeout_s:g} s"
+            refusal = Refusal(408, {"error": error, "field": "body"}, reason="body too slow")
+            refusal.drain = False
+        else:
+            refusal = Refusal(
                 503,
                 {
-                    "error": f"request bodies in progress would pass {self.max_inflight_body_bytes} bytes "
+                    "error": f"request bodies in progress would pass {self.budget.limit} bytes "
                     "per worker (the memory budget); retry later"
                 },
                 [self.retry_after],
+                reason="body budget",
             )
-        self.inflight_body_bytes += size
-        return size
+        refusal.body_read = refused.read_to_end
+        return refusal
+
+    async def _check_body(self, path: str, body: bytes) -> None:
+        check = self.body_checks.get(path)
+        if check is None or len(body) <= CHECKED_BODY_BYTES or not check.suspicious(body):
+            return
+        found = await asyncio.to_thread(check.problem, body)  # numpy over the body: off the event loop
+        if found is not None:
+            field, reason = found
+            refusal = Refusal(400, {"error": f"{field}: {reason}", "field": field}, reason="shape")
+            refusal.body_read = True
+            raise refusal
 
     def _too_large(self, size: int | None) -> Refusal:
         given = f"{size} bytes" if size is not None else "more"
         return Refusal(
-            413, {"error": f"request body is {given}; the limit is {self.max_body_bytes} bytes", "field": "body"}
+            413,
+            {"error": f"request body is {given}; the limit is {self.max_body_bytes} bytes", "field": "body"},
+            reason="body too large",
         )
 
     def _check_post(self, scope: Scope) -> None:
@@ -152,42 +230,22 @@ class RequestGuard:
             raise Refusal(
                 415,
                 {
-                    "error": f"Content-Type {content_type!r} is not supported; send {' or '.join(sorted(accepted))}",
+                    "error": f"Content-Type {content_type[:80] if content_type else None!r} is not supported; "
+                    f"send {' or '.join(sorted(accepted))}",
                     "field": "Content-Type",
                 },
+                reason="not JSON",
             )
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
                 raise Refusal(
-                    400, {"error": f"Content-Length {length!r} is not a number of bytes", "field": "Content-Length"}
+                    400,
+                    {"error": f"Content-Length {length[:80]!r} is not a number of bytes", "field": "Content-Length"},
+                    reason="bad Content-Length",
                 )
             if int(length) > self.max_body_bytes:
                 raise self._too_large(int(length))
-
-    async def _read_limited(self, receive: Receive) -> tuple[bytes, int]:
-        """A chunked body and the bytes reserved for it; Refusal (413, or 503 past the budget) as soon as it passes
-        a limit. The caller releases what was reserved, refused or not."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            try:
-                if size + len(chunk) > self.max_body_bytes:
-                    raise self._too_large(None)
-                size += self._reserve(len(chunk))
-            except Refusal as refusal:
-                self.inflight_body_bytes -= size
-                refusal.body_read = not more  # the last message: waiting for more would wait forever
-                raise
-            chunks.append(chunk)
-            if not more:
-                break
-        return b"".join(chunks), size
 
     async def _drain(self, scope: Scope, receive: Receive) -> bool:
         """Read and drop the rest of the body, up to drain_bytes and drain_s; True when it was read to its end."""
@@ -215,24 +273,20 @@ class RequestGuard:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         payload = json.dumps(refusal.body).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if not (refusal.body_read or await self._drain(scope, receive)):
+        self.refusals.refused(
+            scope["method"],
+            scope["path"],
+            refusal.status,
+            field=refusal.body.get("field"),
+            reason=refusal.reason,
+            message=str(refusal.body.get("error", "")),
+        )
+        read = refusal.body_read or (refusal.drain and await self._drain(scope, receive))
+        if not read:
             # The body was not read to its end: the connection cannot carry another request.
             headers.append(CLOSE)
         await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
         await send({"type": "http.response.body", "body": payload})
-
-    def _with_retry_after(self, send: Send) -> Send:
-        """Retry-After on every 429/503."""
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if message["status"] in (429, 503) and not any(key.lower() == b"retry-after" for key, _ in headers):
-                    headers.append(self.retry_after)
-                message["headers"] = headers
-            await send(message)
-
-        return sending
 
 
 def _replay(body: bytes, original: Receive) -> Receive:
@@ -247,50 +301,3 @@ def _replay(body: bytes, original: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-def _field(loc: list[Any]) -> str:
-    """`records.0.mean_radius` for a pydantic error location; `body` when the whole body is at fault."""
-    return ".".join(str(part) for part in loc) or "body"
-
-
-def name_validation_error(body: dict[str, Any]) -> dict[str, Any]:
-    """BentoML's 400 body ({"error": "1 validation error for ...", "detail": [pydantic errors]}) with the first
-    error's field and message up front: {"error": "records.0.x: Input should be ...", "field": "records.0.x", ...}."""
-    detail = body.get("detail")
-    if not isinstance(detail, list) or not detail or not isinstance(detail[0], dict):
-        return body
-    first = detail[0]
-    field = _field(list(first.get("loc", [])))
-    more = f" (+{len(detail) - 1} more)" if len(detail) > 1 else ""
-    return {"error": f"{field}: {first.get('msg', 'invalid')}{more}", "field": field, "detail": detail}
-
-
-class _ValidationErrorNamer:
-    """Wraps `send`: a 400 JSON response is held whole, renamed by name_validation_error, then sent."""
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.start: Message | None = None
-        self.chunks: list[bytes] = []
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 400:
-            self.start = message
-            return
-        if self.start is None or message["type"] != "http.response.body":
-            await self.send(message)
-            return
-        self.chunks.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        body = b"".join(self.chunks)
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            body = json.dumps(name_validation_error(parsed)).encode()
-        headers = [(k, v) for k, v in self.start.get("headers", []) if k.lower() != b"content-length"]
-        await self.send({**self.start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await self.send({"type": "http.response.body", "body": body})

@@ -12,7 +12,8 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
 from mltemplate import dvcfiles
@@ -76,6 +77,29 @@ def record_model(
 
 SMALL_BODY_BYTES = 64 * 2**10
 """Bodies up to this size always take the fast parse: even their worst case costs only some MiB."""
+MAX_ERRORS = 20
+"""Validation errors a 400 lists; the rest are counted."""
+MAX_LOC_CHARS = 80
+"""A field name in an error is cut to this (an unknown key a client sent can be megabytes long)."""
+TOO_MANY_ERRORS = "too_many_errors"
+
+
+def bounded(error: ValidationError) -> ValidationError:
+    """`error` with at most MAX_ERRORS errors (then one that counts the rest), without the input values, and
+    with long field names cut, so that neither the 400 nor a log of it grows with the body."""
+    count = error.error_count()
+    kept: list[InitErrorDetails] = [
+        InitErrorDetails(
+            type=PydanticCustomError(str(found["type"]), "{message}", {"message": str(found["msg"])[:500]}),
+            loc=tuple(part[:MAX_LOC_CHARS] if isinstance(part, str) else part for part in found["loc"]),
+            input=None,
+        )
+        for found in error.errors(include_url=False, include_context=False, include_input=False)[:MAX_ERRORS]
+    ]
+    if count > MAX_ERRORS:
+        more = PydanticCustomError(TOO_MANY_ERRORS, "{count} more errors not listed", {"count": count - MAX_ERRORS})
+        kept.append(InitErrorDetails(type=more, loc=(), input=None))
+    return ValidationError.from_exception_data(error.title, kept)
 
 
 class _Shape(BaseModel):
@@ -114,13 +138,16 @@ class PredictRequestBase(_Shape):
         cls, json_data: str | bytes | bytearray, *, strict: bool | None = None, **options: Any
     ) -> Any:
         data = json_data.encode() if isinstance(json_data, str) else bytes(json_data)
-        if cls.plausible(data):
-            return super().model_validate_json(data, strict=strict, **options)
         try:
-            parsed = pydantic_core.from_json(data)
-        except ValueError:  # not JSON: the fast path fails at the same byte, with pydantic's own error
-            return super().model_validate_json(data, strict=strict, **options)
-        return cls.model_validate(parsed, strict=strict, **options)
+            if cls.plausible(data):
+                return super().model_validate_json(data, strict=strict, **options)
+            try:
+                parsed = pydantic_core.from_json(data)
+            except ValueError:  # not JSON: the fast path fails at the same byte, with pydantic's own error
+                return super().model_validate_json(data, strict=strict, **options)
+            return cls.model_validate(parsed, strict=strict, **options)
+        except ValidationError as error:
+            raise bounded(error) from None
 
 
 def request_model(

@@ -2,14 +2,15 @@
 dvc.lock at start-up), and POST /feedback for the true labels of logged answers; the same model also speaks the Open
 Inference Protocol (v2.py) and MLflow's scoring protocol (invocations.py), every path scored and logged through
 `answer`. It reads the model's own files (models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py;
-settings: settings.py; request checks: guard.py; request ids: ids.py; batching: batching.py; feedback: feedback.py
-and labellers.py; the prediction log:
-mltemplate.monitoring.log (docs/monitoring.md)."""
+settings: settings.py; request checks: guard.py (limits, shape, refusals, replies); request ids: ids.py; unknown
+paths' metrics: paths.py; /readyz and /livez: health.py; batching: batching.py; feedback: feedback.py and
+labellers.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import math
 from typing import Any, cast
 
@@ -32,13 +33,18 @@ from mltemplate.monitoring import codec, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
-from mltemplate.serving import feedback, invocations, labellers, v2
+from mltemplate.serving import feedback, health, invocations, labellers, refusals, v2
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
 from mltemplate.serving.ids import RequestIds, derive_key
+from mltemplate.serving.limits import BodyBudget
+from mltemplate.serving.paths import label_paths
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
 from mltemplate.serving.scorer import Answer, Refused
 from mltemplate.serving.settings import ServingSettings, load_settings
+from mltemplate.serving.shape import RequestShape
+
+logger = logging.getLogger(__name__)
 
 
 async def _metadata(request: Request) -> JSONResponse:
@@ -60,6 +66,8 @@ PredictRequest = request_model(
     SCHEMA, max_rows=SETTINGS.max_rows, nullable=METADATA.nullable, categories=METADATA.categories
 )
 PredictResponse = response_model(METADATA)
+BUDGET = BodyBudget(SETTINGS.max_inflight_body_bytes)
+"""This worker's body budget: the guard reserves on it, /readyz and /livez look at it."""
 metadata_app = Starlette(
     routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", feedback.route, methods=["POST"])]
 )
@@ -119,15 +127,21 @@ class PredictionService:
             if SETTINGS.prediction_log
             else None
         )
+        refusals.install(values=SETTINGS.debug_refusals)
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
                 columns=codec.log_columns(self.model.schema, self.model.classes),
                 spool_dir=store.spool_dir(),
+                spool_max_bytes=SETTINGS.spool_max_bytes // SETTINGS.workers,
+                max_queued_records=SETTINGS.log_queue_records,
+                statement_timeout_s=SETTINGS.log_db_timeout_s,
+                **log_counters(),
             )
             if SETTINGS.prediction_log
             else None
         )
+        self.health = health.Health(ready=True, alive=True)
         # Everything loaded so far lives as long as the worker: keep it out of the garbage collector's scans,
         # whose full passes over BentoML's, pandas' and scikit-learn's objects otherwise stall requests.
         gc.collect()
@@ -143,6 +157,29 @@ class PredictionService:
             self.prediction_log.close()
         if self.feedback is not None:
             self.feedback.close()
+
+    def _health(self) -> health.Health:
+        found = health.judge(
+            model_loaded=getattr(self, "model", None) is not None,
+            unaccounted_bytes=BUDGET.unaccounted(),
+            stuck_bytes=BUDGET.held_longer_than(health.STUCK_AFTER_TIMEOUTS * SETTINGS.timeout_s),
+            budget_bytes=BUDGET.limit,
+            max_body_bytes=SETTINGS.max_body_bytes,
+            model_call_s=self.batcher.call_seconds(),
+            timeout_s=SETTINGS.timeout_s,
+        )
+        if found != self.health:
+            logger.log(logging.INFO if found.ready else logging.ERROR, "health: %s", found.reason or "ready")
+        self.health = found
+        return found
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: False takes the pod out of its Service (health.py)."""
+        return self._health().ready
+
+    async def __is_alive__(self) -> bool:
+        """/livez: False makes Kubernetes restart the pod."""
+        return self._health().alive
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
     async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> BaseModel:
@@ -210,12 +247,35 @@ class PredictionService:
         raise Refused(found, message) from error
 
 
+def log_counters() -> dict[str, Any]:
+    """The prediction log's counters on /metrics, created once per worker process."""
+    # Imported here, in the worker: BentoML points prometheus_client at its multiprocess directory before __init__.
+    import prometheus_client
+
+    if not _COUNTERS:
+        for name, what in (("spooled", "written to the spool"), ("dropped", "dropped: database and spool refused")):
+            counter = prometheus_client.Counter(f"prediction_log_{name}_records", f"Answered records {what}")
+            _COUNTERS[f"on_{name}"] = counter.inc
+    return dict(_COUNTERS)
+
+
+_COUNTERS: dict[str, Any] = {}
+
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.
 cast(Any, PredictionService).add_asgi_middleware(
     RequestGuard,
     max_body_bytes=SETTINGS.max_body_bytes,
     max_concurrency=math.ceil(SETTINGS.max_concurrency / SETTINGS.workers),
     retry_after_s=SETTINGS.retry_after_s,
-    max_inflight_body_bytes=SETTINGS.max_inflight_body_bytes,
-    drain_s=SETTINGS.timeout_s,
+    budget=BUDGET,
+    drain_s=SETTINGS.body_timeout_s,  # a refused body is drained as long as a body may take, no longer
+    body_timeout_s=SETTINGS.body_timeout_s,
+    body_checks={
+        "/predict": RequestShape(len(SCHEMA.features), SETTINGS.max_rows, cast(Any, PredictRequest).plausible)
+    },
+    refusals=refusals.RefusalLog(
+        {*SCHEMA.features, "records", "labels", "request_id", "label", "position"},
+        values=SETTINGS.debug_refusals,
+    ),
 )
+label_paths(PredictionService)  # unknown paths share one label in BentoML's metrics (paths.py)

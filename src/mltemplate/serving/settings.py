@@ -62,6 +62,13 @@ class ServingSettings(BaseModel):
         default=256, ge=1, description="Requests in progress per service; more get 429 with Retry-After."
     )
     timeout_s: float = Field(default=10.0, gt=0, le=600, description="Time to answer before 504.")
+    body_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Time for a body to arrive once its headers have; slower ones get 408. At or above timeout_s "
+        "the request's 504 comes first.",
+    )
     retry_after_s: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with 429 and 503.")
     batching: bool = Field(default=True, description="Merge concurrent requests into one model call.")
     max_batch_rows: int = Field(
@@ -91,6 +98,25 @@ class ServingSettings(BaseModel):
         if self.feedback_token is not None and self.feedback_token_file is not None:
             raise ValueError(f"set {PREFIX}FEEDBACK_TOKEN or {PREFIX}FEEDBACK_TOKEN_FILE, not both")
         return self
+
+    log_db_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Statement, lock and busy timeout of the prediction log's writes."
+    )
+    log_queue_records: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records a worker keeps in memory while neither the database nor the spool takes them; "
+        "beyond it they are dropped (counted on /metrics).",
+    )
+    spool_max_bytes: int = Field(
+        default=192 * 2**20,
+        ge=2**20,
+        description="Disk the prediction log's spool may fill (all workers together) while the database refuses.",
+    )
+    debug_refusals: bool = Field(
+        default=False,
+        description="Log refused requests' messages and BentoML's tracebacks, which can hold the client's values.",
+    )
 
     @model_validator(mode="after")
     def _budget_holds_one_body(self) -> ServingSettings:
