@@ -1,5 +1,5 @@
-"""`python -m mltemplate.monitoring check|feedback|retrain`: `make monitor`, `make feedback`, `make retrain`
-(docs/monitoring.md).
+"""`python -m mltemplate.monitoring check|feedback|retrain|retrain-used`: `make monitor`, `make feedback`,
+`make retrain`, `make retrain-used` (docs/monitoring.md).
 
 check: exit 0 when healthy, 1 when an alert fires (one `alert:` line each, naming the feature or metric, its value
 and its threshold); writes monitoring/report.md, report.html and alerts.json, and stores the run in the database."""
@@ -106,6 +106,13 @@ def _retrain(args: argparse.Namespace) -> None:
     if not args.no_pipeline:
         retrain.run_pipeline()
         print("retrain: pipeline done; commit data.dvc, dvc.lock, metrics.json and plots/ (and `dvc push` the data)")
+    print(f"retrain: `make retrain-used` marks the records in {retrain.APPENDED_FILE} used once their PR exists")
+
+
+def _retrain_used(args: argparse.Namespace) -> None:
+    from mltemplate.monitoring import retrain
+
+    print(f"retrain: marked {retrain.mark_used(store.open_store())} record(s) used")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     retraining = commands.add_parser("retrain", help="append labelled production records to the data; dvc repro")
     retraining.add_argument("--no-pipeline", action="store_true", help="only append and re-track the data")
     retraining.set_defaults(handler=_retrain)
+    used = commands.add_parser("retrain-used", help="mark the records the last retrain appended used (PR opened)")
+    used.set_defaults(handler=_retrain_used)
     args = parser.parse_args(argv)
     args.handler(args)
 

@@ -1,9 +1,12 @@
 """`make retrain`: append the labelled production records that the training data does not hold yet to the CSV that
-data.dvc tracks (a new DVC-tracked version of the data), then run the pipeline. The records appended are remembered
-in the database, so the next retrain adds only newer ones. The pull request is the workflow's part (retrain.yml)."""
+data.dvc tracks (a new DVC-tracked version of the data), then run the pipeline; the records it appended are listed in
+monitoring/retrain.json. `make retrain-used` marks them used in the database once their pull request exists (the
+workflow's part, retrain.yml), so a run whose push or PR failed leaves them for the next one. Rows the CSV already
+holds, byte for byte, are never appended twice."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -11,11 +14,15 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from mltemplate import atomic
 from mltemplate.errors import CommandError
 from mltemplate.monitoring import store
 from mltemplate.params import Params
-from mltemplate.paths import DATA_DVC
+from mltemplate.paths import DATA_DVC, MONITORING_DIR
 from mltemplate.pipeline import data
+
+APPENDED_FILE = MONITORING_DIR / "retrain.json"
+"""The records the last `make retrain` appended (request id, position), for `make retrain-used`."""
 
 
 def labelled_records(db: sa.Engine) -> pd.DataFrame:
@@ -42,9 +49,9 @@ def labelled_records(db: sa.Engine) -> pd.DataFrame:
     return found.rename(columns={store.TRUTH: store.LABEL})
 
 
-def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
-    """Append the new labelled records to params.data.raw (its columns, its target) and re-track it with DVC.
-    Returns how many were appended; CommandError when there are none."""
+def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC, appended: Path = APPENDED_FILE) -> int:
+    """Append the new labelled records to params.data.raw (its columns, its target) and re-track it with DVC; list
+    them in `appended`. Returns how many were appended; CommandError when there are none."""
     found = labelled_records(db)
     if found.empty:
         raise CommandError("no labelled production records that the training data does not already hold")
@@ -53,18 +60,31 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC) -> int:
         raise CommandError(f"{csv} not found: run `make data` first")
     header = list(pd.read_csv(csv, nrows=0).columns)
     new = found.rename(columns={store.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
-    text = data.to_csv_text(new).split("\n", 1)[1]  # without the header
+    rows = data.to_csv_text(new).split("\n", 1)[1].splitlines()  # without the header
+    held = set(csv.read_text(encoding="utf-8").splitlines())
+    keep = [row not in held for row in rows]
+    if not any(keep):
+        raise CommandError("no labelled production records that the training data does not already hold")
     with csv.open("a", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
+        handle.write("".join(f"{row}\n" for row, kept in zip(rows, keep, strict=True) if kept))
     data.track(csv, dvc_file)
+    keys = [[str(rid), int(pos)] for rid, pos in zip(found[store.REQUEST_ID], found[store.POSITION], strict=True)]
+    atomic.write_text(appended, json.dumps({"records": keys}) + "\n")
+    return sum(keep)
+
+
+def mark_used(db: sa.Engine, appended: Path = APPENDED_FILE) -> int:
+    """Remember the records `append` listed as used (their pull request exists), so no retrain adds them again."""
+    if not appended.is_file():
+        raise CommandError(f"{appended} not found: `make retrain` lists the records it appended there")
+    keys = json.loads(appended.read_text(encoding="utf-8"))["records"]
     now = time.time()
     with db.begin() as connection:
-        marks = [
-            {"request_id": rid, "position": int(pos), "ts": now}
-            for rid, pos in zip(found[store.REQUEST_ID], found[store.POSITION], strict=True)
-        ]
-        connection.execute(store.insert_ignoring_duplicates(store.retrained, connection), marks)
-    return len(found)
+        marks = [{"request_id": rid, "position": int(pos), "ts": now} for rid, pos in keys]
+        if marks:
+            connection.execute(store.insert_ignoring_duplicates(store.retrained, connection), marks)
+    appended.unlink()
+    return len(keys)
 
 
 def run_pipeline() -> None:
