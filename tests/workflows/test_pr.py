@@ -175,3 +175,31 @@ def test_a_fork_pr_whose_report_target_forges_the_artifact_gets_no_success_statu
     assert "refused" in status["description"]
     assert posted(github, pull.number) == []
     assert [c.path for c in github.writes()] == [f"/repos/{github.repository}/statuses/{pull.head}"]
+
+
+FABRICATE = (
+    '\t$(RUN) python -c \'import json, pathlib; p = pathlib.Path("report/report.json"); r = json.loads(p.read_text()); '
+    'r["pr"]["metrics"] = {k: (0.0 if k == "log_loss" else 1.0) for k in r["pr"]["metrics"]}; '
+    "p.write_text(json.dumps(r))'\n"
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,  # only the last line asserts: anything else failing is an error, not this known hole
+    reason="issue 20, the lead's part: a PR that changes the report code must not get `success` on its own numbers",
+)
+def test_a_fork_pr_whose_report_claims_perfect_metrics_gets_no_success_status(
+    act: Act, repo: Repo, github: FakeGitHub
+) -> None:
+    def fabricate(path: Path) -> None:
+        makefile = (path / "Makefile").read_text(encoding="utf-8")
+        line = "\t$(RUN) python -m mltemplate.report.pr $${REPORT_FLAGS:-}\n"
+        (path / "Makefile").write_text(makefile.replace(line, line + FABRICATE), encoding="utf-8")
+
+    pull = open_pull_request(repo, github, fabricate, branch="fork-main", fork="mallory/template")
+    report = run_report(act, repo, pull, REPORT_FLAGS="--no-load")
+    comment = run_comment(act, repo, pull, report)
+    if report.result("report") != "success" or pull.head not in github.statuses:
+        raise RuntimeError(report.explain() + comment.explain())
+    assert [s["state"] for s in github.statuses[pull.head]] == ["failure"]
