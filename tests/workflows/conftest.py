@@ -77,7 +77,9 @@ def template(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     git-ignored, for cases that reproduce a change before they commit it), with the remote act reads the repository
     name from. Jobs under act see only what git does not ignore, as a fresh checkout would."""
     repo = tmp_path_factory.mktemp("template") / "repo"
-    shutil.copytree(pipeline_repo, repo, symlinks=True, ignore=shutil.ignore_patterns("monitoring"))
+    # Not the top-level monitoring/ (a log other tests' services wrote there); src/mltemplate/monitoring stays.
+    top = str(pipeline_repo)
+    shutil.copytree(pipeline_repo, repo, symlinks=True, ignore=lambda d, _: ["monitoring"] if d == top else [])
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", "main")
     git(repo, "remote", "add", "github", f"https://github.com/{REPOSITORY}.git")
