@@ -30,7 +30,8 @@ class Call:
     path: str
     query: dict[str, str]
     body: Any
-    token: str | None
+    holder: str | None
+    """Who holds the token the call was made with (FakeGitHub.tokens), or the unknown token itself."""
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """`make retrain`: append the labelled production records that the training data does not hold yet to the CSV that
 data.dvc tracks (a new DVC-tracked version of the data), then run the pipeline; the records it appended are listed in
 monitoring/retrain.json. `make retrain-used` marks them used in the database once their pull request exists (the
-workflow's part, retrain.yml), so a run whose push or PR failed leaves them for the next one. Rows the CSV already
-holds, byte for byte, are never appended twice."""
+workflow's part, retrain.yml), so a run whose push or PR failed leaves them for the next one (until then, another
+`make retrain` appends them again)."""
 
 from __future__ import annotations
 
@@ -60,17 +60,13 @@ def append(db: sa.Engine, params: Params, *, dvc_file: Path = DATA_DVC, appended
         raise CommandError(f"{csv} not found: run `make data` first")
     header = list(pd.read_csv(csv, nrows=0).columns)
     new = found.rename(columns={store.LABEL: params.data.target}).reindex(columns=header)  # dropped columns stay empty
-    rows = data.to_csv_text(new).split("\n", 1)[1].splitlines()  # without the header
-    held = set(csv.read_text(encoding="utf-8").splitlines())
-    keep = [row not in held for row in rows]
-    if not any(keep):
-        raise CommandError("no labelled production records that the training data does not already hold")
+    text = data.to_csv_text(new).split("\n", 1)[1]  # without the header
     with csv.open("a", encoding="utf-8", newline="\n") as handle:
-        handle.write("".join(f"{row}\n" for row, kept in zip(rows, keep, strict=True) if kept))
+        handle.write(text)
     data.track(csv, dvc_file)
     keys = [[str(rid), int(pos)] for rid, pos in zip(found[store.REQUEST_ID], found[store.POSITION], strict=True)]
     atomic.write_text(appended, json.dumps({"records": keys}) + "\n")
-    return sum(keep)
+    return len(found)
 
 
 def mark_used(db: sa.Engine, appended: Path = APPENDED_FILE) -> int:
