@@ -70,7 +70,7 @@ class Run:
     returncode: int
     seconds: float
     jobs: dict[str, Job]
-    """job id -> Job; a job of a called workflow as `<caller job>/<job>`; jobs act skipped are absent."""
+    """job id -> Job; a job of a called workflow as `<caller job's name>/<job id>`; jobs act skipped are absent."""
     log: str
 
     def result(self, job: str) -> str:
@@ -115,6 +115,7 @@ class Act:
         variables: Mapping[str, str] | None = None,
         inputs: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        job: str | None = None,
         timeout: float = 1500,
     ) -> Run:
         run_id = self.github.new_run()
@@ -130,6 +131,10 @@ class Act:
         }
         event_file.write_text(json.dumps({"repository": repository, **payload}))
         job_env = {
+            # What a fresh runner has to itself: the Bento store, the (stand-in) image engine, registry logins.
+            "BENTOML_HOME": str(work / "bentoml"),
+            "DOCKER_STANDIN_HOME": str(work / "docker"),
+            "REGISTRY_AUTH_FILE": str(work / "registry-auth.json"),
             **self.env,
             "GITHUB_API_URL": self.github.url,
             "GITHUB_RUN_ID": str(run_id),
@@ -156,6 +161,7 @@ class Act:
             "--actor",
             "octocat",
             "--json",
+            *(["--job", job] if job else []),
             *self.actions,
             "-s",
             f"GITHUB_TOKEN={self.github.token(holder)}",
@@ -212,6 +218,6 @@ def parse(output: str) -> tuple[dict[str, Job], str]:
 
 
 def job_key(job_path: str, job_id: str) -> str:
-    """`publish` for a job of the workflow itself, `ci/lint` for job `lint` of the workflow job `ci` calls."""
+    """`publish` for a job of the workflow itself, `CI/lint` for job `lint` of the workflow the job named CI calls."""
     parts = job_path.split("/")
     return f"{parts[0]}/{job_id}" if len(parts) > 2 else job_id

@@ -119,9 +119,6 @@ def make_act(github: FakeGitHub, home: Path, actions: list[str], **env: str) -> 
             # The pinned uv: jobs use this checkout's (the same version) instead of each pip-installing it.
             "UV": str(ROOT / ".tools" / "uv" / "bin" / "uv"),
             "UV_COMPILE_BYTECODE": "0",  # bytecode is written as modules are imported: cheaper for short jobs
-            "BENTOML_HOME": str(home / "bentoml"),
-            "DOCKER_STANDIN_HOME": str(home / "docker"),
-            "REGISTRY_AUTH_FILE": str(home / "registry-auth.json"),
             "DVC_NO_ANALYTICS": "1",
             "BENTOML_DO_NOT_TRACK": "True",
             **env,

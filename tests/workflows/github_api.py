@@ -427,7 +427,7 @@ def serving(github: FakeGitHub) -> Iterator[FakeGitHub]:
     """Serve `github` on a free loopback port (github.url) until the block ends."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(github))
     github.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield github

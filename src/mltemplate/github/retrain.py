@@ -67,7 +67,7 @@ def open_pull_request(client: Client, env: Mapping[str, str] = os.environ) -> in
     if not changed.strip():
         raise CommandError(f"nothing to propose: {', '.join(FILES)} are unchanged (did `make retrain` run?)")
     git("switch", "--create", name)
-    git("add", "--", *FILES)
+    git("add", "--all", "--", *[name for name in FILES if Path(name).exists()])
     git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "--quiet", "-m", TITLE)
     git("push", "origin", f"HEAD:refs/heads/{name}", env=push_env(client.token, env))
     pull = client.request(
