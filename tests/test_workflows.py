@@ -457,6 +457,7 @@ def test_check_lock_fails_when_committed_outputs_are_stale(pipeline_repo: Path, 
 
 # --- inputs, credentials, environments -------------------------------------------------------------------------
 
+
 def test_every_dispatch_input_is_checked_against_a_pattern_before_any_other_step() -> None:
     for path in WORKFLOWS:
         workflow = load(path)
@@ -476,7 +477,7 @@ def test_values_workflows_pass_to_make_are_never_expanded_by_make() -> None:
     passed = {key for *_, s in steps() if MAKE_STEP.match(s.get("run", "")) for key in s.get("env", {})}
     assert {"TO", "VERSION", "ARTIFACT", "HEAD_SHA"} <= passed
     for key in passed:
-        assert f"$({key})" not in makefile, f"the Makefile expands ${key} as make text: use \"$${{{key}}}\""
+        assert f"$({key})" not in makefile, f'the Makefile expands ${key} as make text: use "$${{{key}}}"'
         assert f"${{{key}}}" not in makefile.replace(f"$${{{key}", "")
 
 
