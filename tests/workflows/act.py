@@ -185,9 +185,11 @@ class Act:
 
 
 def host_env() -> dict[str, str]:
-    """act's own environment (self-hosted steps inherit it): the stand-in executables first on PATH, this test
-    session's virtual environment out of it, bytecode written as modules are imported."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTEST_ADDOPTS"}}
+    """act's own environment (self-hosted steps inherit it): the stand-in executables first on PATH, nothing of this
+    test session's virtual environment, bytecode written as modules are imported."""
+    # `uv run` exports VIRTUAL_ENV and UV: a job installs and uses its own, as on a runner.
+    drop = {"VIRTUAL_ENV", "UV", "UV_RUN_RECURSION_DEPTH", "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "GITHUB_", "RUNNER_", "ACTIONS_"))}
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p) != VENV_BIN]
     env["PATH"] = os.pathsep.join([str(STANDINS), *path])

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.release.oci_registry import needs_registry, oci_registry
 from tests.workflows.act import ACT, ACTIONS, Act, prepare_actions
 from tests.workflows.github_api import FakeGitHub, serving
@@ -116,8 +115,6 @@ def make_act(github: FakeGitHub, home: Path, actions: list[str], **env: str) -> 
         home,
         actions,
         env={
-            # The pinned uv: jobs use this checkout's (the same version) instead of each pip-installing it.
-            "UV": str(ROOT / ".tools" / "uv" / "bin" / "uv"),
             "UV_COMPILE_BYTECODE": "0",  # bytecode is written as modules are imported: cheaper for short jobs
             "DVC_NO_ANALYTICS": "1",
             "BENTOML_DO_NOT_TRACK": "True",
