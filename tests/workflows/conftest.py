@@ -16,9 +16,9 @@ from tests.release.oci_registry import needs_registry, oci_registry
 from tests.workflows.act import ACT, ACTIONS, Act, prepare_actions
 from tests.workflows.github_api import FakeGitHub, serving
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows]
-
 REPOSITORY = "acme/template"
+# Each case module is marked integration and workflows, with a 30-minute timeout: a case runs whole workflows (a
+# release builds, serves and publishes the image), which takes minutes on a busy 2-core machine.
 TIMINGS: list[tuple[str, str, float]] = []
 """(test, workflow, seconds) of every act run, printed at the end of the session."""
 

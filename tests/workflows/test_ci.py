@@ -9,7 +9,7 @@ import pytest
 from tests.workflows.act import Act
 from tests.workflows.conftest import Repo
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows]
+pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeout(1800)]
 
 UNIT_TESTS_ONLY = {"PYTEST_ADDOPTS": "-p no:cacheprovider -m 'not integration'"}
 

@@ -14,7 +14,7 @@ from tests.workflows.conftest import Repo
 from tests.workflows.github_api import FakeGitHub
 from tests.workflows.prediction_log import write_log
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows]
+pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeout(1800)]
 
 
 def alert_on_first_breach(repo: Repo) -> None:

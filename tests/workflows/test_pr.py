@@ -19,7 +19,7 @@ from tests.workflows.act import Act, Run
 from tests.workflows.conftest import Repo
 from tests.workflows.github_api import FakeGitHub
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows]
+pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeout(1800)]
 
 CONTEXT = "model report / quality gate"
 KEY, VALUE = nudged_hyperparameter(load_params(ROOT / "params.yaml"))

@@ -23,7 +23,7 @@ from tests.workflows.act import Act, Run
 from tests.workflows.conftest import REPOSITORY, Repo, make_act, new_repo, record
 from tests.workflows.github_api import FakeGitHub, serving
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows, needs_registry]
+pytestmark = [pytest.mark.integration, pytest.mark.workflows, needs_registry, pytest.mark.timeout(1800)]
 
 OLD = "2020.01.01-000000-0000000"
 REVIEWED = {

@@ -18,7 +18,7 @@ from tests.workflows.conftest import Repo
 from tests.workflows.github_api import FakeGitHub
 from tests.workflows.prediction_log import write_log
 
-pytestmark = [pytest.mark.integration, pytest.mark.workflows]
+pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeout(1800)]
 
 LABELLED = 12
 CHANGED = {"data.dvc", "dvc.lock", "metrics.json"}
