@@ -486,3 +486,10 @@ def test_jobs_that_publish_or_roll_back_check_their_environment_has_reviewers_fi
         runs = [s.get("run") for s in job["steps"] if s.get("run")]
         moves = [i for i, run in enumerate(runs) if run in {"make publish", "make rollback", "make registry-login"}]
         assert runs.index("make reviewers") < min(moves)
+
+
+def test_every_artifact_a_job_downloads_is_one_a_workflow_uploads() -> None:
+    # pr-comment.yml downloads what pr-report.yml uploaded; the others, what an earlier job of the same workflow did.
+    uploaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/upload-artifact")}
+    downloaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/download-artifact")}
+    assert downloaded == uploaded == {"pr-report", "release", "monitoring-report"}
