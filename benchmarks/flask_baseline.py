@@ -8,12 +8,12 @@ import sys
 import pandas as pd
 from flask import Flask, jsonify, request
 
-from mltemplate import model as model_files
+from mltemplate.model import load
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    trained = model_files.load()
+    trained = load()
 
     @app.post("/predict")
     def predict():  # type: ignore[no-untyped-def]

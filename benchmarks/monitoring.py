@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks.service import BATCH_ROWS, CONNECTIONS, WARMUP_S, _bodies, _load
-from mltemplate.monitoring import store
+from mltemplate.monitoring import migrations, store
 from mltemplate.report.loadtest import LoadStats, served
 
 REPO = Path.cwd()
@@ -58,7 +58,7 @@ def run() -> str:
                     results.setdefault((size, mode), []).append(stats)
                     answered += (stats.requests - stats.errors) * size if mode == "on" else 0
         # The services have stopped: the log has flushed what it held (SIGTERM).
-        db = store.open_store(f"sqlite:///{Path(scratch) / 'log.db'}")
+        db = migrations.open_store(f"sqlite:///{Path(scratch) / 'log.db'}")
         logged = store.count_predictions(db)
         db.dispose()
     lines = [

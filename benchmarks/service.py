@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mltemplate import model as model_files
+from mltemplate.model import load
+from mltemplate.predict import predict_proba
 from mltemplate.report.loadtest import LoadStats, free_port, measure, served
 
 REPO = Path.cwd()
@@ -174,13 +175,13 @@ def _measure_server(name: str, url: str, pid: int, bodies: dict[int, bytes]) -> 
 
 
 def _in_process() -> list[str]:
-    trained = model_files.load(model_path=REPO / "models/model.skops", metadata_path=REPO / "models/metadata.json")
+    trained = load(model_path=REPO / "models/model.skops", metadata_path=REPO / "models/metadata.json")
     test = pd.read_csv(REPO / "data/prepared/test.csv")[list(trained.schema.features)].to_dict("records")
     lines = []
     for size in (1, 1024):
         records = (test * (size // len(test) + 1))[:size]
         number = 200 if size == 1 else 20
-        seconds = min(timeit.repeat(lambda r=records: model_files.predict_proba(trained, r), number=number, repeat=3))
+        seconds = min(timeit.repeat(lambda r=records: predict_proba(trained, r), number=number, repeat=3))
         per_call = seconds / number
         lines.append(f"| {size:,} | {per_call * 1000:.2f} | {size / per_call:,.0f} |")
     return lines
@@ -236,7 +237,7 @@ def run() -> str:
             f"the same cores as the servers. Bodies: examples/predict.json, and {BATCH_ROWS} test-set records. "
             f"Service settings: {settings}.",
             "",
-            "In-process `model.predict_proba` (the function `evaluate` and the service share):",
+            "In-process `predict.predict_proba` (the function `evaluate` and the service share):",
             "",
             "| Rows | ms/call | Rows/s |",
             "|---:|---:|---:|",

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate.metadata import ModelMetadata
-from mltemplate.model import TrainedModel
-from mltemplate.model import save as save_files
+from mltemplate.dvcfiles import parse_tracked
+from mltemplate.estimators import ESTIMATORS
+from mltemplate.model import TrainedModel, save
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import Params, load_params
 from mltemplate.schema import Schema
 
@@ -46,8 +47,20 @@ def run(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedPro
     return result
 
 
+def tracked_data(root: Path = ROOT) -> list[Path]:
+    """The files the repository's .dvc files track that are here (the team's CSV, which git ignores and no remote
+    may provide to a test's copy), relative to `root`."""
+    found = []
+    for dvc_file in sorted(path for path in root.glob("*.dvc") if path.is_file()):
+        tracked = parse_tracked(dvc_file.read_bytes())
+        if tracked is not None and (root / tracked.path).is_file():
+            found.append(tracked.path)
+    return found
+
+
 def copy_repo(dest: Path) -> Path:
-    """Copy the working tree (tracked and unignored files, as they are now) into a fresh git repo at `dest`."""
+    """Copy the working tree (tracked and unignored files, as they are now, and the data the .dvc files track) into
+    a fresh git repo at `dest`."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -55,7 +68,7 @@ def copy_repo(dest: Path) -> Path:
         text=True,
         check=True,
     ).stdout.split("\0")
-    for name in filter(None, listed):
+    for name in [*filter(None, listed), *(path.as_posix() for path in tracked_data())]:
         source = ROOT / name
         if source.is_file():
             target = dest / name
@@ -139,7 +152,7 @@ def trained_model(pipeline: Any, schema: Schema, **overrides: Any) -> TrainedMod
 
 def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, **overrides: Any) -> ModelMetadata:
     """Save as the train stage does: the archive and metadata.json (with its md5) side by side."""
-    return save_files(
+    return save(
         trained.pipeline,
         trained.schema,
         {**DESCRIPTION, **overrides},
@@ -148,18 +161,12 @@ def save_model(trained: TrainedModel, *, model_path: Path, metadata_path: Path, 
     )
 
 
-NUDGES: dict[str, tuple[str, Any]] = {
-    "logistic_regression": ("C", lambda value: round((value or 1.0) / 7, 6)),
-    "random_forest": ("max_depth", lambda value: 2 if value != 2 else 3),  # a much shallower forest
-    "hist_gradient_boosting": ("learning_rate", lambda value: round((value or 0.1) / 10, 6)),
-}
-"""For each estimator the template ships, a hyperparameter and a new valid value that changes the model."""
-
-
 def nudged_hyperparameter(params: Params) -> tuple[str, Any]:
-    """`model.hyperparameters.<estimator>.<name>` and a new value for the estimator params.yaml has chosen."""
+    """`model.hyperparameters.<estimator>.<name>` and a new value for the estimator params.yaml has chosen: the
+    nudge of its entry in the estimator registry."""
     estimator = params.model.estimator
-    if estimator not in NUDGES:
-        pytest.skip(f"no known hyperparameter to change for estimator {estimator!r}: add it to tests' NUDGES")
-    name, change = NUDGES[estimator]
+    nudge = ESTIMATORS[estimator].nudge
+    if nudge is None:
+        pytest.skip(f"no known hyperparameter to change for estimator {estimator!r}: add a nudge to its entry")
+    name, change = nudge
     return f"model.hyperparameters.{estimator}.{name}", change(params.model.selected.get(name))

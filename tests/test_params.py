@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mltemplate.params import ParamsError, load_params, parse_params
-from mltemplate.pipeline.data import tracked
+from mltemplate.dvcfiles import read_tracked
+from mltemplate.params import MODEL_SECTIONS, ParamsError, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 def test_repository_params_load() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.model.estimator in params.model.hyperparameters
-    assert params.data.raw == tracked(ROOT / "data.dvc")[0].relative_to(ROOT)  # data.raw is what data.dvc tracks
+    assert params.data.raw == read_tracked(ROOT / "data.dvc").path.relative_to(ROOT)  # data.raw is what data.dvc tracks
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,12 @@ def test_params_are_frozen(raw: dict[str, Any]) -> None:
     params = parse_params(raw)
     with pytest.raises(ValueError, match="frozen"):
         params.seed = 1  # type: ignore[misc]
+
+
+def test_identity_is_the_sections_that_make_the_model_without_policy(raw: dict[str, Any]) -> None:
+    identity = parse_params(raw).identity()
+    assert tuple(identity) == MODEL_SECTIONS == ("name", "seed", "data", "split", "model")
+    assert identity["data"]["raw"] == raw["data"]["raw"]  # JSON values: what MLflow logs and the model key hashes
 
 
 def test_invalid_yaml_is_reported(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def test_the_workflows_exist() -> None:
         "rollback.yml",
         "monitor.yml",
         "retrain.yml",
+        "batch.yml",
     }
 
 
@@ -82,7 +83,7 @@ def test_every_make_target_a_workflow_calls_runs_in_dry_run_mode() -> None:
     assert {
         *("lint", "system-deps", "report", "check-lock", "gate", "bento", "container", "smoke-container"),
         *("card", "container-save", "publish", "promote", "rollback", "gate-status", "pr-head", "cml"),
-        *("alert-issues", "retrain-pr", "retrain-used", "reviewers", "github-release", "check-input"),
+        *("alert-issues", "retrain-pr", "retrain-verdict", "reviewers", "github-release", "check-input"),
         *("registry-login", "test-code", "test-workflows"),
     } <= set(called)
     result = subprocess.run(["make", "-n", *called], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
@@ -108,7 +109,25 @@ def test_only_the_comment_job_may_write_to_pull_requests() -> None:
         for job_id, job in load(path)["jobs"].items()
         if job["permissions"].get("pull-requests") == "write"
     }
-    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "retrain")}
+    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "pull-request")}
+
+
+def test_the_retrain_job_holds_no_write_token_and_the_pull_request_job_installs_and_runs_no_project_code() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "retrain.yml")["jobs"]
+    assert jobs["retrain"]["permissions"] == {"contents": "read"}
+    assert jobs["pull-request"]["needs"] == "retrain"
+    steps = jobs["pull-request"]["steps"]
+    makes = [s["run"] for s in steps if s.get("run", "").startswith("make ")]
+    assert makes == ["make check-retrain-paths", "make retrain-pr", "make retrain-verdict"]
+    recipes = subprocess.run(
+        ["make", "-n", "check-retrain-paths", "retrain-pr", "retrain-verdict"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.") for line in recipes)
+    assert "retrain-pr build/retrain" in recipes[1]  # commits what check-retrain-paths listed in paths.txt
 
 
 def comment_steps() -> list[dict[str, Any]]:
@@ -218,7 +237,7 @@ def test_privileged_jobs_install_only_the_runtime_dependencies() -> None:
 WRITE = {"contents", "packages", "id-token", "attestations"}
 GITHUB_CLIENT_TARGETS = {
     f"make {t}" for t in ("gate-status", "pr-head", "cml", "alert-issues", "retrain-pr", "reviewers", "check-input")
-} | {"make github-release"}
+} | {"make github-release", "make check-retrain-paths", "make retrain-verdict"}
 """Targets that run the runner's python3 with nothing installed."""
 
 
@@ -292,6 +311,24 @@ def test_the_monitor_job_gets_the_database_url_from_a_secret_and_writes_nothing(
     assert jobs["monitor"]["permissions"] == {"contents": "read"}
     step = next(s for s in jobs["monitor"]["steps"] if s.get("run") == "make monitor-production")
     assert step["env"]["MONITORING_DB_URL"] == "${{ secrets.MONITORING_DB_URL }}"
+
+
+def test_batch_paths_reach_the_steps_only_as_checked_environment_variables() -> None:
+    (job,) = load(ROOT / ".github/workflows/batch.yml")["jobs"].values()
+    assert set(job["env"]) == {"INPUT", "OUTPUT", "ON_BAD_ROWS"}
+    runs = [step["run"].strip() for step in job["steps"] if "run" in step]
+    assert runs == ["make batch-paths", "make repro", "make predict-batch"]  # checked before anything uses them
+    assert job["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.parametrize("value", ["../secrets", "/etc/passwd", "$(touch pwned)", "-rf", "a b", ".git", ""])
+def test_make_batch_paths_refuses_what_is_not_a_plain_relative_path(value: str, tmp_path: Path) -> None:
+    env = subprocess_env(INPUT=value, OUTPUT="build/batch")
+    result = subprocess.run(["make", "-s", "batch-paths"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "INPUT must be a relative path" in result.stderr
+    assert value not in result.stderr or not value  # the value itself is never echoed into the log
+    assert not (ROOT / "pwned").exists()
 
 
 def test_dependabot_updates_actions_and_python() -> None:
@@ -492,4 +529,5 @@ def test_every_artifact_a_job_downloads_is_one_a_workflow_uploads() -> None:
     # pr-comment.yml downloads what pr-report.yml uploaded; the others, what an earlier job of the same workflow did.
     uploaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/upload-artifact")}
     downloaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/download-artifact")}
-    assert downloaded == uploaded == {"pr-report", "release", "monitoring-report"}
+    assert downloaded == {"pr-report", "release", "monitoring-report", "retrain"}
+    assert uploaded == downloaded | {"batch-predictions"}  # the one artifact kept for people, not for a job

@@ -1,4 +1,5 @@
-"""retrain.py: the retrain branch is committed, pushed to origin with the token in a header, and proposed as a PR."""
+"""retrain.py: exactly the listed files are committed on the retrain branch, pushed to origin with the token in a
+header, and proposed as a PR with the summary as its body."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def checkout(tmp_path: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
     git(work, "push", "-q", "origin", "main")
     github.remote = remote
     monkeypatch.chdir(work)
+    (tmp_path / "handoff").mkdir()
+    (tmp_path / "handoff" / "paths.txt").write_text("data.dvc\ndvc.lock\nmetrics.json\n")
+    (tmp_path / "handoff" / "summary.md").write_text("## Retrain\n\n12 rows\n")
     return work
 
 
@@ -40,11 +44,14 @@ def test_the_retrain_files_go_to_a_branch_and_a_pull_request(
 ) -> None:
     for name in ("data.dvc", "dvc.lock", "metrics.json", "README.md"):
         (checkout / name).write_text("new\n")
-    number = retrain.open_pull_request(client, {"GITHUB_RUN_ID": "42", "GITHUB_OUTPUT": str(tmp_path / "out")})
-    assert github.pulls()[0]["pull_request"]["head"]["ref"] == "retrain/42"
+    env = {"GITHUB_RUN_ID": "42", "GITHUB_OUTPUT": str(tmp_path / "out")}
+    number = retrain.open_pull_request(client, tmp_path / "handoff", "Retrain: 12 rows", env)
+    (pull,) = github.pulls()
+    assert pull["pull_request"]["head"]["ref"] == "retrain/42"
+    assert (pull["title"], pull["body"]) == ("Retrain: 12 rows", "## Retrain\n\n12 rows\n")
     assert (tmp_path / "out").read_text() == f"number={number}\nbranch=retrain/42\n"
     changed = git(tmp_path / "remote.git", "diff", "--name-only", "main", "retrain/42").split()
-    assert changed == ["data.dvc", "dvc.lock", "metrics.json"]  # not README.md: only the retrain's files
+    assert changed == ["data.dvc", "dvc.lock", "metrics.json"]  # not README.md: only the listed files
 
 
 def test_the_token_goes_in_a_header_not_in_the_url() -> None:
@@ -56,16 +63,20 @@ def test_the_token_goes_in_a_header_not_in_the_url() -> None:
 
 @pytest.mark.parametrize("run_id", ["", "1; id", "$(id)", "12\n3"])
 def test_a_run_id_that_is_not_a_number_pushes_nothing(
-    client: Client, github: FakeGitHub, checkout: Path, run_id: str
+    client: Client, github: FakeGitHub, checkout: Path, run_id: str, tmp_path: Path
 ) -> None:
     (checkout / "data.dvc").write_text("new\n")
     with pytest.raises(CommandError, match="GITHUB_RUN_ID must be a number"):
-        retrain.open_pull_request(client, {"GITHUB_RUN_ID": run_id})
+        retrain.open_pull_request(client, tmp_path / "handoff", env={"GITHUB_RUN_ID": run_id})
     assert github.pulls() == []
     assert git(checkout, "branch", "--list") == "* main"
 
 
-def test_nothing_changed_proposes_nothing(client: Client, github: FakeGitHub, checkout: Path) -> None:
-    with pytest.raises(CommandError, match="nothing to propose"):
-        retrain.open_pull_request(client, {"GITHUB_RUN_ID": "42"})
+@pytest.mark.parametrize("paths", ["", "../outside\n", "/etc/passwd\n", "data.dvc\n-rf\n"])
+def test_paths_that_are_not_plain_relative_ones_propose_nothing(
+    client: Client, github: FakeGitHub, checkout: Path, tmp_path: Path, paths: str
+) -> None:
+    (tmp_path / "handoff" / "paths.txt").write_text(paths)
+    with pytest.raises(CommandError, match=r"paths\.txt"):
+        retrain.open_pull_request(client, tmp_path / "handoff", env={"GITHUB_RUN_ID": "42"})
     assert github.calls == []

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mltemplate.metadata import read_model_metadata
+from mltemplate.model_metadata import read_model_metadata
 from tests.conftest import run
 from tests.postgres import cluster
 

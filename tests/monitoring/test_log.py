@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mltemplate.monitoring import store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.monitoring.log import PredictionLog
 
-COLUMNS = store.Columns(numeric=("x",), categorical=("kind",), outputs=("no", "yes"))
+COLUMNS = codec.Columns(numeric=("x",), categorical=("kind",), outputs=("no", "yes"))
 
 
 def make_log(url: str, spool: Path) -> PredictionLog:
@@ -33,9 +33,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def stored(url: str) -> list[tuple[str, int]]:
-    with store.open_store(url).connect() as connection:
+    with migrations.open_store(url).connect() as connection:
         frame = store.read_records(connection)
-    return sorted((str(r), int(p)) for r, p in zip(frame[store.REQUEST_ID], frame[store.POSITION], strict=True))
+    return sorted((str(r), int(p)) for r, p in zip(frame[codec.REQUEST_ID], frame[codec.POSITION], strict=True))
 
 
 def spooled_records(spool: Path) -> int:
@@ -48,13 +48,13 @@ def test_records_reach_the_database_with_features_labels_and_probabilities(tmp_p
     send(log, 3)
     log.close()
     assert stored(url) == [(f"r{i}", p) for i in range(3) for p in (0, 1)]
-    with store.open_store(url).connect() as connection:
+    with migrations.open_store(url).connect() as connection:
         frame = store.read_records(connection, store.requests.c.request_id == "r1")
     first, second = frame.to_dict("records")
-    assert (first["x"], first["kind"], first[store.LABEL]) == (1.0, "a", "no")
-    assert (first[store.OUTPUT + "no"], first[store.OUTPUT + "yes"]) == (0.9, 0.1)
-    assert (second["x"], second["kind"], second[store.LABEL], second[store.POSITION]) == (0.5, "b", "yes", 1)
-    assert first[store.MODEL_VERSION] == "v1"
+    assert (first["x"], first["kind"], first[codec.LABEL]) == (1.0, "a", "no")
+    assert (first[codec.OUTPUT + "no"], first[codec.OUTPUT + "yes"]) == (0.9, 0.1)
+    assert (second["x"], second["kind"], second[codec.LABEL], second[codec.POSITION]) == (0.5, "b", "yes", 1)
+    assert first[codec.MODEL_VERSION] == "v1"
 
 
 def test_records_wait_in_the_spool_while_the_database_is_down_and_are_written_once_after(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.metadata import ModelMetadata, read_model_metadata
-from mltemplate.monitoring import check, store
+from mltemplate.model_metadata import ModelMetadata, read_model_metadata
+from mltemplate.monitoring import check, codec, migrations, store
 from mltemplate.params import DebounceParams, MonitorParams
 from mltemplate.report.loadtest import served
 from mltemplate.schema import Schema
 from tests.conftest import DESCRIPTION, subprocess_env
+from tests.monitoring.test_service_log import TOKEN, feedback
 from tests.service_client import post_json
 
 SHIFTED_FEATURES = 3
@@ -57,11 +58,11 @@ def test_healthy_then_shifted_stream_exits_1_naming_the_features(
     metadata = read_model_metadata(repo / "models/metadata.json")
     truth = pd.read_csv(repo / "data/prepared/test.csv")[metadata.input_schema.target].astype(str).tolist()
     env = {"SERVE_WORKERS": "1", "MONITORING_DB_URL": database, "MONITORING_SPOOL_DIR": str(tmp_path / "spool")}
-    with served(repo, env=env) as url:
+    with served(repo, env={**env, "SERVE_FEEDBACK_TOKEN": TOKEN}) as url:
         ids = [post_json(url, {"records": [record]}).json()["request_id"] for record in records]
         time.sleep(1.5)  # the writer's batches reach the database
         labels = [{"request_id": rid, "label": label} for rid, label in zip(ids, truth, strict=True)]
-        reply = post_json(url, {"labels": labels}, path="/feedback")
+        reply = feedback(url, {"labels": labels}, TOKEN)
         assert reply.status == 200, reply.text
 
         healthy = monitor(repo, database)
@@ -94,7 +95,7 @@ METADATA = ModelMetadata.model_validate(
 
 
 def seed_log(db_url: str, truth: list[str], predicted: list[str], now: float) -> None:
-    db = store.open_store(db_url)
+    db = migrations.open_store(db_url)
     rows = [
         {
             "request_id": f"r{i}",
@@ -110,8 +111,11 @@ def seed_log(db_url: str, truth: list[str], predicted: list[str], now: float) ->
     with db.begin() as connection:
         store.write_predictions(connection, rows)
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, t in enumerate(truth)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, t in enumerate(truth)
+            ],
         )
 
 
@@ -128,7 +132,7 @@ def test_labels_that_make_recall_drop_trip_the_recall_alert(tmp_path: Path) -> N
         thresholds={"recall": 0.8, "precision": 0.8},
         debounce=DebounceParams(breaches=1, windows=1),
     )
-    outcome = check.run(store.open_store(url), reference, METADATA, params, now=now)
+    outcome = check.run(migrations.open_store(url), reference, METADATA, params, now=now)
     assert [a.describe() for a in outcome.alerts] == ["quality recall: floor 0.4 < 0.8"]
 
 
@@ -140,7 +144,7 @@ def test_a_single_breach_waits_for_a_second_window_before_it_alerts(tmp_path: Pa
     params = MonitorParams(
         min_rows=10, min_labels=10, thresholds={"recall": 0.8}, debounce=DebounceParams(breaches=2, windows=3)
     )
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     first = check.run(db, reference, METADATA, params, now=now)
     second = check.run(db, reference, METADATA, params, now=now + 1)
     assert ([c.name for c in first.pending], first.alerts) == (["recall"], [])
@@ -161,20 +165,23 @@ def test_without_a_database_url_the_scheduled_monitor_succeeds_with_a_notice(tmp
     assert result.stdout.startswith("::notice::MONITORING_DB_URL is not set")
 
 
-def seed_requests(db: Any, columns: store.Columns, answers: list[tuple[float, list[float], str | None, str]]) -> None:
+def seed_requests(db: Any, columns: codec.Columns, answers: list[tuple[float, list[float], str | None, str]]) -> None:
     """One single-record request per (feature x, outputs, predicted label, true label), answered a minute ago."""
     now = time.time()
     with db.begin() as connection:
         store.write_requests(
             connection,
             [
-                store.encode(f"r{i}", now - 60, "v", columns, [(x,)], None if label is None else [label], [outputs])
+                codec.encode(f"r{i}", now - 60, "v", columns, [(x,)], None if label is None else [label], [outputs])
                 for i, (x, outputs, label, _) in enumerate(answers)
             ],
         )
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, (*_, t) in enumerate(answers)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, (*_, t) in enumerate(answers)
+            ],
         )
 
 
@@ -190,8 +197,8 @@ def test_multiclass_labels_judge_the_macro_metrics(tmp_path: Path) -> None:
     )
     # The model always answers "a": right on the 10 a's, wrong on the 10 b's and 10 c's.
     answers = [(float(i), [0.8, 0.1, 0.1], "a", classes[i // 10]) for i in range(30)]
-    db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
-    seed_requests(db, store.Columns(("x",), (), tuple(classes)), answers)
+    db = migrations.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    seed_requests(db, codec.Columns(("x",), (), tuple(classes)), answers)
     params = MonitorParams(
         min_rows=10,
         min_labels=10,
@@ -215,8 +222,8 @@ def test_regression_labels_judge_errors_against_ceilings_and_predictions_drift_a
     )
     # Every answer is 10 too high: rmse = mae = 10. The window's predictions sit far above the reference's.
     answers = [(float(i), [100.0 + i + 10], None, repr(100.0 + i)) for i in range(40)]
-    db = store.open_store(f"sqlite:///{tmp_path / 'log.db'}")
-    seed_requests(db, store.Columns(("x",), (), ("price",)), answers)
+    db = migrations.open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    seed_requests(db, codec.Columns(("x",), (), ("price",)), answers)
     params = MonitorParams(
         min_rows=10,
         min_labels=10,

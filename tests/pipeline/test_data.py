@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mltemplate.dvcfiles import md5, to_csv_text
 from mltemplate.errors import CommandError
 from mltemplate.pipeline import data
 
-BUNDLED_MD5 = hashlib.md5(data.to_csv_text(data.breast_cancer()).encode(), usedforsecurity=False).hexdigest()
+BUNDLED_MD5 = hashlib.md5(to_csv_text(data.breast_cancer()).encode(), usedforsecurity=False).hexdigest()
 """The bundled data set's md5, whatever data.dvc tracks in this repository."""
 
 
@@ -21,7 +22,7 @@ def dvc_file(tmp_path: Path, md5: str, name: str = "breast_cancer.csv") -> Path:
 
 def test_bundled_csv_matches_the_committed_data_dvc() -> None:
     expected = BUNDLED_MD5
-    text = data.to_csv_text(data.breast_cancer())
+    text = to_csv_text(data.breast_cancer())
     assert hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() == expected
 
 
@@ -50,7 +51,7 @@ def test_fetch_writes_and_verifies_the_bundled_copy(tmp_path: Path, monkeypatch:
     path = dvc_file(tmp_path, expected)
     assert data.fetch(path) == "written from the bundled copy"
     assert data.fetch(path) == "already present"
-    assert data.md5(tmp_path / "data/raw/breast_cancer.csv") == expected
+    assert md5(tmp_path / "data/raw/breast_cancer.csv") == expected
 
 
 def test_fetch_replaces_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +61,7 @@ def test_fetch_replaces_a_corrupted_file(tmp_path: Path, monkeypatch: pytest.Mon
     raw.parent.mkdir(parents=True)
     raw.write_text("tampered\n")
     assert data.fetch(dvc_file(tmp_path, expected)) == "written from the bundled copy"
-    assert data.md5(raw) == expected
+    assert md5(raw) == expected
 
 
 def test_fetch_falls_back_when_the_remote_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,8 +69,3 @@ def test_fetch_falls_back_when_the_remote_fails(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(data, "remotes", lambda: ["storage"])
     monkeypatch.setattr(data, "pull", lambda dvc_file: False)
     assert data.fetch(dvc_file(tmp_path, expected)) == "written from the bundled copy"
-
-
-def test_tracked_reports_a_missing_dvc_file(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match=r"data.dvc not found"):
-        data.tracked(tmp_path / "data.dvc")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mltemplate.metadata import read_model_metadata
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.params import load_params
 from tests.conftest import copy_repo, nudged_hyperparameter, run, subprocess_env
 

@@ -11,8 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mltemplate import estimators
-from mltemplate import model as model_files
 from mltemplate.errors import CommandError
+from mltemplate.identity import model_key
+from mltemplate.model import TrainedModel, load
 from mltemplate.params import Params
 from mltemplate.registry.runs import MODEL_MD5_TAG
 from mltemplate.release import provenance
@@ -32,7 +33,7 @@ def git_repo(path: Path, when: str = "2024-01-02T03:04:05+00:00") -> str:
 
 
 @pytest.fixture
-def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> model_files.TrainedModel:
+def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> TrainedModel:
     """A small model saved as the pipeline does, loaded back."""
     schema = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
     pipeline = estimators.build_pipeline(
@@ -43,11 +44,11 @@ def trained(tmp_path: Path, mixed_frame: pd.DataFrame) -> model_files.TrainedMod
     pipeline.fit(mixed_frame[list(schema.features)], mixed_frame["outcome"])
     paths = {"model_path": tmp_path / "models/model.skops", "metadata_path": tmp_path / "models/metadata.json"}
     save_model(trained_model(pipeline, schema), **paths)
-    return model_files.load(**paths)
+    return load(**paths)
 
 
 def test_collect_without_mlflow_run_uses_the_commit_time(
-    tmp_path: Path, trained: model_files.TrainedModel, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sha = git_repo(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
@@ -62,26 +63,13 @@ def test_collect_without_mlflow_run_uses_the_commit_time(
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_collect_outside_git_says_so(tmp_path: Path, trained: model_files.TrainedModel) -> None:
+def test_collect_outside_git_says_so(tmp_path: Path, trained: TrainedModel) -> None:
     with pytest.raises(CommandError, match="no git commit to version from"):
         provenance.collect(tmp_path, experiment="demo", trained=trained)
 
 
-def test_model_key_changes_with_the_model_the_data_or_the_params(params: Params) -> None:
-    key = provenance.model_key("a" * 32, "b" * 32, params)
-    assert key == provenance.model_key("a" * 32, "b" * 32, params)
-    changed_params = params.model_copy(update={"seed": params.seed + 1})
-    others = {
-        provenance.model_key("c" * 32, "b" * 32, params),
-        provenance.model_key("a" * 32, "c" * 32, params),
-        provenance.model_key("a" * 32, "b" * 32, changed_params),
-    }
-    assert key not in others
-    assert len(others) == 3
-
-
 def test_collect_keys_the_release_and_names_the_registered_version(
-    tmp_path: Path, trained: model_files.TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trained: TrainedModel, params: Params, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     git_repo(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -93,4 +81,4 @@ def test_collect_keys_the_release_and_names_the_registered_version(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     found = provenance.collect(tmp_path, experiment="demo", trained=trained, params=params)
     assert found.registry_version == str(registered.version)
-    assert found.model_key == provenance.model_key(trained.metadata.model_md5, trained.metadata.data.md5, params)
+    assert found.model_key == model_key(trained.metadata.model_md5, trained.metadata.data.md5, params)

@@ -16,15 +16,21 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from mltemplate.errors import CommandError
+from mltemplate.identity import Release, new_release
+from mltemplate.metrics import METRICS
+from mltemplate.model_metadata import ModelMetadata
+from mltemplate.params import load_params
 from mltemplate.registry import aliases
 from mltemplate.registry.runs import MODEL_MD5_TAG
-from mltemplate.release import oci, publish, rollback
-from tests.conftest import ROOT, subprocess_env
+from mltemplate.release import comparison, container, oci, publish, rollback
+from mltemplate.schema import Schema
+from tests.conftest import DESCRIPTION, ROOT, subprocess_env
 from tests.release.oci_registry import needs_registry, oci_image, oci_registry
 
 pytestmark = [pytest.mark.integration, needs_registry]
 
 NAME = "demo-classifier"
+SCHEMA = Schema(numeric=("x",), categorical=(), target="y", positive_class="b")
 V1, V2, V3 = "2026.01.01-010101-aaaaaaa", "2026.01.02-020202-bbbbbbb", "2026.01.03-030303-ccccccc"
 
 
@@ -46,10 +52,13 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
 
 
 def write_gate_files(work: Path, *, value: float, threshold: float) -> None:
+    """What the gate reads before a push: params.yaml, metrics.json and the comparison with production, which these
+    images (no git commit behind them) have none to compare with: `make compare-production` of a first release."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["evaluate"]["thresholds"] = {"accuracy": threshold}
     (work / "params.yaml").write_text(yaml.safe_dump(raw))
     (work / "metrics.json").write_text(json.dumps({"accuracy": value}))
+    comparison.write(comparison.nothing_in_production(), work / comparison.COMPARISON_FILE)
 
 
 def image(tmp_path: Path, version: str, key: str) -> str:
@@ -70,12 +79,17 @@ def md5_of(key: str) -> str:
 
 
 def register(uri: str, key: str) -> str:
+    """What `dvc repro` with a tracking server does for model `key`: see register_md5."""
+    return register_md5(uri, md5_of(key))
+
+
+def register_md5(uri: str, model_md5: str) -> str:
     """What `dvc repro` with a tracking server does: a run tagged with the model md5, registered as a version."""
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
     found = client.get_experiment_by_name(NAME)
     experiment = found.experiment_id if found else client.create_experiment(NAME)
-    run = client.create_run(experiment, tags={MODEL_MD5_TAG: md5_of(key)})
+    run = client.create_run(experiment, tags={MODEL_MD5_TAG: model_md5})
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{NAME}'"):
         client.create_registered_model(NAME)
@@ -138,7 +152,10 @@ def test_a_push_that_leaves_the_model_unchanged_publishes_nothing(env: dict[str,
 
 def test_a_failing_gate_publishes_nothing(env: dict[str, str], tmp_path: Path) -> None:
     write_gate_files(Path(), value=0.5, threshold=0.8)
-    with pytest.raises(CommandError, match=r"quality gate failed \(accuracy 0.5000 < 0.8\): nothing is published"):
+    with pytest.raises(
+        CommandError,
+        match=r"quality gate failed \(accuracy 0.5000 is below its threshold 0.8000 .*\): nothing is published",
+    ):
         publish.push(image(tmp_path, V1, "1111111111111111"), env)
     assert tags(env) == {}
 
@@ -170,6 +187,50 @@ def test_an_older_release_published_later_moves_no_tag_back(env: dict[str, str],
     found = tags(env)
     assert found["latest"] == found["production"] == found[V2]
     assert champion(env) == newest_champion
+
+
+def commit(repo: Path, when: str) -> None:
+    """A commit at `when` (the release version is its time and sha)."""
+    dated = {"GIT_COMMITTER_DATE": when, "GIT_AUTHOR_DATE": when, "PATH": "/usr/bin:/bin"}
+    for args in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x"],
+    ):
+        subprocess.run(args, cwd=repo, env=dated, check=True, capture_output=True)
+
+
+def built_image(tmp_path: Path, repo: Path, model: ModelMetadata) -> tuple[str, Release]:
+    """What `make bento` and `make container` make of the model at HEAD of `repo` with its params.yaml: the release
+    (the one constructor, keyed by the params) and an image labelled with it."""
+    found = new_release(model, repo=repo, params=load_params(repo / "params.yaml"))
+    source = oci_image(tmp_path / f"image-{found.version}", container.labels(found, source="test", title=NAME))
+    return source, found
+
+
+def test_a_second_run_with_only_monitor_changed_publishes_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, capture_output=True)
+    shutil.copy2(Path("params.yaml"), repo / "params.yaml")
+    commit(repo, "2026-01-01T01:01:01+00:00")
+    model = ModelMetadata.model_validate(
+        {**DESCRIPTION, "name": NAME, "schema": SCHEMA, "classes": ["a", "b"], "model_md5": "f" * 32}
+    )
+    register_md5(env["MLFLOW_TRACKING_URI"], model.model_md5)
+    first, released = built_image(tmp_path, repo, model)
+    assert release(first, env).action == "publish"
+    before = tags(env)
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    metric = METRICS[raw["data"]["task"]][0].name
+    # A tighter production floor, a longer window: the monitor's policy, not the model.
+    raw["monitor"] = {**raw.get("monitor", {}), "thresholds": {metric: 0.99}, "window": "7d"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    commit(repo, "2026-01-02T02:02:02+00:00")
+    second, rebuilt = built_image(tmp_path, repo, model)
+    assert rebuilt.version != released.version
+    assert rebuilt.model_key == released.model_key
+    assert release(second, env).action == "unchanged"
+    assert tags(env) == before
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Request models generated from the saved schema: strict, finite, closed, bounded."""
+"""Request models generated from the saved schema: strict, finite, closed, bounded; the /metadata document."""
 
 from __future__ import annotations
 
@@ -12,10 +12,20 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mltemplate.metadata import ModelMetadata
+from mltemplate.dvcfiles import md5
+from mltemplate.identity import Release
 from mltemplate.model import TrainedModel
+from mltemplate.model_metadata import ModelMetadata
 from mltemplate.schema import Schema
-from mltemplate.serving.payloads import SMALL_BODY_BYTES, predictions, record_model, request_model, response_model
+from mltemplate.serving.payloads import (
+    SMALL_BODY_BYTES,
+    describe,
+    held_out_metrics,
+    predictions,
+    record_model,
+    request_model,
+    response_model,
+)
 from tests.conftest import DESCRIPTION
 
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
@@ -170,3 +180,50 @@ def test_a_classification_response_example_names_the_models_classes() -> None:
 def test_predictions_of_a_regression_model_are_its_predicted_numbers() -> None:
     trained = TrainedModel(pipeline=None, metadata=_metadata(REGRESSION, []))  # type: ignore[arg-type]
     assert predictions(trained, np.array([1.25, 3.0]), None) == [{"value": 1.25}, {"value": 3.0}]
+
+
+RELEASE = Release(
+    version="2024.01.02-030405-abcdef0",
+    git_commit="abcdef0" * 5 + "ab",
+    model_md5="0" * 32,
+    data_md5="d" * 32,
+    mlflow_run_id=None,
+    trained_at="2024-01-02T03:04:05+00:00",
+    built_at="2024-01-03T00:00:00+00:00",
+    model_key="0123456789abcdef",
+)
+
+
+def test_metadata_document_is_what_the_models_files_record(chdir_tmp: Path) -> None:
+    made = _metadata(SCHEMA, ["sick", "well"]).model_copy(
+        update={"hyperparameters": {"C": 0.5}, "seed": 7, "categories": {"site": ["north", "south"]}}
+    )
+    trained = TrainedModel(pipeline=None, metadata=made)  # type: ignore[arg-type]
+    # A params.yaml that says otherwise: /metadata reports how the model was built, not what params.yaml says now.
+    (chdir_tmp / "params.yaml").write_text("seed: 99\nmodel: {estimator: random_forest}\n")
+    document = describe(trained, RELEASE, {"recall": 0.9})
+    assert (document["estimator"], document["hyperparameters"], document["seed"]) == (made.estimator, {"C": 0.5}, 7)
+    assert document["data"] == made.data.model_dump(mode="json")
+    assert (document["version"], document["model_key"]) == (RELEASE.version, RELEASE.model_key)
+    assert document["metrics"] == {"recall": 0.9}
+    assert "params" not in document
+    assert json.loads(json.dumps(document)) == document  # served as JSON as it is
+
+
+def test_held_out_metrics_are_the_metrics_json_dvc_lock_records(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"recall": 0.9}\n')
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(f"stages:\n  evaluate:\n    outs:\n    - path: metrics.json\n      md5: {md5(metrics)}\n")
+    assert held_out_metrics(metrics, lock=lock) == {"recall": 0.9}
+
+
+def test_metrics_json_edited_after_the_pipeline_is_not_served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"recall": 0.9}\n')
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(f"stages:\n  evaluate:\n    outs:\n    - path: metrics.json\n      md5: {md5(metrics)}\n")
+    metrics.write_text('{"recall": 0.99}\n')
+    assert held_out_metrics(metrics, lock=lock) is None
+    assert "is not the file" in caplog.text
+    assert held_out_metrics(tmp_path / "absent.json", lock=lock) is None

@@ -4,6 +4,7 @@ and a clear 4xx naming the field for every kind of bad input; afterwards it stil
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltemplate import git, lock
-from mltemplate import model as model_files
-from mltemplate.metadata import head_version
+from mltemplate import dvcfiles, git
+from mltemplate.identity import head_version
+from mltemplate.model import TrainedModel, load
+from mltemplate.params import load_params
+from mltemplate.predict import labels, predict_proba
 from mltemplate.report.loadtest import served
-from tests.conftest import run
+from tests.conftest import nudged_hyperparameter, run
+from tests.pipeline.test_pipeline import edit_params
 from tests.service_client import Reply, post_json, request
 
 pytestmark = pytest.mark.integration
@@ -42,10 +46,8 @@ def example(pipeline_repo: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def trained(pipeline_repo: Path) -> model_files.TrainedModel:
-    return model_files.load(
-        model_path=pipeline_repo / "models/model.skops", metadata_path=pipeline_repo / "models/metadata.json"
-    )
+def trained(pipeline_repo: Path) -> TrainedModel:
+    return load(model_path=pipeline_repo / "models/model.skops", metadata_path=pipeline_repo / "models/metadata.json")
 
 
 def _served_probabilities(reply: Reply, classes: list[str]) -> np.ndarray:
@@ -53,37 +55,40 @@ def _served_probabilities(reply: Reply, classes: list[str]) -> np.ndarray:
 
 
 def test_example_gets_the_in_process_prediction_and_the_version(
-    server: str, example: dict[str, Any], trained: model_files.TrainedModel, pipeline_repo: Path
+    server: str, example: dict[str, Any], trained: TrainedModel, pipeline_repo: Path
 ) -> None:
     reply = post_json(server, example)
     assert reply.status == 200, reply.text
     body = reply.json()
     assert body["model_version"] == head_version(pipeline_repo)
-    expected = model_files.predict_proba(trained, example["records"])
+    expected = predict_proba(trained, example["records"])
     assert np.array_equal(_served_probabilities(reply, trained.classes), expected)  # JSON floats round-trip exactly
-    assert [p["label"] for p in body["predictions"]] == model_files.labels(trained, expected)
+    assert [p["label"] for p in body["predictions"]] == labels(trained, expected)
 
 
-def test_many_records_are_answered_in_order(
-    server: str, trained: model_files.TrainedModel, pipeline_repo: Path
-) -> None:
+def test_many_records_are_answered_in_order(server: str, trained: TrainedModel, pipeline_repo: Path) -> None:
     test = pd.read_csv(pipeline_repo / "data/prepared/test.csv")
     records = test[list(trained.schema.features)].head(MAX_ROWS).to_dict("records")
     reply = post_json(server, {"records": records})
     assert reply.status == 200, reply.text
-    expected = model_files.predict_proba(trained, records)
+    expected = predict_proba(trained, records)
     assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
 
 
 def test_metadata_names_model_version_data_hash_and_schema(
-    server: str, trained: model_files.TrainedModel, pipeline_repo: Path
+    server: str, trained: TrainedModel, pipeline_repo: Path
 ) -> None:
     reply = request(server, "/metadata", method="GET")
     assert reply.status == 200, reply.text
     meta = reply.json()
-    assert meta["name"] == trained.metadata.name == meta["params"]["name"]
+    assert meta["name"] == trained.metadata.name
+    made = trained.metadata
+    assert (meta["estimator"], meta["hyperparameters"]) == (made.estimator, made.hyperparameters)
+    assert (meta["seed"], meta["data"]["md5"]) == (made.seed, made.data.md5)
     assert meta["version"] == head_version(pipeline_repo)
-    assert meta["model_md5"] == lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    assert meta["model_md5"] == dvcfiles.locked_md5(
+        pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock"
+    )
     assert meta["data_md5"] == trained.metadata.data.md5
     assert meta["git_commit"].startswith(git.commit(pipeline_repo).removesuffix("-dirty"))
     assert meta["mlflow_run_id"]  # dvc repro logged the model to MLflow in the copy; `release write` found it
@@ -103,6 +108,26 @@ def test_probes_answer(server: str, path: str) -> None:
     assert request(server, path, method="GET").status == 200
 
 
+def test_metadata_is_what_the_model_was_built_with_whatever_params_yaml_says(
+    pipeline_repo: Path, trained: TrainedModel, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(pipeline_repo, repo, symlinks=True)
+    params = load_params(repo / "params.yaml")
+    key, value = nudged_hyperparameter(params)
+    edit_params(repo, **{key.replace(".", "__"): value})  # edited, not retrained: the model is the one it was
+    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+        before = request(url, "/metadata", method="GET").json()
+        edit_params(repo, seed=params.seed + 1)
+        (repo / "metrics.json").unlink()
+        after = request(url, "/metadata", method="GET").json()
+    edited = load_params(repo / "params.yaml").model.selected
+    assert before["hyperparameters"] == trained.metadata.hyperparameters != edited
+    assert before["seed"] == trained.metadata.seed
+    assert before["metrics"] == json.loads((pipeline_repo / "metrics.json").read_text())
+    assert after == before  # built once at start-up: nothing is re-read per request
+
+
 def test_prometheus_metrics_count_predictions(server: str, example: dict[str, Any]) -> None:
     post_json(server, example)
     reply = request(server, "/metrics", method="GET")
@@ -111,7 +136,7 @@ def test_prometheus_metrics_count_predictions(server: str, example: dict[str, An
     assert "bentoml_service_request_total" in reply.text
 
 
-def test_openapi_page_documents_the_generated_request(server: str, trained: model_files.TrainedModel) -> None:
+def test_openapi_page_documents_the_generated_request(server: str, trained: TrainedModel) -> None:
     assert request(server, "/", method="GET").status == 200
     spec = request(server, "/docs.json", method="GET").json()
     assert "/predict" in spec["paths"]
@@ -139,7 +164,7 @@ def _literal(example: dict[str, Any], x: str, token: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def x(trained: model_files.TrainedModel) -> str:
+def x(trained: TrainedModel) -> str:
     """A numeric feature that never had a missing value in training (so null is refused), from the model itself."""
     found = [name for name in trained.schema.numeric if name not in trained.metadata.nullable]
     if not found:
@@ -180,7 +205,7 @@ BAD_BODIES: dict[str, tuple[Body | Callable[[dict[str, Any], str, str], Body], s
 
 @pytest.mark.parametrize("case", list(BAD_BODIES))
 def test_bad_input_gets_400_naming_the_field(
-    server: str, example: dict[str, Any], trained: model_files.TrainedModel, x: str, case: str
+    server: str, example: dict[str, Any], trained: TrainedModel, x: str, case: str
 ) -> None:
     payload, field = BAD_BODIES[case]
     last = trained.schema.features[-1]
@@ -228,11 +253,9 @@ def test_get_on_predict_is_405(server: str) -> None:
     assert request(server, "/predict", method="GET").status == 405
 
 
-def test_still_answers_correctly_after_all_of_that(
-    server: str, example: dict[str, Any], trained: model_files.TrainedModel
-) -> None:
+def test_still_answers_correctly_after_all_of_that(server: str, example: dict[str, Any], trained: TrainedModel) -> None:
     reply = post_json(server, example)
     assert reply.status == 200, reply.text
-    expected = model_files.predict_proba(trained, example["records"])
+    expected = predict_proba(trained, example["records"])
     assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
     assert request(server, "/readyz", method="GET").status == 200

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mltemplate import lock
-from mltemplate import model as model_files
-from mltemplate.metadata import head_version
+from mltemplate import dvcfiles
+from mltemplate.identity import head_version
+from mltemplate.model import md5, verify
 from mltemplate.release import requirements
 from mltemplate.report.loadtest import served
 from tests.conftest import ROOT, VENV_BIN, run
@@ -63,12 +63,10 @@ def test_bento_is_named_and_versioned_by_release(bento: Path, pipeline_repo: Pat
 
 def test_bento_holds_the_model_dvc_lock_records(bento: Path, pipeline_repo: Path) -> None:
     src = bento / "src"
-    locked = lock.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
-    assert model_files.md5(src / "models/model.skops") == locked
+    locked = dvcfiles.locked_md5(pipeline_repo / "models/model.skops", lock=pipeline_repo / "dvc.lock")
+    assert md5(src / "models/model.skops") == locked
     assert (
-        model_files.check(
-            model_path=src / "models/model.skops", metadata_path=src / "models/metadata.json", lock=src / "dvc.lock"
-        )
+        verify(model_path=src / "models/model.skops", metadata_path=src / "models/metadata.json", lock=src / "dvc.lock")
         == locked
     )
     shipped = json.loads((src / "models/release.json").read_text())
@@ -77,8 +75,9 @@ def test_bento_holds_the_model_dvc_lock_records(bento: Path, pipeline_repo: Path
 
 def test_bento_holds_only_what_the_service_reads(bento: Path) -> None:
     files = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*") if p.is_file()}
-    assert {"src/mltemplate/serving/service.py", "params.yaml", "metrics.json", "examples/predict.json"} <= files
+    assert {"src/mltemplate/serving/service.py", "metrics.json", "dvc.lock", "examples/predict.json"} <= files
     assert not {f for f in files if f.startswith(("data/", "mlruns/", "tests/", ".git/")) or f.endswith(".db")}
+    assert "params.yaml" not in files  # the service reads what the model's own files record, not the params now
 
 
 def test_dockerfile_passes_hadolint(bento: Path) -> None:

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import requests
 
-from mltemplate import model as model_files
+from mltemplate.model import load
+from mltemplate.predict import predict_proba
 from mltemplate.report.loadtest import served
 from tests.conftest import run
 from tests.service_client import Reply, post_json
@@ -54,14 +55,14 @@ def good(pipeline_repo: Path) -> dict[str, Any]:
 def unscorable(pipeline_repo: Path, good: dict[str, Any]) -> tuple[str, float]:
     """A (feature, finite value) the trained model cannot score, found by asking the model itself: which one
     depends on the estimator and data (params.yaml), so none is hard-coded here."""
-    trained = model_files.load(
+    trained = load(
         model_path=pipeline_repo / "models/model.skops", metadata_path=pipeline_repo / "models/metadata.json"
     )
     for value in (float(np.finfo(np.float64).max), -float(np.finfo(np.float64).max)):
         for feature in trained.schema.numeric:
             try:
                 with np.errstate(all="ignore"):
-                    answer = model_files.predict_proba(trained, [{**good, feature: value}])
+                    answer = predict_proba(trained, [{**good, feature: value}])
             except ValueError:
                 return feature, value
             if not np.isfinite(answer).all():

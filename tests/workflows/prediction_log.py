@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mltemplate.metadata import read_model_metadata
+from mltemplate.model_metadata import read_model_metadata
 from mltemplate.monitoring import store
 
 

@@ -3,7 +3,7 @@
 status FILE           post the commit status FILE holds on HEAD_SHA            (pr-comment.yml, make gate-status)
 pr-head FILE          output number=<PR> if the PR in FILE is still at HEAD_SHA (pr-comment.yml, make pr-head)
 alert-issues DIR      open, comment on or close the alert issues of DIR/alerts.json (monitor.yml, make alert-issues)
-retrain-pr            commit the retrain's files on retrain/<run id>, push, open the PR (retrain.yml, make retrain-pr)
+retrain-pr DIR        commit DIR/paths.txt's files on retrain/<run id>, push, open the PR (retrain.yml, make retrain-pr)
 reviewers ENV         fail unless the environment ENV has required reviewers     (release/rollback, make reviewers)
 release FILE          create the GitHub Release VERSION with FILE as its notes   (release.yml, make github-release)
 check-input           fail unless INPUT_VALUE matches all of INPUT_PATTERN       (make check-input)
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("status").add_argument("file", type=Path)
     commands.add_parser("pr-head").add_argument("file", type=Path)
     commands.add_parser("alert-issues").add_argument("directory", type=Path)
-    commands.add_parser("retrain-pr")
+    retraining = commands.add_parser("retrain-pr")
+    retraining.add_argument("handoff", type=Path)
+    retraining.add_argument("--title", default=retrain.TITLE)
     commands.add_parser("reviewers").add_argument("environment")
     commands.add_parser("release").add_argument("notes", type=Path)
     commands.add_parser("check-input")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "alert-issues":
         _alert_issues(args.directory)
     elif args.command == "retrain-pr":
-        retrain.open_pull_request(Client.from_env())
+        retrain.open_pull_request(Client.from_env(), args.handoff, args.title)
     elif args.command == "reviewers":
         release.reviewers(Client.from_env(), args.environment)
     else:

@@ -1,12 +1,14 @@
-"""The retrain job's GitHub part: commit the new data version and what it reproduces on a branch retrain/<run id>,
-push it to origin (the token goes in an HTTP header, never in a URL or on a command line) and open its pull
-request against the default branch."""
+"""The retrain workflow's GitHub part: commit exactly the files `make check-retrain-paths` listed
+(build/retrain/paths.txt: the new data version and what it reproduces) on a branch retrain/<run id>, push it to
+origin (the token goes in an HTTP header, never in a URL or on a command line) and open its pull request against the
+default branch, with the retrain's summary (build/retrain/summary.md) as its body."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,14 +17,10 @@ from mltemplate.errors import CommandError
 from mltemplate.github.client import Client
 from mltemplate.github.runner import set_output
 
-FILES = ("data.dvc", "dvc.lock", "metrics.json", "plots")
-"""What a retrain changes in git: the data version and the outputs it reproduces (the data itself is in DVC)."""
+PATHS, SUMMARY = "paths.txt", "summary.md"
 TITLE = "Retrain on labelled production records"
-BODY = (
-    "Made by the Retrain workflow: `make retrain` appended the labelled production records to the training data "
-    "(new version in data.dvc, pushed to the DVC remote) and ran the pipeline. The PR report compares the new model "
-    "with the base branch."
-)
+MAX_BODY = 60_000
+PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
 
 
@@ -60,18 +58,28 @@ def push_env(token: str, env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def open_pull_request(client: Client, env: Mapping[str, str] = os.environ) -> int:
-    """Branch, commit, push, pull request; returns its number (also the step outputs `number` and `branch`)."""
+def listed(handoff: Path) -> list[str]:
+    """The paths `make check-retrain-paths` listed: relative, inside the checkout, one per line."""
+    found = (handoff / PATHS).read_text(encoding="utf-8").splitlines() if (handoff / PATHS).is_file() else []
+    bad = [p for p in found if not PATH.fullmatch(p) or ".." in Path(p).parts]
+    if bad or not found:
+        raise CommandError(f"{handoff / PATHS}: no paths, or paths that are not plain relative ones: {bad[:3]}")
+    return found
+
+
+def open_pull_request(client: Client, handoff: Path, title: str = TITLE, env: Mapping[str, str] = os.environ) -> int:
+    """Branch, commit the listed paths, push, pull request; returns its number (also the outputs `number`, `branch`)."""
     name = branch(env)
-    changed = subprocess.run(["git", "status", "--porcelain", "--", *FILES], capture_output=True, text=True).stdout
-    if not changed.strip():
-        raise CommandError(f"nothing to propose: {', '.join(FILES)} are unchanged (did `make retrain` run?)")
+    paths = listed(handoff)
+    summary = handoff / SUMMARY
+    body = summary.read_text(encoding="utf-8")[:MAX_BODY] if summary.is_file() else TITLE
+    title = " ".join(title.split())[:200] or TITLE
     git("switch", "--create", name)
-    git("add", "--all", "--", *[name for name in FILES if Path(name).exists()])
-    git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "--quiet", "-m", TITLE)
+    git("add", "--all", "--", *paths)
+    git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "--quiet", "-m", title)
     git("push", "origin", f"HEAD:refs/heads/{name}", env=push_env(client.token, env))
     pull = client.request(
-        "POST", client.repo_path("pulls"), {"title": TITLE, "head": name, "base": default_branch(env), "body": BODY}
+        "POST", client.repo_path("pulls"), {"title": title, "head": name, "base": default_branch(env), "body": body}
     )
     number = int(pull["number"])
     print(f"github: opened pull request #{number} from {name}: {pull.get('html_url', '')}")

@@ -13,18 +13,19 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mltemplate import model as model_files
-from mltemplate.metadata import ModelMetadata
-from mltemplate.monitoring import store
+from mltemplate.model import ModelError, load
+from mltemplate.model_metadata import ModelMetadata
+from mltemplate.monitoring import codec, store
 from mltemplate.monitoring.alerts import Check, debounce
 from mltemplate.monitoring.drift import feature_drift, prediction_drift
 from mltemplate.monitoring.quality import quality_checks, scores
 from mltemplate.params import MonitorParams
 from mltemplate.paths import TRAIN_CSV
+from mltemplate.predict import labels, predict
 
 TRUTH = store.TRUTH
 PREDICTED = "__predicted__"
-TS = store.TS
+TS = codec.TS
 
 
 @dataclass(frozen=True)
@@ -70,24 +71,24 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
     (regression: the predicted value), the true label (None when none was sent), the time, and an OUTPUT column per
     model output (NaN for records an older model answered without it)."""
     schema = metadata.input_schema
-    r, f = store.requests, store.feedback
+    r, f = store.requests, store.counted_labels()
     in_window = (r.c.ts >= start, r.c.ts < end)
     truth_query = (
-        sa.select(f.c.request_id, f.c.position, f.c.label)
+        sa.select(f.c.request_id, f.c.position, f.c.label, f.c.labeller)
         .select_from(f.join(r, f.c.request_id == r.c.request_id))
         .where(*in_window)
     )
     with db.connect() as connection:
         logged = store.read_records(connection, *in_window)
         truth = store.read_labels(connection, truth_query)
-    logged[store.POSITION] = logged[store.POSITION].astype(int)  # an empty window's columns have no dtype yet
-    logged = logged.merge(truth, on=[store.REQUEST_ID, store.POSITION], how="left", sort=False)
+    logged[codec.POSITION] = logged[codec.POSITION].astype(int)  # an empty window's columns have no dtype yet
+    logged = logged.merge(truth, on=[codec.REQUEST_ID, codec.POSITION], how="left", sort=False)
     window = logged.reindex(columns=list(schema.features))  # a feature an older model's requests lack is NaN
     outputs = output_columns(metadata)
-    predicted = store.LABEL if schema.classification else outputs[0]
+    predicted = codec.LABEL if schema.classification else outputs[0]
     window[PREDICTED] = logged.get(predicted, None)
     window[TRUTH] = logged[TRUTH].astype(object).where(logged[TRUTH].notna(), None)
-    window[TS] = logged[store.TS]
+    window[TS] = logged[codec.TS]
     for column in outputs:
         window[column] = logged.get(column, np.nan)
     return window
@@ -95,7 +96,7 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
 
 def output_columns(metadata: ModelMetadata) -> list[str]:
     """The window's columns of this model's logged outputs: one per class (probabilities), or the target."""
-    return [store.OUTPUT + name for name in store.log_columns(metadata.input_schema, metadata.classes).outputs]
+    return [codec.OUTPUT + name for name in codec.log_columns(metadata.input_schema, metadata.classes).outputs]
 
 
 def history(db: sa.Engine, runs: int) -> list[list[str]]:
@@ -195,10 +196,10 @@ def run(
 
 def load_reference(train_csv: Path = TRAIN_CSV) -> tuple[Reference, ModelMetadata]:
     """The model that `make run` produced, the rows it was trained on and its labels for them."""
-    trained = model_files.load()
+    trained = load()
     if not train_csv.exists():
-        raise model_files.ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
+        raise ModelError(f"{train_csv} not found: run `make run` (data + dvc repro) first")
     features, _ = trained.schema.read(train_csv)
-    answers = model_files.predict(trained, features)
-    predicted = model_files.labels(trained, answers) if trained.schema.classification else answers.tolist()
+    answers = predict(trained, features)
+    predicted = labels(trained, answers) if trained.schema.classification else answers.tolist()
     return Reference(features=features, predicted=predicted), trained.metadata

@@ -1,5 +1,5 @@
 """The service's prediction log writer: the request path only enqueues a tuple; a background thread encodes each
-request as one row (store.encode) and batches them into the database, and when the database is down or slow it
+request as one row (codec.encode) and batches them into the database, and when the database is down or slow it
 appends them to a spool file on local disk and writes them back once the database answers again. Inserts ignore
 duplicate request ids, so a replayed batch is stored once. `close()` (the service's shutdown hook, on SIGTERM)
 flushes what is queued."""
@@ -20,14 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mltemplate.monitoring import store
+from mltemplate.monitoring import codec, migrations, store
 from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
 
-Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str] | None, Any]
+Entry = tuple[str, float, str, codec.Rows, Sequence[str] | None, Any, str | None]
 """(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
-outputs numbers)."""
+outputs numbers, the client's X-Request-ID or None)."""
 
 SPOOL_BATCH = 500
 """Spooled requests written back per transaction."""
@@ -50,7 +50,7 @@ class PredictionLog:
         self,
         url: str,
         *,
-        columns: store.Columns,
+        columns: codec.Columns,
         spool_dir: Path = SPOOL_DIR,
         max_queued_records: int = 100_000,
         batch_rows: int = 10_000,
@@ -87,13 +87,16 @@ class PredictionLog:
         self,
         request_id: str,
         model_version: str,
-        rows: Sequence[Sequence[Any]],
+        rows: codec.Rows,
         labels: Sequence[str] | None,
         outputs: Any,
+        *,
+        client_request_id: str | None = None,
     ) -> None:
-        """`rows` in `columns` order (numeric features, then categorical), a label per row (None for regression),
-        and the outputs (class probabilities, or the predicted values) as an array or nested lists."""
-        entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs)
+        """`rows` in `columns` order (numeric features, then categorical; tuples, or a frame), a label per row (None
+        for regression), and the outputs (class probabilities, or the predicted values) as an array or nested lists;
+        `request_id` is the service's, `client_request_id` the client's X-Request-ID (kept beside it)."""
+        entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs, client_request_id)
         with self.queued_lock:
             room = self.queued_records + len(rows) <= self.max_queued_records
             if room:
@@ -107,9 +110,11 @@ class PredictionLog:
 
     def _rows(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         out = []
-        for request_id, ts, version, rows, labels, outputs in entries:
+        for request_id, ts, version, rows, labels, outputs, client in entries:
             try:
-                out.append(store.encode(request_id, ts, version, self.columns, rows, labels, outputs))
+                out.append(
+                    codec.encode(request_id, ts, version, self.columns, rows, labels, outputs, client_request_id=client)
+                )
             except Exception:  # a malformed entry is the service's bug: say so, keep logging the others
                 logger.exception("prediction log: could not encode request %s", request_id)
         return out
@@ -160,7 +165,7 @@ class PredictionLog:
             if time.monotonic() < self.next_try:
                 return None
             try:
-                self.db = store.open_store(self.url)
+                self.db = migrations.open_store(self.url)
             except Exception as error:  # whatever the driver raises: the service must keep answering
                 self._down(error)
                 return None
@@ -188,7 +193,7 @@ class PredictionLog:
         return True
 
     def _spool(self, rows: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(store.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
+        text = "".join(json.dumps(codec.to_json_safe(row), separators=(",", ":")) + "\n" for row in rows)
         with self.spool_lock, self.spool_file.open("a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -237,8 +242,8 @@ class PredictionLog:
             if "features" in data:
                 records.append(data)
             else:
-                rows.append(store.from_json_safe(data))
-        return rows + store.encode_records(records)
+                rows.append(codec.from_json_safe(data))
+        return rows + codec.encode_records(records)
 
     # --- shutdown ------------------------------------------------------------------------------------------------
 

@@ -1,38 +1,28 @@
-"""The monitoring database: its tables (prediction log, ground-truth labels, monitor runs), the migrations that
-create and update them, the prediction log's encoding, and the few queries everyone shares. Any SQLAlchemy URL;
-SQLite and PostgreSQL are tested.
-
-The prediction log holds one row per answered request, not per record: its numbers (numeric features, class
-probabilities or predicted values) are float64 arrays stored as bytes, its text (categorical features, labels) as JSON
-lists. Encoding and inserting a 256-record request that way costs the service about 0.3 ms of CPU, where a row per
-record with JSON features cost it about 10 ms, more than scoring the request (docs/monitoring.md). Readers get one
-row per record back as a DataFrame (`read_records`)."""
+"""The monitoring database (MONITORING_DB_URL): its engine, its tables, and the reads and writes its users share."""
 
 from __future__ import annotations
 
-import base64
-import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from numbers import Real
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from mltemplate.errors import Error
+from mltemplate.monitoring import codec
 from mltemplate.paths import MONITORING_DB_URL, SPOOL_DIR
-from mltemplate.schema import Schema
 
 ENV_URL = "MONITORING_DB_URL"
 ENV_SPOOL = "MONITORING_SPOOL_DIR"
 
 metadata = sa.MetaData()
+
+# The tables as the last migration leaves them: migrations.py creates them, one step per schema version. A shipped
+# table changes only through a new step there.
 
 schema_version = sa.Table("monitoring_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
 
@@ -49,6 +39,7 @@ legacy_predictions = sa.Table(
     sa.Column("probabilities", sa.JSON, nullable=False),
 )
 
+# Schema version 1 to 3 kept one label per record, keyed like the log; migration 4 moves them into `labels`.
 feedback = sa.Table(
     "feedback",
     metadata,
@@ -71,6 +62,69 @@ monitor_runs = sa.Table(
     sa.Column("alerts", sa.JSON, nullable=False, doc="Keys that fired after debouncing."),
     sa.Column("results", sa.JSON, nullable=False, doc="Every check's value and threshold."),
 )
+
+retrained = sa.Table(
+    "retrained",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False, doc="When `make retrain` appended the record to the training CSV."),
+)
+
+requests = sa.Table(
+    "prediction_requests",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True, doc="Seconds since the epoch (UTC) of the answer."),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False, doc="How many records the request held (positions 0..n-1)."),
+    sa.Column("columns", sa.JSON, nullable=False, doc='{"numeric": [...], "categorical": [...], "outputs": [...]}'),
+    sa.Column(
+        "numeric", sa.LargeBinary, nullable=False, doc="records x numeric features, little-endian float64, NaN = null."
+    ),
+    sa.Column("categorical", sa.JSON, nullable=False, doc="One list of values (text or null) per categorical feature."),
+    sa.Column("labels", sa.JSON, nullable=True, doc="The predicted label of each record; null for regression."),
+    sa.Column(
+        "outputs",
+        sa.LargeBinary,
+        nullable=False,
+        doc="records x outputs, little-endian float64: class probabilities, or the predicted value (regression).",
+    ),
+    sa.Column(
+        "client_request_id",
+        sa.String(64),
+        nullable=True,
+        doc="The client's X-Request-ID, if it sent one: a correlation field, never the key (the service makes that).",
+    ),
+)
+
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True, doc="Arrival order: a record's last one counts."),
+    sa.Column(
+        "request_id",
+        sa.String(64),
+        nullable=False,
+        doc="The service's id of the answer. Not a foreign key: a label may arrive before the log writes its request.",
+    ),
+    sa.Column("position", sa.Integer, nullable=False, doc="The record's index in its request."),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("labeller", sa.String(32), nullable=False, doc="Who sent it: the feedback credential's name."),
+    sa.Column(
+        "submission", sa.String(64), nullable=False, doc="The call it came in: the client's submission id, or a digest."
+    ),
+    sa.Column("ts", sa.Float, nullable=False, doc="When it was stored, seconds since the epoch (UTC)."),
+    # A submission stores each of its labels once, however often it is sent (a retry after a timeout, a replay).
+    sa.UniqueConstraint("labeller", "submission", "request_id", "position", name="labels_once_per_submission"),
+    sa.Index("labels_by_record", "request_id", "position"),
+)
+
+TRUTH = "__truth__"
+LABELLER = "__labeller__"
+"""The true label's and its labeller's columns in `read_labels`."""
+LEGACY_LABELLER = "unauthenticated"
+"""The labeller of labels stored before POST /feedback took credentials (schema version 3 and older)."""
 
 
 class StoreError(Error, RuntimeError):
@@ -131,140 +185,6 @@ def engine(url: str, *, connect_timeout_s: int = 5) -> Engine:
     return created
 
 
-# --- migrations: append a function to change the schema; never edit one that has shipped -------------------
-
-
-def _v1(connection: Connection) -> None:
-    for table in (legacy_predictions, feedback, monitor_runs):
-        table.create(connection, checkfirst=True)
-
-
-retrained = sa.Table(
-    "retrained",
-    metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("position", sa.Integer, primary_key=True),
-    sa.Column("ts", sa.Float, nullable=False, doc="When `make retrain` appended the record to the training CSV."),
-)
-
-
-def _v2(connection: Connection) -> None:
-    # Added with `make retrain`: which labelled records the training data already holds, so none is added twice.
-    retrained.create(connection, checkfirst=True)
-
-
-requests = sa.Table(
-    "prediction_requests",
-    metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("ts", sa.Float, nullable=False, index=True, doc="Seconds since the epoch (UTC) of the answer."),
-    sa.Column("model_version", sa.String(128), nullable=False),
-    sa.Column("records", sa.Integer, nullable=False, doc="How many records the request held (positions 0..n-1)."),
-    sa.Column("columns", sa.JSON, nullable=False, doc='{"numeric": [...], "categorical": [...], "outputs": [...]}'),
-    sa.Column(
-        "numeric", sa.LargeBinary, nullable=False, doc="records x numeric features, little-endian float64, NaN = null."
-    ),
-    sa.Column("categorical", sa.JSON, nullable=False, doc="One list of values (text or null) per categorical feature."),
-    sa.Column("labels", sa.JSON, nullable=True, doc="The predicted label of each record; null for regression."),
-    sa.Column(
-        "outputs",
-        sa.LargeBinary,
-        nullable=False,
-        doc="records x outputs, little-endian float64: class probabilities, or the predicted value (regression).",
-    ),
-)
-
-
-def _v3(connection: Connection) -> None:
-    # One row per request instead of per record: the service's cost of logging drops about fifty-fold.
-    requests.create(connection, checkfirst=True)
-    if sa.inspect(connection).has_table(legacy_predictions.name):
-        for batch in _legacy_batches(connection):
-            write_predictions(connection, batch)
-        legacy_predictions.drop(connection)
-
-
-def _legacy_batches(connection: Connection, page: int = 20_000) -> Iterator[list[dict[str, Any]]]:
-    """The per-record rows of schema version 2 in pages that end on a request boundary."""
-    p = legacy_predictions
-    after: tuple[str, int] | None = None
-    carry: list[dict[str, Any]] = []
-    while True:
-        query = sa.select(p).order_by(p.c.request_id, p.c.position).limit(page)
-        if after is not None:
-            query = query.where(sa.tuple_(p.c.request_id, p.c.position) > sa.tuple_(*after))
-        rows = [dict(row._mapping) for row in connection.execute(query)]
-        if not rows:
-            if carry:
-                yield carry
-            return
-        after = (rows[-1]["request_id"], rows[-1]["position"])
-        rows = carry + rows
-        last = rows[-1]["request_id"]
-        carry = [row for row in rows if row["request_id"] == last]
-        done = rows[: len(rows) - len(carry)]
-        if done:
-            yield done
-
-
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
-"""MIGRATIONS[i] takes a database from version i to i + 1."""
-
-
-def version(connection: Connection) -> int:
-    if not sa.inspect(connection).has_table(schema_version.name):
-        return 0
-    return int(connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
-
-
-def migrate(db: Engine, *, attempts: int = 3) -> int:
-    """Bring the database to the latest schema (idempotent). Returns the version it is at. Several processes may
-    start at once: PostgreSQL serialises them with a lock; on SQLite the loser of a race retries and finds the work
-    done."""
-    for attempt in range(attempts):
-        try:
-            return _migrate_once(db)
-        except sa.exc.SQLAlchemyError as error:
-            if attempt == attempts - 1:
-                raise StoreError(f"cannot migrate {_where(db)}: {_reason(error)}") from None
-    raise AssertionError("unreachable")
-
-
-def _migrate_once(db: Engine) -> int:
-    with db.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # One migrator at a time; the others wait, then find nothing left to do.
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(872341)"))
-        schema_version.create(connection, checkfirst=True)
-        current = version(connection)
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"the database is at schema version {current}, newer than this code's {len(MIGRATIONS)}: "
-                "upgrade the code"
-            )
-        for step in MIGRATIONS[current:]:
-            step(connection)
-        if current < len(MIGRATIONS):
-            connection.execute(schema_version.delete())
-            connection.execute(schema_version.insert().values(version=len(MIGRATIONS)))
-        return len(MIGRATIONS)
-
-
-def _where(db: Engine) -> str:
-    return db.url.render_as_string(hide_password=True)
-
-
-def _reason(error: BaseException) -> str:
-    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-
-
-def open_store(url: str | None = None) -> Engine:
-    """An engine on MONITORING_DB_URL (or `url`), migrated to the current schema."""
-    db = engine(url or database_url())
-    migrate(db)
-    return db
-
-
 def insert_ignoring_duplicates(table: sa.Table, connection: Connection) -> Any:
     """INSERT that skips rows whose primary key exists: replaying a batch (after a lost commit acknowledgement or
     from the spool) then stores each record exactly once."""
@@ -275,127 +195,6 @@ def insert_ignoring_duplicates(table: sa.Table, connection: Connection) -> Any:
     raise StoreError(f"no insert-or-ignore for {connection.dialect.name}; use SQLite or PostgreSQL")
 
 
-# --- records -------------------------------------------------------------------------------------------------
-
-FLOAT = np.dtype("<f8")
-
-REQUEST_ID = "__request_id__"
-POSITION = "__position__"
-TS = "__ts__"
-MODEL_VERSION = "__model_version__"
-LABEL = "__label__"
-OUTPUT = "__output__:"
-"""Names of the columns `read_records` adds beside the features (an output column is OUTPUT + class or target)."""
-TRUTH = "__truth__"
-"""The true label's column in `read_labels`."""
-
-
-@dataclass(frozen=True)
-class Columns:
-    """What a logged request's arrays hold: feature names by kind, in the order of the service's rows (numeric
-    first, as Schema.features), and the names of the outputs (the model's classes, or the regression target)."""
-
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, list[str]]:
-        return {"numeric": list(self.numeric), "categorical": list(self.categorical), "outputs": list(self.outputs)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> Columns:
-        return cls(tuple(data["numeric"]), tuple(data["categorical"]), tuple(data["outputs"]))
-
-
-def log_columns(schema: Schema, classes: Sequence[str]) -> Columns:
-    """What the log stores of a model's answers: its features in the service's row order, then the class
-    probabilities, or the predicted value under the target's name (regression)."""
-    outputs = tuple(classes) if schema.classification else (schema.target,)
-    return Columns(schema.numeric, schema.categorical, outputs)
-
-
-def encode(
-    request_id: str,
-    ts: float,
-    model_version: str,
-    columns: Columns,
-    rows: Sequence[Sequence[Any]],
-    labels: Sequence[str] | None,
-    outputs: Any,
-) -> dict[str, Any]:
-    """One request as a row of `requests`. `rows` hold the feature values in `columns` order (numbers or None, then
-    text or None); `outputs` is records x len(columns.outputs) numbers."""
-    count, width = len(rows), len(columns.numeric)
-    if columns.categorical and count:
-        values = list(zip(*rows, strict=True))
-        numeric = np.array(values[:width], dtype=FLOAT).reshape(width, count).T
-        categorical = [list(column) for column in values[width:]]
-    else:  # all numeric: numpy reads the values straight from the tuples
-        try:
-            numeric = np.fromiter(itertools.chain.from_iterable(rows), dtype=FLOAT, count=count * width)
-        except TypeError:  # a null: np.array makes it NaN (fromiter cannot)
-            numeric = np.array(rows, dtype=FLOAT)
-        numeric = numeric.reshape(count, width)
-        categorical = [[] for _ in columns.categorical]
-    answered = np.asarray(outputs, dtype=FLOAT).reshape(count, len(columns.outputs))
-    return {
-        "request_id": request_id,
-        "ts": ts,
-        "model_version": model_version,
-        "records": count,
-        "columns": columns.to_dict(),
-        "numeric": numeric.tobytes(),
-        "categorical": categorical,
-        "labels": None if labels is None else list(labels),
-        "outputs": answered.tobytes(),
-    }
-
-
-def to_json_safe(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An encoded row with its byte strings in base64, for the spool's JSON lines; `from_json_safe` undoes it."""
-    return {k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for k, v in row.items()}
-
-
-def from_json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64decode(data[k]) if k in {"numeric", "outputs"} else v for k, v in data.items()}
-
-
-def _is_number(value: Any) -> bool:
-    return value is None or (isinstance(value, Real) and not isinstance(value, bool))
-
-
-def encode_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per-record dicts (request_id, position, ts, model_version, features, label, probabilities) grouped into
-    encoded requests: how schema version 2's rows move, and a plain way to write a log in tests. A feature whose
-    values are all numbers (or null) in a request is numeric."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for record in records:
-        grouped.setdefault(str(record["request_id"]), []).append(record)
-    out = []
-    for request_id, group in grouped.items():
-        group = sorted(group, key=lambda r: int(r["position"]))
-        if [int(r["position"]) for r in group] != list(range(len(group))):
-            raise StoreError(f"request {request_id!r}: positions are not 0..{len(group) - 1}")
-        names = list(dict.fromkeys(name for r in group for name in r["features"]))
-        numeric = tuple(n for n in names if all(_is_number(r["features"].get(n)) for r in group))
-        categorical = tuple(n for n in names if n not in numeric)
-        outputs = tuple(dict.fromkeys(name for r in group for name in r["probabilities"]))
-        columns = Columns(numeric, categorical, outputs)
-        first = group[0]
-        out.append(
-            encode(
-                request_id,
-                float(first["ts"]),
-                str(first["model_version"]),
-                columns,
-                [tuple(r["features"].get(n) for n in (*numeric, *categorical)) for r in group],
-                [r["label"] for r in group],
-                [[r["probabilities"].get(o, np.nan) for o in outputs] for r in group],
-            )
-        )
-    return out
-
-
 def write_requests(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert encoded requests; a request id already logged is skipped (a replay stores nothing twice)."""
     if rows:
@@ -403,32 +202,12 @@ def write_requests(connection: Connection, rows: Sequence[Mapping[str, Any]]) ->
 
 
 def write_predictions(connection: Connection, records: Sequence[Mapping[str, Any]]) -> None:
-    """Insert per-record dicts (see `encode_records`)."""
-    write_requests(connection, encode_records(records))
-
-
-def decode(rows: Sequence[Any]) -> pd.DataFrame:
-    """Stored requests that share their columns as one frame: a row per record, the feature columns, then
-    REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL and an OUTPUT column per output."""
-    if not rows:
-        return pd.DataFrame(columns=[REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL])
-    columns = Columns.from_dict(rows[0].columns)
-    counts = np.array([int(row.records) for row in rows])
-    total = int(counts.sum())
-    numeric = np.frombuffer(b"".join(row.numeric for row in rows), dtype=FLOAT).reshape(total, len(columns.numeric))
-    outputs = np.frombuffer(b"".join(row.outputs for row in rows), dtype=FLOAT).reshape(total, len(columns.outputs))
-    data: dict[str, Any] = {name: numeric[:, i] for i, name in enumerate(columns.numeric)}
-    for i, name in enumerate(columns.categorical):
-        data[name] = pd.array([value for row in rows for value in row.categorical[i]], dtype=object)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    data[REQUEST_ID] = np.repeat(np.array([row.request_id for row in rows], dtype=object), counts)
-    data[POSITION] = np.arange(total) - starts
-    data[TS] = np.repeat(np.array([float(row.ts) for row in rows]), counts)
-    data[MODEL_VERSION] = np.repeat(np.array([row.model_version for row in rows], dtype=object), counts)
-    labels = [label for row in rows for label in (row.labels if row.labels is not None else [None] * row.records)]
-    data[LABEL] = pd.array(labels, dtype=object)
-    data.update({OUTPUT + name: outputs[:, i] for i, name in enumerate(columns.outputs)})
-    return pd.DataFrame(data, index=pd.RangeIndex(total))
+    """Insert per-record dicts (see `codec.encode_records`)."""
+    try:
+        rows = codec.encode_records(records)
+    except codec.CodecError as error:
+        raise StoreError(str(error)) from None
+    write_requests(connection, rows)
 
 
 def read_records(connection: Connection, *where: Any) -> pd.DataFrame:
@@ -440,17 +219,34 @@ def read_records(connection: Connection, *where: Any) -> pd.DataFrame:
     for row in connection.execute(query):
         by_columns.setdefault(repr(row.columns), []).append(row)
     if len(by_columns) <= 1:
-        return decode(next(iter(by_columns.values()), []))
-    frame = pd.concat([decode(rows) for rows in by_columns.values()], ignore_index=True, sort=False)
-    return frame.sort_values([TS, REQUEST_ID, POSITION], kind="stable", ignore_index=True)
+        return codec.decode(next(iter(by_columns.values()), []))
+    frame = pd.concat([codec.decode(rows) for rows in by_columns.values()], ignore_index=True, sort=False)
+    return frame.sort_values([codec.TS, codec.REQUEST_ID, codec.POSITION], kind="stable", ignore_index=True)
+
+
+def counted_labels(labellers: Sequence[str] | None = None) -> Any:
+    """The label that counts for each labelled record, as a subquery (request_id, position, label, labeller): the one
+    that reached the service last (`ts`; on a tie, the one stored last), among `labellers` when given. The earlier
+    ones stay in the table as the record's history."""
+    l = labels.c  # noqa: E741
+    order = sa.func.row_number().over(partition_by=(l.request_id, l.position), order_by=(l.ts.desc(), l.id.desc()))
+    ranked = sa.select(l.request_id, l.position, l.label, l.labeller, order.label("rank"))
+    if labellers is not None:
+        ranked = ranked.where(l.labeller.in_(list(labellers)))
+    last = ranked.subquery()
+    return (
+        sa.select(last.c.request_id, last.c.position, last.c.label, last.c.labeller).where(last.c.rank == 1).subquery()
+    )
 
 
 def read_labels(connection: Connection, query: Any) -> pd.DataFrame:
-    """The true labels that `query` (request_id, position, label of `feedback`) selects, with the REQUEST_ID and
-    POSITION columns of `read_records`, so the two merge."""
-    labels = pd.DataFrame(connection.execute(query).all(), columns=[REQUEST_ID, POSITION, TRUTH], dtype=object)
-    labels[POSITION] = labels[POSITION].astype(int)
-    return labels
+    """The true labels that `query` (request_id, position, label, labeller: see `counted_labels`) selects, with the
+    REQUEST_ID and POSITION columns of `read_records`, so the two merge, then TRUTH and LABELLER."""
+    found = pd.DataFrame(
+        connection.execute(query).all(), columns=[codec.REQUEST_ID, codec.POSITION, TRUTH, LABELLER], dtype=object
+    )
+    found[codec.POSITION] = found[codec.POSITION].astype(int)
+    return found
 
 
 def count_predictions(db: Engine) -> int:

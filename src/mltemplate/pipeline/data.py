@@ -1,5 +1,6 @@
-"""`make data`: get the raw CSV that data.dvc tracks, from the DVC remote when one is configured and
-reachable, else from the data set bundled with scikit-learn; either way checked against data.dvc's md5.
+"""`make data`: get the raw CSV that data.dvc tracks, from the local DVC cache when it holds it, else from the DVC
+remote when one is configured and reachable, else from the data set bundled with scikit-learn; either way checked
+against data.dvc's md5.
 `python -m mltemplate.pipeline.data track PATH` points data.dvc at your own CSV and writes its data contract;
 `... contract` accepts the tracked CSV's current columns as the contract."""
 
@@ -13,11 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from mltemplate import atomic
+from mltemplate.dvcfiles import DVC, md5, read_tracked, to_csv_text, track
 from mltemplate.errors import CommandError
-from mltemplate.model import md5
 from mltemplate.paths import CONTRACT_FILE, DATA_DVC
 
 
@@ -35,32 +35,16 @@ BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {"breast_cancer.csv": breast_ca
 """Data sets that can be rebuilt offline, by file name."""
 
 
-def to_csv_text(frame: pd.DataFrame) -> str:
-    # Shortest round-trip float repr and "\n" endings: the same bytes, hence the same md5, everywhere.
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-def tracked(dvc_file: Path = DATA_DVC) -> tuple[Path, str]:
-    """The path and md5 that `dvc_file` records."""
-    try:
-        spec = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))
-        out = spec["outs"][0]
-        return dvc_file.parent / out["path"], str(out["md5"])
-    except FileNotFoundError:
-        raise CommandError(
-            f"{dvc_file} not found: track a CSV with `python -m mltemplate.pipeline.data track PATH`"
-        ) from None
-    except (KeyError, IndexError, TypeError) as error:
-        raise CommandError(f"{dvc_file}: no `outs[0].path` and `md5` ({error!r})") from None
-
-
-DVC = (sys.executable, "-m", "dvc")
-"""DVC from this environment, whatever PATH holds."""
-
-
 def remotes() -> list[str]:
     result = subprocess.run([*DVC, "remote", "list"], capture_output=True, text=True, check=False)
     return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def checkout(dvc_file: Path = DATA_DVC) -> bool:
+    """`dvc checkout` the tracked file from the local DVC cache (a clone that shares this checkout's cache, or data
+    tracked here before); False, quietly, when the cache does not hold it."""
+    result = subprocess.run([*DVC, "checkout", "--quiet", str(dvc_file)], capture_output=True, text=True, check=False)
+    return result.returncode == 0
 
 
 def pull(dvc_file: Path = DATA_DVC) -> bool:
@@ -92,9 +76,12 @@ def materialize(path: Path, expected_md5: str) -> None:
 
 def fetch(dvc_file: Path = DATA_DVC) -> str:
     """Make the tracked file present and verified; returns how it got there."""
-    path, expected = tracked(dvc_file)
+    tracked = read_tracked(dvc_file)
+    path, expected = tracked.path, tracked.md5
     if path.exists() and md5(path) == expected:
         return "already present"
+    if checkout(dvc_file) and path.exists() and md5(path) == expected:
+        return "checked out from the DVC cache"
     if remotes() and pull(dvc_file) and path.exists() and md5(path) == expected:
         return "pulled from the DVC remote"
     if path.exists():
@@ -103,21 +90,9 @@ def fetch(dvc_file: Path = DATA_DVC) -> str:
     return "written from the bundled copy"
 
 
-def track(csv: Path, dvc_file: Path = DATA_DVC) -> None:
-    """Point `dvc_file` at `csv` (md5 and size), as `dvc add` would, and put it in the DVC cache."""
-    if not csv.is_file():
-        raise CommandError(f"{csv}: no such file")
-    relative = csv.resolve().relative_to(dvc_file.resolve().parent)
-    spec = {"outs": [{"md5": md5(csv), "size": csv.stat().st_size, "hash": "md5", "path": relative.as_posix()}]}
-    atomic.write_text(dvc_file, yaml.safe_dump(spec, sort_keys=False))
-    committed = subprocess.run([*DVC, "commit", "--force", "--quiet", str(dvc_file)], capture_output=True, text=True)
-    if committed.returncode != 0:
-        raise CommandError(f"dvc commit {dvc_file} failed: {(committed.stderr or committed.stdout).strip()}")
-
-
 def accept_contract(csv: Path, path: Path = CONTRACT_FILE) -> list[str]:
     """Write the contract `csv` satisfies; returns what changed against the previous one (everything when new)."""
-    from mltemplate.pipeline import contract
+    from mltemplate import contract
     from mltemplate.pipeline.prepare import read_raw
 
     new = contract.infer(read_raw(csv))
@@ -138,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         track(args.csv)
         print(f"data: {DATA_DVC} now tracks {args.csv}; set data.raw in params.yaml to the same path")
     if args.command in ("track", "contract"):
-        csv = args.csv if args.command == "track" else tracked()[0]
+        csv = args.csv if args.command == "track" else read_tracked().path
         existed = CONTRACT_FILE.exists()
         changes = accept_contract(csv)
         if not existed:
@@ -146,9 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"data: {CONTRACT_FILE} " + ("unchanged" if not changes else "updated: " + "; ".join(changes)))
         return
-    path, expected = tracked()
+    tracked = read_tracked()
     how = fetch()
-    print(f"data: {path} (md5 {expected}) {how}")
+    print(f"data: {tracked.path} (md5 {tracked.md5}) {how}")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from mltemplate import atomic, metrics, plots
-from mltemplate.model import TrainedModel, load, predict, to_frame
+from mltemplate.model import TrainedModel, load
 from mltemplate.params import load_params
 from mltemplate.paths import METRICS_FILE, TEST_CSV
 from mltemplate.pipeline.curves import Points, binary_curves, multiclass_curves, regression_curves
 from mltemplate.pipeline.render import render
+from mltemplate.predict import predict, to_frame
 from mltemplate.schema import DataError
 
 IMPORTANCE_REPEATS = 5
@@ -119,7 +120,8 @@ def read_groups(slices: Sequence[str], path: Path = TEST_CSV) -> pd.DataFrame | 
     missing = [column for column in slices if column not in header]
     if missing:
         raise DataError(
-            f"evaluate.slices names {missing[0]!r}, which {path} does not hold: run `dvc repro` (prepare keeps it)"
+            f"evaluate.slices names {missing[0]!r}, which the data does not have (its held-out rows, {path}, hold "
+            "every column of the CSV)"
         )
     return pd.read_csv(path, dtype=str, usecols=list(slices))[list(slices)]
 

@@ -13,8 +13,9 @@ from sklearn.metrics import accuracy_score, log_loss, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
 from mltemplate import git
-from mltemplate import model as model_files
+from mltemplate.canonical import canonicalise
 from mltemplate.estimators import build_pipeline, make_estimator
+from mltemplate.model import md5, save
 from mltemplate.params import ModelParams, Params, load_params
 from mltemplate.paths import MODEL_DIR, MODEL_FILE, MODEL_METADATA, TRAIN_CSV
 from mltemplate.registry import runs
@@ -22,12 +23,12 @@ from mltemplate.schema import Schema
 
 
 def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelParams, *, seed: int) -> Pipeline:
-    """Fit preprocessing + the chosen estimator; the canonical model (`model.canonicalise`)."""
+    """Fit preprocessing + the chosen estimator; the canonical model (`canonical.canonicalise`)."""
     estimator = make_estimator(p.estimator, p.selected, seed=seed, task=schema.task)
     pipeline = build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
     pipeline.fit(features, labels.astype(str) if schema.classification else labels.astype("float64"))
     # What the model file will hold, so the metrics logged here are those of the saved model.
-    return model_files.canonicalise(pipeline)
+    return canonicalise(pipeline)
 
 
 def describe(params: Params, features: pd.DataFrame, schema: Schema, *, data_md5: str) -> dict[str, object]:
@@ -64,15 +65,13 @@ def main() -> None:
     schema = Schema.from_columns(list(header), params.data)
     features, labels = schema.read(TRAIN_CSV)
     pipeline = train(features, labels, schema, params.model, seed=params.seed)
-    data_md5 = model_files.md5(params.data.raw)
+    data_md5 = md5(params.data.raw)
     description = describe(params, features, schema, data_md5=data_md5)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     # Staged beside the outputs: MLflow logs the exact files, and they replace the old ones only on success.
     with tempfile.TemporaryDirectory(dir=MODEL_DIR, prefix=".staging-") as staging:
         staged_model, staged_metadata = Path(staging) / MODEL_FILE.name, Path(staging) / MODEL_METADATA.name
-        metadata = model_files.save(
-            pipeline, schema, description, model_path=staged_model, metadata_path=staged_metadata
-        )
+        metadata = save(pipeline, schema, description, model_path=staged_model, metadata_path=staged_metadata)
         model_md5 = metadata.model_md5
         tags = {
             runs.GIT_COMMIT_TAG: git.commit(),
@@ -83,7 +82,7 @@ def main() -> None:
         with runs.run(params.name, run_name=params.model.estimator, tags=tags) as run_id:
             runs.log_training(
                 pipeline,
-                params=params.model_dump(mode="json", exclude={"evaluate"}),
+                params=params.identity(),
                 metrics=train_metrics(pipeline, features, labels),
                 example=features.head(3),
                 files=[staged_model, staged_metadata],

@@ -1,4 +1,6 @@
-"""Registered model versions and their aliases: which version an alias (e.g. production) points to, and back."""
+"""Registered model versions and the `champion` alias. A release tags the version it serves with its release version
+and points `champion` at it; a rollback points `champion` at the version tagged with the release it goes back to.
+Those tags are the one record of which version served which release (the image tags hold it without MLflow)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from mlflow.tracking import MlflowClient
 
 from mltemplate.registry.runs import MODEL_MD5_TAG
 
-PREVIOUS_TAG = "previous_version_of_alias."
-"""Model-version tag recording which version an alias pointed to before, so `rollback` can restore it."""
+CHAMPION = "champion"
+"""The alias a release points at the model it serves in production; `make rollback` moves it back."""
+RELEASE_VERSION_TAG = "release_version"
+IMAGE_DIGEST_TAG = "image_digest"
 
 
 def model_version(name: str, model_md5: str) -> str:
@@ -20,53 +24,20 @@ def model_version(name: str, model_md5: str) -> str:
     raise LookupError(f"no version of registered model {name!r} was trained on model file {model_md5}")
 
 
-def promote(name: str, version: str, alias: str) -> str | None:
-    """Point `alias` at `version`; returns the version it pointed to before (None if it was unset)."""
-    client = MlflowClient()
-    try:
-        previous: str | None = str(client.get_model_version_by_alias(name, alias).version)
-    except mlflow.exceptions.MlflowException:
-        previous = None
-    if previous == version:
-        return previous
-    if previous is not None:
-        client.set_model_version_tag(name, version, f"{PREVIOUS_TAG}{alias}", previous)
-    client.set_registered_model_alias(name, alias, version)
-    return previous
-
-
-def rollback(name: str, alias: str) -> str:
-    """Point `alias` back at the version it held before the last `promote`; returns that version."""
-    client = MlflowClient()
-    current = client.get_model_version_by_alias(name, alias)
-    previous = current.tags.get(f"{PREVIOUS_TAG}{alias}")
-    if previous is None:
-        raise LookupError(f"{name}@{alias} is version {current.version}, which records no earlier version")
-    client.set_registered_model_alias(name, alias, previous)
-    return str(previous)
-
-
-CHAMPION = "champion"
-"""The alias a release points at the model it serves in production; `make rollback` moves it back."""
-RELEASE_VERSION_TAG = "release_version"
-IMAGE_DIGEST_TAG = "image_digest"
-
-
-def _set_tags(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+def _crown(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    """Tag `version` and point `champion` at it."""
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def champion(uri: str, name: str, model_md5: str, *, release_version: str, image_digest: str, actor: str = "") -> str:
-    """At release: find the registered version of the model file, tag it with the release and image digest, and
-    point `champion` at it. Returns the registered version."""
+    """At release: find the registered version of the model file, tag it with the release and image digest (and
+    who released it), and point `champion` at it. Returns the registered version."""
     mlflow.set_tracking_uri(uri)
     version = model_version(name, model_md5)
-    client = MlflowClient()
-    _set_tags(client, name, version, {RELEASE_VERSION_TAG: release_version, IMAGE_DIGEST_TAG: image_digest})
-    promote(name, version, CHAMPION)
-    if actor:
-        client.set_model_version_tag(name, version, "released_by", actor)
+    tags = {RELEASE_VERSION_TAG: release_version, IMAGE_DIGEST_TAG: image_digest}
+    _crown(MlflowClient(), name, version, {**tags, **({"released_by": actor} if actor else {})})
     return version
 
 
@@ -81,8 +52,7 @@ def version_of_release(uri: str, name: str, release_version: str) -> str:
 
 
 def roll_back_champion(uri: str, name: str, release_version: str, *, actor: str, at: str) -> str:
-    """Point `champion` at the version that served `release_version`, recording who moved it and when."""
+    """Point `champion` at the version tagged with `release_version`, recording who moved it and when."""
     version = version_of_release(uri, name, release_version)
-    promote(name, version, CHAMPION)
-    _set_tags(MlflowClient(), name, version, {"rolled_back_to_by": actor or "unknown", "rolled_back_to_at": at})
+    _crown(MlflowClient(), name, version, {"rolled_back_to_by": actor or "unknown", "rolled_back_to_at": at})
     return version

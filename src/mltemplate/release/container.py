@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mltemplate.errors import CommandError
-from mltemplate.metadata import Release, read_release
+from mltemplate.identity import Release, read_release
 from mltemplate.params import load_params
 from mltemplate.paths import RELEASE_FILE
 from mltemplate.probe import NotReady, free_port, wait_ready

@@ -1,21 +1,19 @@
-"""The release of the model at HEAD: version, git commit, model and data md5, MLflow run, times. Writes
-models/release.json (`python -m mltemplate.release.provenance write`); `version` and `name` print the Bento tag's
-parts."""
+"""What MLflow knows of the model at HEAD (the run that logged it, its registered version), added to the release
+that mltemplate.identity builds. Writes models/release.json (`python -m mltemplate.release.provenance write`);
+`version` and `name` print the Bento tag's parts."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import json
 import os
 import sys
 from pathlib import Path
 
-from mltemplate import atomic, git
-from mltemplate import model as model_files
+from mltemplate import atomic
 from mltemplate.errors import CommandError, run
-from mltemplate.metadata import Release, head_version
+from mltemplate.identity import Release, head_version, new_release
+from mltemplate.model import ModelError, TrainedModel, load
 from mltemplate.params import Params, load_params
 from mltemplate.paths import DVC_LOCK, RELEASE_FILE
 
@@ -42,15 +40,6 @@ def _no_store(uri: str) -> bool:
     return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
 
-def model_key(model_md5: str, data_md5: str, params: Params) -> str:
-    """16 hex digits naming what makes the model: the model file's md5 with the data and params that made it.
-    A push that changes none of them (docs, CI, code the model does not depend on) gets the same key."""
-    made_of = json.dumps(
-        {"model_md5": model_md5, "data_md5": data_md5, "params": params.model_dump(mode="json")}, sort_keys=True
-    )
-    return hashlib.sha256(made_of.encode()).hexdigest()[:16]
-
-
 def _registry_version(name: str, model_md5: str) -> str | None:
     """The registered version of this model file when an MLflow server is configured (the image names it)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -67,26 +56,18 @@ def _registry_version(name: str, model_md5: str) -> str | None:
         return None
 
 
-def collect(
-    repo: Path = Path(), *, experiment: str, trained: model_files.TrainedModel, params: Params | None = None
-) -> Release:
-    """The release of `trained` at HEAD of `repo`, with its MLflow run when one logged this model file; keyed by
-    `params` (those that made it) when given."""
-    found = git.head(repo)
-    if found is None:
-        raise CommandError(f"{repo.resolve()}: no git commit to version from (commit first)")
+def collect(repo: Path = Path(), *, experiment: str, trained: TrainedModel, params: Params | None = None) -> Release:
+    """The release of `trained` at HEAD of `repo`, with its MLflow run when one logged this model file (trained
+    when that run started) and its registered version; keyed by `params` (those that made it) when given."""
+    head_version(repo)  # a release is versioned by its commit: CommandError outside git
     model_md5 = trained.metadata.model_md5
     run_id = _find_run(experiment, model_md5)
-    data_md5 = trained.metadata.data.md5
-    return Release(
-        version=head_version(repo),
-        git_commit=git.commit(repo),
-        model_md5=model_md5,
-        data_md5=data_md5,
+    return new_release(
+        trained.metadata,
+        repo=repo,
+        params=params,
         mlflow_run_id=run_id,
-        trained_at=_run_start(run_id) if run_id else found[1].isoformat(timespec="seconds"),
-        built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        model_key=model_key(model_md5, data_md5, params) if params is not None else None,
+        trained_at=_run_start(run_id) if run_id else None,
         registry_version=_registry_version(experiment, model_md5),
     )
 
@@ -94,8 +75,8 @@ def collect(
 def write(path: Path = RELEASE_FILE) -> Release:
     """Check the model against its metadata and dvc.lock, then write its release file."""
     try:
-        trained = model_files.load(lock=DVC_LOCK)
-    except model_files.ModelError as error:
+        trained = load(lock=DVC_LOCK)
+    except ModelError as error:
         raise CommandError(str(error)) from None
     params = load_params()
     release = collect(Path(), experiment=params.name, trained=trained, params=params)

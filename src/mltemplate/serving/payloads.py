@@ -1,10 +1,13 @@
 """The request and response bodies of the prediction API: request models generated from the saved input schema
-(reads models/metadata.json and examples/predict.json), the prediction response, and the /metadata document."""
+(and the example in examples/predict.json), the prediction response, and the /metadata document (with the held-out
+metrics in metrics.json)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -12,15 +15,18 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from typing_extensions import TypedDict
 
-from mltemplate import model as model_files
-from mltemplate.metadata import ModelMetadata, Release
+from mltemplate import dvcfiles
+from mltemplate.identity import Release
 from mltemplate.metrics import read_metrics
-from mltemplate.paths import EXAMPLE_FILE, METRICS_FILE, PARAMS_FILE
+from mltemplate.model import TrainedModel
+from mltemplate.model_metadata import ModelMetadata
+from mltemplate.paths import DVC_LOCK, EXAMPLE_FILE, METRICS_FILE
 from mltemplate.schema import Schema
 
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number (int or float), never a string, bool, null, NaN or Infinity; 1e400 overflows to inf and fails."""
 Category = Annotated[str, Field(strict=True, max_length=1000)]
+logger = logging.getLogger(__name__)
 
 
 def _example(schema: Schema) -> dict[str, Any]:
@@ -160,7 +166,10 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
     schema = metadata.input_schema
     request_id = (
         str,
-        Field(description="Names this answer in the prediction log (also the X-Request-ID header); POST /feedback."),
+        Field(
+            description="The service's id of this answer in the prediction log (also the X-Request-ID header): "
+            "what POST /feedback labels. A client's own X-Request-ID is logged beside it, never used as the key."
+        ),
     )
     version = (str, Field(description="Release version of the model that answered (see /metadata)."))
     if not schema.classification:
@@ -185,10 +194,10 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
 
 
 def predictions(
-    trained: model_files.TrainedModel, output: np.ndarray, labels: Sequence[str] | None
+    trained: TrainedModel, output: np.ndarray, labels: Sequence[str] | None
 ) -> list[Prediction] | list[ValuePrediction]:
-    """model.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
-    model.labels of it (the service logs them too), None for regression."""
+    """predict.predict's output as the response's predictions (the same numbers `evaluate` scored); `labels` are
+    predict.labels of it (the service logs them too), None for regression."""
     if labels is None:
         return [ValuePrediction(value=value) for value in output.tolist()]
     classes = trained.classes
@@ -198,13 +207,26 @@ def predictions(
     ]
 
 
-def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any]:
-    """What GET /metadata answers: which model, from which data and code, and what it expects."""
-    from mltemplate.params import load_params
+def held_out_metrics(path: Path = METRICS_FILE, *, lock: Path = DVC_LOCK) -> dict[str, Any] | None:
+    """The served model's held-out metrics: metrics.json when it is the file dvc.lock records beside the model (the
+    evaluate stage's output for it), else None, with a warning saying why."""
+    if not path.is_file():
+        return None
+    recorded, actual = dvcfiles.locked_md5(path, lock=lock), dvcfiles.md5(path)
+    if recorded != actual:
+        logger.warning("%s (md5 %s) is not the file %s records (%s): no metrics served", path, actual, lock, recorded)
+        return None
+    return read_metrics(path)
 
+
+def describe(trained: TrainedModel, found: Release, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What GET /metadata answers, built once at start-up from what the model's own files record: which model, from
+    which data, code and hyperparameters (models/metadata.json), which release (models/release.json), its held-out
+    `metrics` (metrics.json), and what it expects. params.yaml is not read: it may have changed since."""
     schema = trained.schema
+    made = trained.metadata
     return {
-        "name": trained.metadata.name,
+        "name": made.name,
         "version": found.version,
         "git_commit": found.git_commit,
         "model_md5": found.model_md5,
@@ -214,9 +236,12 @@ def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any
         "model_key": found.model_key,
         "trained_at": found.trained_at,
         "built_at": found.built_at,
-        "estimator": trained.metadata.estimator,
-        "params": load_params(PARAMS_FILE).model_dump(mode="json"),
-        "metrics": read_metrics() if METRICS_FILE.exists() else None,
+        "estimator": made.estimator,
+        "hyperparameters": made.hyperparameters,
+        "seed": made.seed,
+        "data": made.data.model_dump(mode="json"),
+        "libraries": made.libraries,
+        "metrics": dict(metrics) if metrics is not None else None,
         "task": schema.task,
         "classes": trained.classes,
         "input_schema": {
@@ -224,8 +249,8 @@ def describe(trained: model_files.TrainedModel, found: Release) -> dict[str, Any
                 {
                     "name": name,
                     "type": "number" if name in schema.numeric else "string",
-                    "nullable": name in trained.metadata.nullable,
-                    **({"categories": trained.metadata.categories[name]} if name in schema.categorical else {}),
+                    "nullable": name in made.nullable,
+                    **({"categories": made.categories[name]} if name in schema.categorical else {}),
                 }
                 for name in schema.features
             ],
