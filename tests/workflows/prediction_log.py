@@ -10,12 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 from mltemplate.model_metadata import read_model_metadata
-from mltemplate.monitoring import store
+from mltemplate.monitoring import labels, migrations, store
+from mltemplate.monitoring.feedback import Resolved
 
 
-def write_log(url: str, repo: Path, *, drifted: bool, prefix: str = "r", rows: int | None = None) -> int:
-    """Log the held-out records of `repo` (its models/metadata.json and data/prepared/test.csv) with their labels;
-    drifted: numeric features tripled and every answer the first class. Returns how many records."""
+def write_log(
+    url: str, repo: Path, *, drifted: bool, prefix: str = "r", rows: int | None = None, new: bool = False
+) -> int:
+    """Log the held-out records of `repo` (its models/metadata.json and data/prepared/test.csv) with their labels
+    (from the trusted labeller `default`); drifted: numeric features tripled and every answer the first class; new:
+    numeric features moved by 1%, so the records are not rows the data already holds. Returns how many records."""
     metadata = read_model_metadata(repo / "models" / "metadata.json")
     schema = metadata.input_schema
     held_out = pd.read_csv(repo / "data" / "prepared" / "test.csv")
@@ -27,6 +31,8 @@ def write_log(url: str, repo: Path, *, drifted: bool, prefix: str = "r", rows: i
         features = {name: row[name] for name in schema.features}
         if drifted:
             features.update({name: float(row[name]) * 3 + 1 for name in schema.numeric})
+        elif new:
+            features.update({name: float(row[name]) * 1.01 for name in schema.numeric})
         answer = metadata.classes[0] if drifted else str(row[schema.target])
         others = (len(metadata.classes) - 1) or 1
         records.append(
@@ -40,17 +46,12 @@ def write_log(url: str, repo: Path, *, drifted: bool, prefix: str = "r", rows: i
                 "probabilities": {c: 0.9 if c == answer else 0.1 / others for c in metadata.classes},
             }
         )
-    db = store.open_store(url)
+    db = migrations.open_store(url)
     try:
         with db.begin() as connection:
             store.write_predictions(connection, records)
-            connection.execute(
-                store.feedback.insert(),
-                [
-                    {"request_id": f"{prefix}{i}", "position": 0, "label": str(row[schema.target]), "ts": now}
-                    for i, row in held_out.iterrows()
-                ],
-            )
+        truth = [Resolved(f"{prefix}{i}", 0, str(row[schema.target])) for i, row in held_out.iterrows()]
+        labels.store_labels(db, truth, labeller="default", submission=f"{prefix}-truth")
     finally:
         db.dispose()
     return len(records)

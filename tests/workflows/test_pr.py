@@ -119,9 +119,10 @@ def test_a_params_pr_gets_its_report_comment_and_a_passing_gate_status(
     comment = run_comment(act, repo, pull, report)
     assert comment.result("comment") == "success", comment.explain()
     (status,) = github.statuses[pull.head]
-    assert (status["context"], status["state"]) == (CONTEXT, "success")
+    # pr-comment.yml does not run the trusted verdict job (`make verdict`) yet: numbers the PR's own run computed
+    # pass as `pending`, never `success`. Once it does, this PR's status is `success` (issue 20, the lead's seam).
+    assert (status["context"], status["state"]) == (CONTEXT, "pending")
     (body,) = posted(github, pull.number)
-    assert "Quality gate passed" in body
     assert KEY.rsplit(".", 1)[1] in body
     (cml,) = [s for s in github.standins if s.get("tool") == "cml"]
     assert f"--target=pr/{pull.number}" in cml["argv"]
@@ -184,11 +185,6 @@ FABRICATE = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the last line asserts: anything else failing is an error, not this known hole
-    reason="issue 20, the lead's part: a PR that changes the report code must not get `success` on its own numbers",
-)
 def test_a_fork_pr_whose_report_claims_perfect_metrics_gets_no_success_status(
     act: Act, repo: Repo, github: FakeGitHub
 ) -> None:
@@ -200,6 +196,7 @@ def test_a_fork_pr_whose_report_claims_perfect_metrics_gets_no_success_status(
     pull = open_pull_request(repo, github, fabricate, branch="fork-main", fork="mallory/template")
     report = run_report(act, repo, pull, REPORT_FLAGS="--no-load")
     comment = run_comment(act, repo, pull, report)
-    if report.result("report") != "success" or pull.head not in github.statuses:
-        raise RuntimeError(report.explain() + comment.explain())
-    assert [s["state"] for s in github.statuses[pull.head]] == ["failure"]
+    assert report.result("report") == "success", report.explain()
+    assert comment.result("comment") == "success", comment.explain()
+    (status,) = github.statuses[pull.head]
+    assert status["state"] != "success"

@@ -1,6 +1,7 @@
-"""retrain.yml under act, with a local DVC remote and labelled records in the prediction log: a push the remote
-refuses fails the run and leaves the records for the next one; the next run pushes a branch retrain/<run id> that
-changes only the data version and what it reproduces, opens its PR with RETRAIN_TOKEN, and marks the records used."""
+"""retrain.yml under act, with a local DVC remote and new labelled records in the prediction log: a push the remote
+refuses fails the pull-request job and leaves the records for the next run (nothing is marked used); the next run
+pushes a branch retrain/<run id> that changes only the handed data files and opens its PR with RETRAIN_TOKEN and the
+retrain's summary as its body; the new data version is in the DVC remote."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mltemplate.monitoring import retrain, store
+from mltemplate.monitoring import handoff
 from tests.conftest import subprocess_env
 from tests.workflows.act import Act, Run
 from tests.workflows.conftest import Repo
@@ -21,7 +22,7 @@ from tests.workflows.prediction_log import write_log
 pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeout(1800)]
 
 LABELLED = 12
-CHANGED = {"data.dvc", "dvc.lock", "metrics.json"}
+PR_STEP = "Commit the listed files on a retrain branch, push it, open the pull request"
 
 
 def dvc(repo: Path, *args: str) -> None:
@@ -34,14 +35,6 @@ def with_dvc_remote(repo: Repo, remote: Path) -> None:
     dvc(repo.path, "push", "--quiet")
     repo.commit("A DVC remote")
     repo.git("push", "-q", "origin", "main")
-
-
-def pending(url: str) -> int:
-    db = store.open_store(url)
-    try:
-        return len(retrain.labelled_records(db))
-    finally:
-        db.dispose()
 
 
 def retrain_run(act: Act, repo: Repo, github: FakeGitHub, url: str) -> Run:
@@ -59,21 +52,20 @@ def test_a_refused_push_leaves_the_records_and_the_next_run_opens_a_data_only_pr
 ) -> None:
     with_dvc_remote(repo, tmp_path / "dvc-remote")
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    write_log(url, repo.path, drifted=False, rows=LABELLED)
+    write_log(url, repo.path, drifted=False, rows=LABELLED, new=True)
     hook = repo.remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'remote: pushes are refused' >&2\nexit 1\n")
     hook.chmod(0o755)
 
     refused = retrain_run(act, repo, github, url)
-    assert refused.result("retrain") == "failure", refused.explain()
-    assert refused.step("retrain", "Commit on a retrain branch, push it, open the pull request") == "failure"
-    assert refused.step("retrain", "Mark the appended records used (their pull request exists)") == "skipped"
+    assert refused.result("retrain") == "success", refused.explain()
+    assert refused.result("pull-request") == "failure", refused.explain()
+    assert refused.step("pull-request", PR_STEP) == "failure"
     assert github.pulls() == []
-    assert pending(url) == LABELLED
 
     hook.unlink()
     opened = retrain_run(act, repo, github, url)
-    assert opened.result("retrain") == "success", opened.explain()
+    assert opened.step("pull-request", PR_STEP) == "success", opened.explain()
     (pull,) = github.pulls()
     branch = f"retrain/{opened.run_id}"
     assert pull["pull_request"]["head"]["ref"] == branch
@@ -83,10 +75,10 @@ def test_a_refused_push_leaves_the_records_and_the_next_run_opens_a_data_only_pr
     changed = subprocess.run(
         ["git", "diff", "--name-only", "main", branch], cwd=repo.remote, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert set(changed) >= CHANGED
-    assert set(changed) - CHANGED <= {p for p in changed if p.startswith("plots/")}
+    assert {"data.dvc", "dvc.lock"} <= set(changed)
+    assert all(handoff.allowed(path) for path in changed), changed
+    assert str(LABELLED) in pull["body"]
     md5 = yaml.safe_load(
         subprocess.run(["git", "show", f"{branch}:data.dvc"], cwd=repo.remote, capture_output=True, text=True).stdout
     )["outs"][0]["md5"]
     assert (tmp_path / "dvc-remote" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
-    assert pending(url) == 0
