@@ -192,6 +192,11 @@ comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, r
 verdict: setup ## The verdict on PR commit HEAD_SHA by this checkout's code: its params and data run here (code PRs: listed, not run) -> verdict/
 	$(RUN) python -m mltemplate.report.trusted
 
+.PHONY: fetch-head
+fetch-head: ## Fetch the PR's head commit HEAD_SHA from origin unless it is here (GH_TOKEN for a private repository)
+	@printf '%s' "$${HEAD_SHA}" | grep -Eqx '[0-9a-f]{40}' || { echo "fetch-head: HEAD_SHA must be a full commit sha" >&2; exit 1; }
+	git cat-file -e "$${HEAD_SHA}^{commit}" 2>/dev/null || git -c "http.extraheader=AUTHORIZATION: basic $$(printf 'x-access-token:%s' "$${GH_TOKEN}" | base64 | tr -d '\n')" fetch --no-tags origin "$${HEAD_SHA}"
+
 .PHONY: gate-status
 gate-status: ## Post comment/status.json as the commit status of HEAD_SHA (GitHub API; runner's python3, nothing installed)
 	$(GITHUB) status comment/status.json
@@ -219,8 +224,8 @@ reviewers: ## Fail unless the `production` environment has required reviewers (G
 	$(GITHUB) reviewers production
 
 .PHONY: github-release
-github-release: ## Create the GitHub Release VERSION (notes: build/model-card.md) unless it exists (GitHub API)
-	$(GITHUB) release build/model-card.md
+github-release: ## Create the GitHub Release VERSION (notes: build/forced.md if any, build/model-card.md) unless it exists (GitHub API)
+	$(GITHUB) release build/model-card.md --prepend build/forced.md
 
 .PHONY: check-input
 check-input: ## Fail unless INPUT_VALUE matches all of INPUT_PATTERN (a workflow checks its inputs before any use)

@@ -155,6 +155,31 @@ def test_the_comment_job_reads_the_artifact_outside_the_checkout_as_data() -> No
     assert render["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
 
 
+def test_the_verdict_job_runs_the_default_branch_code_with_read_only_access_and_the_comment_shows_its_verdict() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "pr-comment.yml")["jobs"]
+    verdict = jobs["verdict"]
+    assert verdict["permissions"] == {"contents": "read"}
+    (checkout,) = [s for s in verdict["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert set(checkout["with"]) == {"persist-credentials", "fetch-depth"}  # no ref / repository: the default branch
+    assert [s["run"] for s in verdict["steps"] if "run" in s] == ["make fetch-head", "make verdict"]
+    upload = next(s for s in verdict["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert (upload["with"]["name"], upload["with"]["path"]) == ("verdict", "verdict/")
+    assert jobs["comment"]["needs"] == "verdict"
+    download = next(s for s in comment_steps() if s.get("with", {}).get("name") == "verdict")
+    render = next(s for s in comment_steps() if s.get("run") == "make comment")
+    assert download["with"]["path"] == "${{ runner.temp }}/verdict"
+    assert "format('{0}/verdict', runner.temp)" in render["env"]["VERDICT"]
+    assert "steps.verdict.outcome == 'success'" in render["env"]["VERDICT"]
+
+
+def test_fetch_head_refuses_anything_but_a_full_sha_and_runs_nothing() -> None:
+    for hostile in ("--upload-pack=touch /tmp/owned", "main", "a" * 39, "$(id)"):
+        env = {**subprocess_env(), "HEAD_SHA": hostile}  # as the workflow passes it: an environment variable
+        found = subprocess.run(["make", "-s", "fetch-head"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert found.returncode != 0
+        assert "HEAD_SHA must be a full commit sha" in found.stderr
+
+
 def test_cml_is_pinned_checked_and_posts_the_rendered_comment_without_publishing_by_default() -> None:
     runs = [s.get("run") for s in comment_steps()]
     assert runs.index("make cml") < next(i for i, run in enumerate(runs) if run and run.startswith("cml "))
@@ -251,10 +276,26 @@ def test_a_release_needs_ci_on_its_commit_and_the_owner_s_opt_in() -> None:
     assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
     assert jobs["build"]["needs"] == "ci"
     assert jobs["publish"]["needs"] == "build"
-    assert jobs["build"]["if"] == "vars.RELEASE_ENABLED == 'true'"
+    assert jobs["build"]["if"].startswith("vars.RELEASE_ENABLED == 'true' &&")
     assert jobs["not-enabled"]["if"] == "vars.RELEASE_ENABLED != 'true'"
     build = [s.get("run") for s in jobs["build"]["steps"]]
     assert build.index("make gate") < build.index("make bento")
+
+
+def test_the_release_is_judged_against_production_and_forced_only_by_a_dispatch_on_the_default_branch() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "release.yml")
+    jobs = workflow["jobs"]
+    build = [s.get("run") for s in jobs["build"]["steps"]]
+    assert build.index("make gate") < build.index("make compare-production") < build.index("make card")
+    assert jobs["build"]["steps"][0]["with"]["fetch-depth"] == 0  # production's commit is reproduced
+    upload = next(s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert "build/comparison.json" in upload["with"]["path"].split()  # what make publish judges
+    assert "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)" in jobs["build"]["if"]
+    assert list(workflow["on"]["workflow_dispatch"]["inputs"]) == ["force_reason"]
+    (step,) = [s for s in jobs["publish"]["steps"] if s.get("run") == "make publish"]
+    assert step["env"] == {"FORCE_REASON": "${{ inputs.force_reason }}"}  # an env value, checked by publish
+    notes = subprocess.run(["make", "-n", "github-release"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "--prepend build/forced.md" in notes.stdout
 
 
 def test_only_the_publishing_job_writes_and_it_sits_behind_the_environment() -> None:
@@ -529,5 +570,5 @@ def test_every_artifact_a_job_downloads_is_one_a_workflow_uploads() -> None:
     # pr-comment.yml downloads what pr-report.yml uploaded; the others, what an earlier job of the same workflow did.
     uploaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/upload-artifact")}
     downloaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/download-artifact")}
-    assert downloaded == {"pr-report", "release", "monitoring-report", "retrain"}
+    assert downloaded == {"pr-report", "verdict", "release", "monitoring-report", "retrain"}
     assert uploaded == downloaded | {"batch-predictions"}  # the one artifact kept for people, not for a job

@@ -104,6 +104,19 @@ def test_a_release_is_created_once_with_the_card_as_notes(client: Client, github
     assert github.releases[version]["target_commitish"] == SHA
 
 
+def test_a_forced_release_says_who_forced_it_and_why_before_the_card(
+    client: Client, github: FakeGitHub, tmp_path: Path
+) -> None:
+    (tmp_path / "card.md").write_text("# Model card\n")
+    (tmp_path / "forced.md").write_text("**Published although the gate failed**: a reason\n")
+    version = "2026.11.23-203152-667333a"
+    assert release.create_release(client, version, tmp_path / "card.md", target=SHA, prepend=tmp_path / "forced.md")
+    assert github.releases[version]["body"] == "**Published although the gate failed**: a reason\n\n# Model card\n"
+    other = "2026.11.24-203152-667333a"  # not forced: the file is absent, the notes are the card
+    assert release.create_release(client, other, tmp_path / "card.md", target=SHA, prepend=tmp_path / "absent.md")
+    assert github.releases[other]["body"] == "# Model card\n"
+
+
 @pytest.mark.parametrize("version", ["", "latest", "2026.11.23-203152-667333a; id", "../x"])
 def test_a_release_needs_a_release_version(client: Client, tmp_path: Path, version: str) -> None:
     with pytest.raises(CommandError, match="VERSION must be a release version"):

@@ -119,10 +119,11 @@ def test_a_params_pr_gets_its_report_comment_and_a_passing_gate_status(
     comment = run_comment(act, repo, pull, report)
     assert comment.result("comment") == "success", comment.explain()
     (status,) = github.statuses[pull.head]
-    # pr-comment.yml does not run the trusted verdict job (`make verdict`) yet: numbers the PR's own run computed
-    # pass as `pending`, never `success`. Once it does, this PR's status is `success` (issue 20, the lead's seam).
-    assert (status["context"], status["state"]) == (CONTEXT, "pending")
+    # `success` on the trusted verdict: the default branch's code ran the PR's params (`make verdict`)
+    assert comment.result("verdict") == "success", comment.explain()
+    assert (status["context"], status["state"]) == (CONTEXT, "success")
     (body,) = posted(github, pull.number)
+    assert "Quality gate passed" in body
     assert KEY.rsplit(".", 1)[1] in body
     (cml,) = [s for s in github.standins if s.get("tool") == "cml"]
     assert f"--target=pr/{pull.number}" in cml["argv"]
@@ -198,5 +199,9 @@ def test_a_fork_pr_whose_report_claims_perfect_metrics_gets_no_success_status(
     comment = run_comment(act, repo, pull, report)
     assert report.result("report") == "success", report.explain()
     assert comment.result("comment") == "success", comment.explain()
+    assert comment.result("verdict") == "success", comment.explain()  # it changes code: listed, not run
     (status,) = github.statuses[pull.head]
     assert status["state"] != "success"
+    (body,) = posted(github, pull.number)
+    assert "Self-reported numbers" in body
+    assert "Makefile" in body  # the file that kept the trusted job from running it

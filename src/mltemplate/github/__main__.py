@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     retraining.add_argument("handoff", type=Path)
     retraining.add_argument("--title", default=retrain.TITLE)
     commands.add_parser("reviewers").add_argument("environment")
-    commands.add_parser("release").add_argument("notes", type=Path)
+    releasing = commands.add_parser("release")
+    releasing.add_argument("notes", type=Path)
+    releasing.add_argument("--prepend", type=Path, help="notes to put first when the file exists (build/forced.md)")
     commands.add_parser("check-input")
     args = parser.parse_args(argv)
     env = os.environ
@@ -63,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "reviewers":
         release.reviewers(Client.from_env(), args.environment)
     else:
-        release.create_release(Client.from_env(), env.get("VERSION", ""), args.notes, target=env.get("GITHUB_SHA", ""))
+        release.create_release(
+            Client.from_env(), env.get("VERSION", ""), args.notes, target=env.get("GITHUB_SHA", ""), prepend=args.prepend
+        )
 
 
 if __name__ == "__main__":

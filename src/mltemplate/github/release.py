@@ -37,8 +37,11 @@ def reviewers(client: Client, environment: str) -> int:
     return count
 
 
-def create_release(client: Client, version: str, notes_file: Path, *, target: str) -> bool:
-    """Create the GitHub Release `version` (tag at `target`, notes from the model card) unless it exists."""
+def create_release(
+    client: Client, version: str, notes_file: Path, *, target: str, prepend: Path | None = None
+) -> bool:
+    """Create the GitHub Release `version` (tag at `target`, notes from the model card) unless it exists; `prepend`,
+    when the file exists (build/forced.md: who published past the gate, and why), goes first."""
     if not VERSION.fullmatch(version):
         raise CommandError(f"VERSION must be a release version (YYYY.MM.DD-HHMMSS-sha7), got {version!r}")
     if not re.fullmatch(r"[0-9a-f]{40}", target):
@@ -52,6 +55,8 @@ def create_release(client: Client, version: str, notes_file: Path, *, target: st
         print(f"github: release {version} exists; left as it is")
         return False
     notes = notes_file.read_text(encoding="utf-8")
+    if prepend is not None and prepend.is_file():
+        notes = prepend.read_text(encoding="utf-8") + "\n" + notes
     if len(notes) > MAX_NOTES:
         notes = notes[:MAX_NOTES] + "\n\n(cut: the full model card is in the release artifact)\n"
     created = client.request(
