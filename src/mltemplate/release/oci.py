@@ -1,12 +1,15 @@
 """An OCI registry seen through `skopeo` (no Docker engine needed): list tags, read a manifest's digest and labels,
-copy an image to a tag. Credentials come from skopeo's usual auth files (`docker login` / `skopeo login` write them);
-REGISTRY_TLS_VERIFY=false allows a plain-HTTP registry such as one on loopback in the tests."""
+copy an image to a tag. Credentials come from skopeo's usual auth files, which `login` writes
+(`python -m mltemplate.release.oci login`: IMAGE's registry, user GITHUB_ACTOR, password REGISTRY_PASSWORD, given
+to skopeo on its standard input); REGISTRY_TLS_VERIFY=false allows a plain-HTTP registry such as one on loopback in
+the tests."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +30,9 @@ def _tls(env: Mapping[str, str]) -> bool:
     return env.get("REGISTRY_TLS_VERIFY", "true").lower() not in {"false", "0", "no"}
 
 
-def _skopeo(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _skopeo(args: list[str], *, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=False)
+        return subprocess.run(["skopeo", *args], input=stdin, capture_output=True, text=True, check=False)
     except OSError as error:
         raise CommandError(f"skopeo is needed to talk to the image registry: {error}") from None
 
@@ -100,3 +103,33 @@ def _inspect(ref: str, *, tls: bool, missing_ok: bool) -> Image | None:
         raise CommandError(f"cannot read the image {ref}: {found.stderr.strip()}")
     raw = json.loads(found.stdout)
     return Image(digest=raw.get("Digest", ""), labels=raw.get("Labels") or {})
+
+
+def login(image: str, env: Mapping[str, str]) -> str:
+    """`skopeo login` to the registry of `image` as GITHUB_ACTOR with REGISTRY_PASSWORD; returns the registry."""
+    registry = image.split("/", 1)[0]
+    user, password = env.get("GITHUB_ACTOR", ""), env.get("REGISTRY_PASSWORD", "")
+    if not user or not password:
+        raise CommandError("set GITHUB_ACTOR and REGISTRY_PASSWORD (the workflow passes the job's token) to log in")
+    args = ["login", f"--tls-verify={str(_tls(env)).lower()}", "--username", user, "--password-stdin", registry]
+    done = _skopeo(args, stdin=password)
+    if done.returncode != 0:
+        raise CommandError(f"skopeo login {registry} failed: {done.stderr.strip()}")
+    return registry
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from mltemplate.release.container import image_name
+
+    parser = argparse.ArgumentParser(prog="python -m mltemplate.release.oci", description=__doc__)
+    parser.add_argument("command", choices=["login"])
+    parser.parse_args(argv)
+    print(f"oci: logged in to {login(image_name(os.environ), os.environ)} as {os.environ['GITHUB_ACTOR']}")
+
+
+if __name__ == "__main__":
+    from mltemplate.errors import run
+
+    sys.exit(run(main))
