@@ -154,8 +154,10 @@ def build_pipeline(
     numeric: Sequence[str],
     categorical: Sequence[str],
     estimator: BaseEstimator,
+    derive: BaseEstimator | None = None,
 ) -> Pipeline:
-    """Impute and scale numbers, impute and one-hot encode categories, then the estimator."""
+    """Impute and scale numbers, impute and one-hot encode categories, then the estimator; `derive` (features.py), when
+    given, first adds derived columns, which `numeric` and `categorical` then name beside the raw ones."""
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
@@ -169,4 +171,5 @@ def build_pipeline(
         )
         transformers.append(("categorical", categories, list(categorical)))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    steps: list[tuple[str, Any]] = [("preprocess", preprocess), ("estimator", estimator)]
+    return Pipeline([("features", derive), *steps] if derive is not None else steps)
