@@ -136,8 +136,10 @@ def make_estimator(
     if "random_state" in accepted and seed is not None:
         estimator.set_params(random_state=seed)
     try:
-        # Checks types and ranges now rather than minutes later inside fit().
-        estimator._validate_params()
+        # Checks types and ranges now rather than minutes later inside fit(); scikit-learn's own estimators declare
+        # them, others (LightGBM) check in fit().
+        if hasattr(estimator, "_parameter_constraints"):
+            estimator._validate_params()
     except InvalidParameterError as error:
         bad = next((key for key in hyperparameters if f"'{key}'" in str(error)), "?")
         raise ValueError(f"hyperparameters.{name}.{bad}: {error}") from None
