@@ -84,14 +84,16 @@ test-project: setup ## The fast lane: the tests of this project's own params, da
 test-template: setup ## The template's generality tests: other data sets and tasks, CPU kernels, a fresh machine, project creation
 	$(RUN) pytest -m template
 
+# The lane needs git and the standard library only (the runner's python3): a workflow may ask before installing.
+LANE = PYTHONPATH=src python3 -m mltemplate.project lane --base="$${BASE-origin/main}"
+
 .PHONY: lane
-lane: setup ## Print `project` when the changes since BASE (default origin/main) are params, data and outputs only, else `template`
-	@$(RUN) python -m mltemplate.project lane --base="$${BASE:-origin/main}"
+lane: ## Print `project` when the changes since BASE (default origin/main; empty: none) are params, data and outputs only, else `template`
+	@$(LANE)
 
 .PHONY: test-ci
 test-ci: setup ## What CI's test job runs: test-project in the project lane (see `make lane`), else test
-	@if [ "$$($(RUN) python -m mltemplate.project lane --base="$${BASE:-origin/main}")" = project ]; \
-		then $(MAKE) test-project; else $(MAKE) test; fi
+	@if [ "$$($(LANE))" = project ]; then $(MAKE) test-project; else $(MAKE) test; fi
 
 .PHONY: lint
 lint: setup ## Run the pre-commit hooks (ruff, mypy, YAML/TOML checks, ...) on all files

@@ -1,24 +1,24 @@
 """`python -m mltemplate.project init|update|lane`: what `make init`, `make update-template` and `make lane` run
-(`data` is init's second half, run by the renamed package)."""
+(`data` is init's second half, run by the renamed package). `lane` needs only the standard library and git, so CI
+can ask it before installing anything."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from mltemplate.errors import CommandError
 from mltemplate.project import owned
-from mltemplate.project.render import git
 
 
 def changed_files(base: str) -> list[str] | None:
     """The paths changed between `base` and HEAD (since their merge base); None when `base` is unknown here."""
-    try:
-        return git("diff", "--name-only", "--end-of-options", f"{base}...HEAD", cwd=Path.cwd()).splitlines()
-    except CommandError:
-        return None
+    diff = ["git", "diff", "--name-only", "--end-of-options", f"{base}...HEAD"]
+    result = subprocess.run(diff, capture_output=True, text=True, check=False)
+    return result.stdout.splitlines() if result.returncode == 0 else None
 
 
 def lane(base: str) -> str:
