@@ -42,7 +42,7 @@ RAW_DIR = Path("data/raw")
 def locked_names(root: Path) -> frozenset[str]:
     """The distributions uv.lock holds: a project may not take one of their names."""
     lock = tomllib.loads((root / "uv.lock").read_text(encoding="utf-8"))
-    return frozenset(str(package["name"]) for package in lock.get("package", []) if package.get("source", {}) != {})
+    return frozenset(str(package["name"]) for package in lock.get("package", []))
 
 
 def template_source(root: Path, given: str) -> str:
@@ -50,9 +50,9 @@ def template_source(root: Path, given: str) -> str:
     clone of the template); empty when there is none (a copy: `make update-template TEMPLATE=...` then)."""
     if given:
         return names.check_template(given)
+    remotes = git("remote", cwd=root).split()
     for remote in ("upstream", "origin"):
-        found = git("remote", cwd=root).split()
-        if remote in found:
+        if remote in remotes:
             return git("remote", "get-url", remote, cwd=root).strip()
     return ""
 

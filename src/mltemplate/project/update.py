@@ -78,9 +78,10 @@ def merge(base: Path, theirs: Path, ours: Path, ours_files: list[str], scratch: 
 
 def _keep_owned(base: Path, theirs: Path) -> None:
     """The new template's data pointers and outputs are the old one's: the merge then keeps the project's."""
-    for name in [n for n in files(theirs) if owned.matches(n, owned.KEPT) and n not in files(base)]:
+    kept = [n for n in files(base) if owned.matches(n, owned.KEPT)]
+    for name in [n for n in files(theirs) if owned.matches(n, owned.KEPT) and n not in set(kept)]:
         (theirs / name).unlink()
-    copy_files(base, theirs, [n for n in files(base) if owned.matches(n, owned.KEPT)])
+    copy_files(base, theirs, kept)
 
 
 def update(*, template: str = "", version: str = "", root: Path | None = None) -> Update:
