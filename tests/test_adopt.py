@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_repo, subprocess_env
+from tests.conftest import ROOT, copy_repo, subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.template, pytest.mark.timeout(3600)]
 
 
 def make(repo: Path, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     """`make ARGS` in `repo` with the project's own environment (its .venv, made by `make setup`)."""
-    result = subprocess.run(["make", *args], cwd=repo, env=subprocess_env(**env), capture_output=True, text=True)
+    environment = {key: value for key, value in subprocess_env(**env).items() if key != "VIRTUAL_ENV"}
+    result = subprocess.run(["make", *args], cwd=repo, env=environment, capture_output=True, text=True)
     if ok:
         assert result.returncode == 0, f"make {' '.join(args)}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
@@ -60,7 +61,7 @@ def mentions_of_the_template(repo: Path) -> list[str]:
     for name in git(repo, "ls-files", "-co", "--exclude-standard").splitlines():
         try:
             text = (repo / name).read_text(encoding="utf-8")
-        except (UnicodeDecodeError, FileNotFoundError):
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
             continue
         lines = [line for line in text.splitlines() if not line.startswith("_src_path:")]
         if re.search("mltemplate", "\n".join(lines), flags=re.IGNORECASE) or "mltemplate" in name.lower():
@@ -79,9 +80,17 @@ def release_v2(template: Path) -> None:
     git(template, "commit", "-qam", "template v2")
 
 
+def checkout(repo: Path) -> Path:
+    """A checkout with this one's pinned uv (the hooks call .tools/uv/bin/uv; `make setup` would download it)."""
+    (repo / ".tools").symlink_to(ROOT / ".tools", target_is_directory=True)
+    with (repo / ".git/info/exclude").open("a") as exclude:
+        exclude.write("/.tools\n")  # .gitignore's `/.tools/` matches a folder, not a link to one
+    return repo
+
+
 def test_a_copy_becomes_churn_model_runs_its_checks_and_takes_template_v2_without_conflict(tmp_path: Path) -> None:
     template = copy_repo(tmp_path / "template")
-    project = copy_repo(tmp_path / "churn-model")  # "Use this template": the same files, no shared history
+    project = checkout(copy_repo(tmp_path / "churn-model"))  # "Use this template": the same files, no shared history
     csv = churn_csv(tmp_path / "exports/churn.csv")
     make(project, "setup")
     init = make(project, "init", "NAME=churn-model", f"CSV={csv}", "TARGET=status", f"TEMPLATE={template}")
@@ -136,6 +145,7 @@ def test_a_fork_updates_over_shared_history_and_conflicts_only_where_both_change
     template = copy_repo(tmp_path / "template")
     project = tmp_path / "fraud-model"
     subprocess.run(["git", "clone", "-q", str(template), str(project)], check=True, capture_output=True)
+    checkout(project)
     make(project, "setup")
     make(project, "init", "NAME=fraud-model")  # the template is the fork's origin
     assert "name: fraud-model" in (project / "params.yaml").read_text()

@@ -38,7 +38,7 @@ def test_names_that_are_no_package_or_reach_a_shell_are_refused(name: str) -> No
         check_name(name)
 
 
-@pytest.mark.parametrize("name", ["json", "class", "test", "mltemplate"])
+@pytest.mark.parametrize("name", ["json", "class", "test", "tests", "benchmarks"])
 def test_a_name_that_would_shadow_a_module_is_refused(name: str) -> None:
     with pytest.raises(ValueRefused, match="shadow"):
         check_name(name)

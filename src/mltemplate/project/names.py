@@ -42,7 +42,7 @@ def check_name(name: str, *, taken: frozenset[str] = frozenset()) -> str:
             f"letter, at most {MAX_NAME} characters (e.g. churn-model)"
         )
     package = package_of(name)
-    if keyword.iskeyword(package) or package in sys.stdlib_module_names | RESERVED or name in taken:
+    if keyword.iskeyword(package) or package in sys.stdlib_module_names or {name, package} & RESERVED or name in taken:
         raise ValueRefused(f"NAME {name!r}: its package {package!r} would shadow a module of that name; choose another")
     return name
 
