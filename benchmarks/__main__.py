@@ -10,7 +10,14 @@ import platform
 import sys
 from pathlib import Path
 
-SECTIONS = ["benchmarks.pipeline", "benchmarks.service", "benchmarks.monitoring"]
+SECTIONS = [
+    "benchmarks.pipeline",
+    "benchmarks.verdict",
+    "benchmarks.service",
+    "benchmarks.protocols",
+    "benchmarks.monitoring",
+    "benchmarks.batch",
+]
 
 
 def machine() -> str:

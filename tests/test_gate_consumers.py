@@ -19,9 +19,9 @@ from mltemplate.identity import Release
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.monitoring.quality import quality_checks
 from mltemplate.params import Params, parse_params
-from mltemplate.release import card, publish
-from mltemplate.report import comment
-from mltemplate.report.artifact import Report, Side
+from mltemplate.release import card, comparison, publish
+from mltemplate.report.schema import Report, Side
+from mltemplate.report.verdict import judge_report
 from tests.conftest import DESCRIPTION, ROOT
 
 pytestmark = pytest.mark.project  # starts from this project's params.yaml
@@ -54,10 +54,11 @@ def regression_params() -> Params:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Iterator[Params]:
-    """A working directory with that params.yaml and METRICS as metrics.json."""
+    """A working directory with that params.yaml, METRICS as metrics.json, and no release in production yet."""
     params = regression_params()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")), encoding="utf-8")
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
+    comparison.write(comparison.nothing_in_production(), tmp_path / comparison.COMPARISON_FILE)
     old = Path.cwd()
     os.chdir(tmp_path)
     try:
@@ -84,7 +85,7 @@ def test_make_gate_reaches_the_same_verdict(checkout: Params, capsys: pytest.Cap
 
 def test_make_publish_reaches_the_same_verdict(checkout: Params) -> None:
     with pytest.raises(CommandError, match="nothing is published") as raised:
-        publish.check_gate()
+        publish.check_gate({publish.FORCE_REASON: "a threshold is never forced past"})
     assert named(str(raised.value)) == FAILED
     assert "<" not in str(raised.value).replace("<=", "")
 
@@ -92,10 +93,10 @@ def test_make_publish_reaches_the_same_verdict(checkout: Params) -> None:
 def test_the_report_and_the_trusted_comment_reach_the_same_verdict(checkout: Params) -> None:
     flat = {"rmse": 5.5, "mae": 3.0, "r2": 0.6, "slice_gap.region.rmse": 2.0}
     found = Report(base_ref="main", base=Side(label="main"), pr=Side(label="PR", metrics=flat))
-    verdict = comment.judge_report(found, policy=checkout.evaluate, base_metrics=None, source="trusted")
+    verdict = judge_report(found, policy=checkout.evaluate, source="trusted")
     assert verdict.verdict is not None
     assert {c.metric for c in verdict.verdict.failed} == FAILED
-    assert named(" ".join(verdict.failures).replace("`", "")) == FAILED
+    assert named(" ".join(verdict.failures())) == FAILED
     assert verdict.status()["state"] == "failure"
 
 

@@ -13,16 +13,17 @@ import mltemplate
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = Path(mltemplate.__file__).parent
-JOBS = ("pipeline", "registry", "serving", "release", "report", "monitoring", "project")
+JOBS = ("pipeline", "registry", "serving", "release", "report", "monitoring", "batch", "project")
 ALLOWED = {
     # job -> the jobs it may import (core is always allowed); everything else would point back up the picture
     "pipeline": {"registry"},
     "registry": set(),
     "serving": {"monitoring"},
     "release": {"registry"},
-    "report": set(),
+    "report": {"registry"},  # the PR's MLflow run gets its comparison with the base
     "monitoring": set(),
     "project": {"pipeline"},  # make init tracks the team's CSV and writes its contract as `make contract` does
+    "batch": set(),
 }
 SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.log",
@@ -30,6 +31,7 @@ SERVING_NEEDS_OF_MONITORING = {
     "mltemplate.monitoring.migrations",
     "mltemplate.monitoring.codec",
     "mltemplate.monitoring.feedback",
+    "mltemplate.monitoring.labels",
 }
 """Exactly the monitoring modules the service reaches (they go into the Bento; drift, reports and retraining don't)."""
 MLFLOW_ONLY = "mltemplate.registry"
@@ -117,6 +119,16 @@ def test_serving_reaches_exactly_the_monitoring_modules_the_bento_ships() -> Non
     assert reached - {"mltemplate.monitoring"} == SERVING_NEEDS_OF_MONITORING
 
 
+def test_the_service_never_imports_dask() -> None:
+    """Dask is the batch job's engine; the service's workers should not pay for importing it."""
+    known = modules()
+    for name in closure("mltemplate.serving.service", known):
+        tree = ast.parse(known[name].read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not {m for m in imported if m.split(".")[0] in {"dask", "distributed"}}, name
+
+
 def test_the_bento_includes_exactly_the_monitoring_modules_the_service_needs() -> None:
     include = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]
     shipped = {p.removeprefix("/src/").removesuffix(".py").replace("/", ".") for p in include if "monitoring" in p}
@@ -141,3 +153,16 @@ def test_each_stage_depends_on_exactly_the_code_it_imports(stage: str) -> None:
     }
     declared = {dep for dep in spec["deps"] if dep.startswith("src/")}
     assert declared == imported
+
+
+MAX_LINES = 350
+"""A file a reviewer can hold in their head: one job per file (STYLE.md)."""
+
+
+def test_no_source_file_is_over_the_line_limit() -> None:
+    long = {
+        p.relative_to(SRC).as_posix(): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

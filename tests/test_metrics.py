@@ -56,3 +56,67 @@ def test_scores_leave_out_what_the_rows_do_not_define() -> None:
     probabilities = np.array([[0.9, 0.1], [0.8, 0.2]])
     assert "roc_auc" not in metrics.scores("binary", np.array(["a", "a"]), probabilities, ["a", "b"], "b")
     assert "mape" not in metrics.scores("regression", np.array([0.0, 1.0]), np.array([0.1, 1.1]), [])
+
+
+Rows = tuple[np.ndarray, np.ndarray, list[str], str | None]
+"""Labels (or targets), a model's output, the classes and the positive class."""
+
+
+def task_rows(task: metrics.Task, n: int, seed: int = 0) -> Rows:
+    """Labels (or targets) and a model's output for `n` rows of `task`; binary scores on a coarse grid, so that
+    many rows tie (roc_auc counts a tie half)."""
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        actual = rng.normal(10, 2, n)
+        return actual, actual + rng.normal(0, 1, n), [], None
+    if task == "binary":
+        classes = ["no", "yes"]
+        actual = rng.choice(classes, n)
+        positive = np.clip((actual == "yes") * 0.3 + rng.integers(0, 8, n) / 10, 0, 1)
+        return actual, np.column_stack([1 - positive, positive]), classes, "yes"
+    classes = ["a", "b", "c"]
+    actual = rng.choice(classes, n)
+    probabilities = rng.dirichlet(np.ones(3), n)
+    probabilities[np.arange(n), [classes.index(a) for a in actual]] += 0.5  # a better than random model
+    return actual, probabilities / probabilities.sum(axis=1, keepdims=True), classes, None
+
+
+def resampled(task: metrics.Task, draws: np.ndarray, rows: Rows) -> dict[str, np.ndarray]:
+    actual, output, classes, positive = rows
+    score = metrics.resampled_scorer(task, actual, output, classes, positive)
+    return score(draws, metrics.counts(draws, len(actual)))
+
+
+@pytest.mark.parametrize("task", metrics.TASKS)
+def test_the_resampled_scorer_on_every_row_once_equals_scores(task: metrics.Task) -> None:
+    rows = task_rows(task, 80)
+    expected = metrics.scores(task, *rows)
+    found = resampled(task, np.arange(80)[None, :], rows)
+    assert list(expected) == metrics.names(task)  # every metric of the task is checked
+    assert {name: round(float(found[name][0]), metrics.DIGITS) for name in expected} == pytest.approx(
+        expected, abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("task", metrics.TASKS)
+def test_the_resampled_scorer_equals_scores_of_the_resampled_rows(task: metrics.Task) -> None:
+    rows = task_rows(task, 60, seed=1)
+    actual, output, classes, positive = rows
+    draws = np.random.default_rng(2).integers(0, 60, (25, 60))
+    found = resampled(task, draws, rows)
+    if task == "binary":
+        assert len(np.unique(output[:, 1])) < 60 / 4  # many ties in the scores roc_auc ranks
+    for i, draw in enumerate(draws):
+        expected = metrics.scores(task, actual[draw], output[draw], classes, positive)
+        assert {name: float(found[name][i]) for name in expected} == pytest.approx(expected, abs=1e-6), i
+
+
+def test_roc_auc_is_nan_where_a_resample_holds_one_class() -> None:
+    actual = np.array(["yes", "yes", *["no"] * 8])
+    output = np.column_stack([np.linspace(0.9, 0.1, 10), np.linspace(0.1, 0.9, 10)])
+    draws = np.array([[2] * 10, list(range(10))])  # only negatives, then every row
+    found = resampled("binary", draws, (actual, output, ["no", "yes"], "yes"))
+    assert np.isnan(found["roc_auc"][0])
+    assert np.isfinite(found["roc_auc"][1])
+    assert "roc_auc" not in metrics.scores("binary", actual[draws[0]], output[draws[0]], ["no", "yes"], "yes")
+    assert all(np.isfinite(values[0]) for name, values in found.items() if name != "roc_auc")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from mltemplate.contract import read
 
 from mltemplate import metrics, plots
 from mltemplate.params import Params
-from mltemplate.pipeline.contract import read
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.project

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from mltemplate.model_metadata import read_model_metadata
 from mltemplate.release import smoke
 from mltemplate.report.loadtest import served
 from tests.conftest import copy_repo, subprocess_env
-from tests.service_client import post_json
+from tests.service_client import post_json, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.template]
 
@@ -84,15 +83,15 @@ def monitor_with_labels(repo: Path, thresholds: dict[str, float]) -> str:
     records = features.where(features.notna(), None).to_dict("records")
     truth = test[schema.target].tolist() if not schema.classification else test[schema.target].astype(str).tolist()
     set_params(repo, {"monitor.thresholds": thresholds, "monitor.min_rows": 20, "monitor.min_labels": 20})
-    with served(repo, env={"SERVE_WORKERS": "1"}) as url:
+    token = "a-labeller-token-for-this-test"
+    with served(repo, env={"SERVE_WORKERS": "1", "SERVE_FEEDBACK_TOKEN": token}) as url:
         reply = post_json(url, {"records": records})
         assert reply.status == 200, reply.text
         rid = reply.json()["request_id"]
         labels = {"labels": [{"request_id": rid, "position": i, "label": t} for i, t in enumerate(truth)]}
-        deadline = time.monotonic() + 30
-        while (stored := post_json(url, labels, path="/feedback")).status == 422 and time.monotonic() < deadline:
-            time.sleep(0.2)  # the log writes the request within about a second
-        assert stored.status == 200, stored.text
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        stored = request(url, "/feedback", body=json.dumps(labels).encode(), headers=headers)
+        assert stored.status == 200, stored.text  # the service's own id: labelable the moment it is answered
     output = make(repo, "monitor").stdout
     assert f" logged records, {len(records)} labelled" in output, output  # earlier checks logged a few too
     return (repo / "monitoring/report.md").read_text()

@@ -29,7 +29,7 @@ GITHUB_ONLY_STEPS = {
     ("release.yml", "not-enabled", "Say how to enable releases"),
     ("release.yml", "publish", "Create the GitHub Release unless it exists (notes = model card)"),
     ("monitor.yml", "issues", "Open, comment on or close the alert issues"),
-    ("retrain.yml", "retrain", "Open the pull request"),
+    ("retrain.yml", "pull-request", "Open the pull request"),
 }
 
 
@@ -62,6 +62,7 @@ def test_the_workflows_exist() -> None:
         "rollback.yml",
         "monitor.yml",
         "retrain.yml",
+        "batch.yml",
     }
 
 
@@ -108,7 +109,23 @@ def test_only_the_comment_job_may_write_to_pull_requests() -> None:
         for job_id, job in load(path)["jobs"].items()
         if job["permissions"].get("pull-requests") == "write"
     }
-    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "retrain")}
+    assert writers == {("pr-comment.yml", "comment"), ("retrain.yml", "pull-request")}
+
+
+def test_the_retrain_job_holds_no_write_token_and_the_pull_request_job_installs_and_runs_no_project_code() -> None:
+    jobs = load(ROOT / ".github" / "workflows" / "retrain.yml")["jobs"]
+    assert jobs["retrain"]["permissions"] == {"contents": "read"}
+    assert jobs["pull-request"]["needs"] == "retrain"
+    steps = jobs["pull-request"]["steps"]
+    assert not [s for s in steps if s.get("uses", "").startswith("astral-sh/setup-uv")]
+    makes = [s["run"] for s in steps if s.get("run", "").startswith("make ")]
+    assert makes == ["make check-retrain-paths", "make retrain-verdict"]
+    recipes = subprocess.run(
+        ["make", "-n", "check-retrain-paths", "retrain-verdict"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.monitoring.handoff ") for line in recipes)
+    opening = next(s for s in steps if s.get("name") == "Open the pull request")["run"]
+    assert "git add --pathspec-from-file=build/retrain/paths.txt" in opening  # what check-retrain-paths allowed
 
 
 def comment_steps() -> list[dict[str, Any]]:
@@ -260,6 +277,24 @@ def test_the_monitor_job_gets_the_database_url_from_a_secret_and_writes_nothing(
     assert jobs["monitor"]["permissions"] == {"contents": "read"}
     step = next(s for s in jobs["monitor"]["steps"] if s.get("run") == "make monitor-production")
     assert step["env"]["MONITORING_DB_URL"] == "${{ secrets.MONITORING_DB_URL }}"
+
+
+def test_batch_paths_reach_the_steps_only_as_checked_environment_variables() -> None:
+    (job,) = load(ROOT / ".github/workflows/batch.yml")["jobs"].values()
+    assert set(job["env"]) == {"INPUT", "OUTPUT", "ON_BAD_ROWS"}
+    runs = [step["run"].strip() for step in job["steps"] if "run" in step]
+    assert runs == ["make batch-paths", "make repro", "make predict-batch"]  # checked before anything uses them
+    assert job["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.parametrize("value", ["../secrets", "/etc/passwd", "$(touch pwned)", "-rf", "a b", ".git", ""])
+def test_make_batch_paths_refuses_what_is_not_a_plain_relative_path(value: str, tmp_path: Path) -> None:
+    env = subprocess_env(INPUT=value, OUTPUT="build/batch")
+    result = subprocess.run(["make", "-s", "batch-paths"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "INPUT must be a relative path" in result.stderr
+    assert value not in result.stderr or not value  # the value itself is never echoed into the log
+    assert not (ROOT / "pwned").exists()
 
 
 def test_dependabot_updates_actions_and_python() -> None:

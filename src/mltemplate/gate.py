@@ -1,8 +1,16 @@
 """The one quality gate. Whether metrics meet `evaluate.thresholds` (a floor for a higher-is-better metric, a
 ceiling for a lower-is-better one such as rmse), whether the groups of each `evaluate.slices` column stay within
-`evaluate.max_slice_gap` of each other, and whether a candidate fell more than `evaluate.tolerance` behind a base:
-`make gate`, the PR report and its trusted comment, `make publish`, the model card and the monitor all ask `judge`
-(or, for one metric, `threshold`). Every name in a verdict comes from the policy, never from the metrics' keys."""
+`evaluate.max_slice_gap` of each other, and, given a comparison of the candidate with a base on the same rows
+(mltemplate.comparison), whether it is confidently worse than the base by more than `evaluate.tolerance`, overall or
+in a group: `make gate`, the PR report and its trusted comment, `make publish`, the model card and the monitor all
+ask `judge` (or, for one metric, `threshold`). The names of thresholds and slice gaps come from the policy, never
+from the metrics' keys; a group's value comes from the data and is rendered as untrusted text.
+
+The tolerance rule: a metric fails when the whole confidence interval of (candidate - base) lies beyond the
+tolerance on the worse side, i.e. the candidate is confidently worse by more than the tolerance. The tolerance is in
+the metric's units for metrics in [0, 1] and r2 (0.02 = two points of accuracy), and a fraction of the base's value
+for errors (rmse, mae, mape, log_loss: 0.02 = 2% more error). A change within noise never fails; a regression
+larger than the tolerance fails once there are rows enough to show it."""
 
 from __future__ import annotations
 
@@ -11,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mltemplate.metrics import ALL_METRICS, SLICE_GAP, read_metrics, scalar_metrics
+from mltemplate.comparison import Comparison, Difference
+from mltemplate.metrics import ALL_METRICS, SLICE_GAP, SLICES, read_metrics, scalar_metrics
 from mltemplate.params import EvaluateParams, load_params
 
 EPSILON = 1e-9
@@ -30,8 +39,8 @@ class Criterion:
     value: float | None
     limit: float
     higher_is_better: bool
-    compared: tuple[float, float] | None = None
-    """tolerance: the base's and the candidate's values."""
+    difference: Difference | None = None
+    """tolerance: the comparison with the base the rule judged."""
 
     @property
     def passed(self) -> bool:
@@ -52,11 +61,11 @@ class Criterion:
         metric = name(self.metric)
         if self.value is None:
             return f"{metric} is missing from the metrics"
-        if self.kind == "tolerance" and self.compared is not None:
-            base, candidate = self.compared
+        if self.kind == "tolerance" and self.difference is not None:
+            d = self.difference
             return (
-                f"{metric} fell {self.value:.4f} behind the base ({base:.4f} -> {candidate:.4f}); "
-                f"the tolerance is {self.limit:.4f}"
+                f"{metric} is confidently worse than the base: {d.base:.4f} -> {d.candidate:.4f}, the 95% interval "
+                f"of the difference is [{d.low:+.4f}, {d.high:+.4f}], beyond the tolerance of {self.limit:.4f}"
             )
         if self.kind == "slice_gap":
             return (
@@ -71,6 +80,8 @@ class Criterion:
 @dataclass(frozen=True)
 class Verdict:
     criteria: tuple[Criterion, ...]
+    comparison: Comparison | None = None
+    """What the tolerance rules judged; None (or one with a reason) when there was no comparison to judge."""
 
     @property
     def passed(self) -> bool:
@@ -94,38 +105,45 @@ def threshold(name: str, value: float | None, limit: float) -> Criterion:
     return Criterion("threshold", name, value, limit, _higher(name))
 
 
-def judge(
-    metrics: Mapping[str, Any],
-    policy: EvaluateParams,
-    *,
-    base: Mapping[str, Any] | None = None,
-) -> Verdict:
+def allowed_shortfall(name: str, base: float, tolerance: float) -> float:
+    """How much worse than `base` a candidate may be on `name`: `tolerance` itself for metrics in [0, 1] and r2,
+    that fraction of the base's value for errors (lower is better, in the data's units)."""
+    found = ALL_METRICS.get(name.rsplit(".", 1)[-1])
+    return tolerance if found is None or found.higher_is_better else tolerance * abs(base)
+
+
+def tolerance(difference: Difference, limit: float, *, name: str | None = None) -> Criterion:
+    """The tolerance rule on one difference: its value is the least shortfall the interval allows (how much worse
+    the candidate is at least), under a ceiling of the allowed shortfall."""
+    most = difference.improvement[1]
+    return Criterion(
+        "tolerance",
+        name or difference.metric,
+        round(-most, 12),
+        allowed_shortfall(difference.metric, difference.base, limit),
+        higher_is_better=False,
+        difference=difference,
+    )
+
+
+def judge(metrics: Mapping[str, Any], policy: EvaluateParams, *, comparison: Comparison | None = None) -> Verdict:
     """Every rule of `policy` applied to `metrics` (as evaluate writes them, nested or flattened): each threshold,
-    each slice column's gap for each metric in max_slice_gap, and, when `base` is given (metrics measured on the
-    same held-out rows), the tolerance on each higher-is-better metric both sides have (errors such as rmse and
-    log_loss are in the data's units, where a fixed tolerance means nothing)."""
+    each slice column's gap for each metric in max_slice_gap, and, when `comparison` holds one, the tolerance on
+    each metric and on each judged group of each of the policy's slice columns (too small a group is not judged)."""
     flat = scalar_metrics(metrics)
     criteria = [threshold(name, flat.get(name), limit) for name, limit in sorted(policy.thresholds.items())]
     for column in policy.slices:
         for name, limit in sorted(policy.max_slice_gap.items()):
             key = f"{SLICE_GAP}.{column}.{name}"
             criteria.append(Criterion("slice_gap", key, flat.get(key), limit, higher_is_better=False))
-    if base is not None:
-        old = scalar_metrics(base)
-        for found in dict.fromkeys(m for m in ALL_METRICS.values() if m.higher_is_better):
-            if found.name in old and found.name in flat:
-                shortfall = round(old[found.name] - flat[found.name], 12)
-                criteria.append(
-                    Criterion(
-                        "tolerance",
-                        found.name,
-                        shortfall,
-                        policy.tolerance,
-                        higher_is_better=False,
-                        compared=(old[found.name], flat[found.name]),
-                    )
-                )
-    return Verdict(tuple(criteria))
+    if comparison is not None and comparison.available:
+        criteria += [tolerance(d, policy.tolerance) for d in comparison.differences if d.measurable]
+        for group in comparison.groups:  # the policy's slice columns only: a column name comes from the data
+            for d in group.differences if group.judged and group.column in policy.slices else ():
+                if d.measurable:
+                    key = f"{SLICES}.{group.column}.{group.value}.{d.metric}"
+                    criteria.append(tolerance(d, policy.tolerance, name=key))
+    return Verdict(tuple(criteria), comparison)
 
 
 def main() -> None:

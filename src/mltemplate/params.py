@@ -14,7 +14,10 @@ from mltemplate.errors import Error
 from mltemplate.paths import PARAMS_FILE
 
 MODEL_SECTIONS = ("name", "seed", "data", "split", "model")
-"""The params sections that make a model; the others (evaluate, monitor) are policy: they judge a model."""
+"""The params sections that make a model; the others (evaluate, monitor, retrain) are policy: they judge a model or
+decide what data it may see next."""
+LABELLER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+"""What a labeller (the name of a POST /feedback credential, or `make feedback`'s) may be called."""
 
 
 class ParamsError(Error, ValueError):
@@ -210,6 +213,33 @@ class MonitorParams(_Section):
         return _floats(value)
 
 
+class RetrainParams(_Section):
+    """`make retrain`: how much production data one retrain may add, and whose labels it trains on. Not a pipeline
+    input and not part of a model's identity."""
+
+    max_new_share: float = Field(
+        default=0.25, gt=0.0, le=1.0, description="Most production rows one retrain adds, as a share of the data's."
+    )
+    trusted_labellers: list[str] = Field(
+        default_factory=lambda: ["default", "operator"],
+        min_length=1,
+        description="Labellers whose labels are trained on; the others are counted in the summary, never added.",
+    )
+
+    @field_validator("max_new_share", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("trusted_labellers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not LABELLER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a labeller name (1-32 of a-z, 0-9, _, -; first a letter or digit)")
+        return value
+
+
 class Params(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Model name: MLflow experiment, registry, Bento.")
     seed: int = Field(ge=0, description="random_state of the split and the estimator.")
@@ -218,11 +248,12 @@ class Params(_Section):
     model: ModelParams
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+    retrain: RetrainParams = Field(default_factory=RetrainParams)
 
     def identity(self) -> dict[str, Any]:
         """The sections that make the model (MODEL_SECTIONS), as JSON values: what a training run logs to MLflow as
-        its params and what the model key hashes. The policy that judges a model (evaluate, monitor) is left out:
-        a new threshold makes no new model and no new release."""
+        its params and what the model key hashes. The policy that judges a model (evaluate, monitor) or picks its next
+        data (retrain) is left out: a new threshold or retrain cap makes no new model and no new release."""
         return self.model_dump(mode="json", include=set(MODEL_SECTIONS))
 
     @model_validator(mode="after")

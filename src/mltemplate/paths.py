@@ -22,6 +22,15 @@ PLOTS_DIR = Path("plots")
 EXAMPLE_FILE = Path("examples/predict.json")
 """A request body for POST /predict: the OpenAPI example, the smoke test's and the load runs' body."""
 
+REFERENCE_CSV = Path("data/reference/reference.csv")
+"""The reference test set: held-out rows of the original data, carved out by the first `make retrain`, never trained
+on and never replaced by production rows; every retrain scores the current and the new model on it."""
+REFERENCE_DVC = Path("reference.dvc")
+"""Tracks REFERENCE_CSV as data.dvc tracks the data."""
+RETRAIN_DIR = Path("build/retrain")
+"""What `make retrain` hands to the pull request: summary.md (its body), summary.json, and files/ (the changed data
+files, the only ones the retrain workflow commits)."""
+
 CONTRACT_FILE = Path("data/contract.yaml")
 """The columns, types and known categories the raw CSV must have; written by `data track`, checked by prepare."""
 

@@ -21,6 +21,10 @@ def to_frame(records: Records, schema: Schema) -> pd.DataFrame:
     features = list(schema.features)
     if isinstance(records, pd.DataFrame):
         frame = records
+        if list(frame.columns) == features and _canonical(frame, schema):
+            # Already the fitted frame (columns.check builds it so): a copy per column would cost more than
+            # scoring 2,048 rows.
+            return frame
     else:
         rows = [[r.get(c, np.nan) for c in features] if isinstance(r, Mapping) else r for r in records]
         if not schema.categorical:
@@ -37,6 +41,18 @@ def to_frame(records: Records, schema: Schema) -> pd.DataFrame:
         values = frame[column].astype(object)
         frame[column] = values.where(values.notna(), np.nan)
     return frame
+
+
+def _canonical(frame: pd.DataFrame, schema: Schema) -> bool:
+    """Whether the frame's numbers are float64 and its categories object with NaN (never None) for missing."""
+    dtypes = frame.dtypes
+    if any(dtypes[c] != np.float64 for c in schema.numeric):
+        return False
+    for column in schema.categorical:
+        values = frame[column]
+        if dtypes[column] != np.dtype(object) or any(v is None for v in values.to_numpy()):
+            return False
+    return True
 
 
 def predict_proba(model: TrainedModel, records: Records) -> np.ndarray:

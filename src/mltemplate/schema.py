@@ -13,6 +13,9 @@ from mltemplate.errors import Error
 from mltemplate.metrics import Task, is_classification
 from mltemplate.params import DataParams
 
+ROW_ID = "__row_id__"
+"""The prepared splits' column of each row's content id (prepare.row_ids); never a feature."""
+
 
 class DataError(Error, ValueError):
     """A CSV does not match the schema that params.yaml describes."""
@@ -35,7 +38,7 @@ class Schema:
     @classmethod
     def from_columns(cls, columns: Sequence[str], p: DataParams) -> Schema:
         """Resolve params against a CSV header; raises DataError naming a missing or unexpected column."""
-        present = list(columns)
+        present = [c for c in columns if c != ROW_ID]
         duplicated = sorted({c for c in present if present.count(c) > 1})
         if duplicated:
             raise DataError(f"column {duplicated[0]!r} appears more than once")

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from mltemplate.columns import checked
 from mltemplate.monitoring import codec, migrations, store
+from mltemplate.schema import Schema
 
 
 @pytest.fixture
@@ -47,3 +49,14 @@ def test_records_whose_positions_are_not_0_to_n_are_refused(positions: list[int]
     records = [{**record, "position": p, "probabilities": {"a": 1.0}} for p in positions]
     with pytest.raises(codec.CodecError, match=r"request 'r': positions are not 0\.\."):
         codec.encode_records(records)
+
+
+def test_a_columnar_block_encodes_as_its_rows_do() -> None:
+    columns = codec.Columns(numeric=("x", "y"), categorical=("kind",), outputs=("price",))
+    rows = [(1.0, None, "a"), (2.5, -1e300, None)]
+    schema = Schema(numeric=("x", "y"), categorical=("kind",), target="price", positive_class=None, task="regression")
+    block = checked({"x": [1.0, 2.5], "y": [None, -1e300], "kind": ["a", None]}, schema, nullable={"y", "kind"})
+    outputs = np.array([3.0, 4.0])
+    assert codec.encode("r", 5.0, "v2", columns, block, None, outputs) == codec.encode(
+        "r", 5.0, "v2", columns, rows, None, outputs
+    )

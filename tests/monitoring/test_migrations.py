@@ -18,8 +18,9 @@ def db(tmp_path: Path) -> sa.Engine:
 
 def test_open_store_creates_every_table_at_the_latest_version(db: sa.Engine) -> None:
     tables = set(sa.inspect(db).get_table_names())
-    assert {"prediction_requests", "feedback", "monitor_runs", "retrained", "monitoring_schema"} <= tables
+    assert {"prediction_requests", "labels", "monitor_runs", "retrained", "monitoring_schema"} <= tables
     assert "predictions" not in tables  # schema version 2's per-record log, moved by migration 3
+    assert "feedback" not in tables  # schema version 3's one label per record, moved by migration 4
     with db.connect() as connection:
         assert migrations.version(connection) == len(migrations.MIGRATIONS)
 
@@ -91,3 +92,68 @@ def test_migration_3_moves_the_per_record_log_into_one_row_per_request(tmp_path:
     assert frame["kind"].tolist() == ["red", "blue"]
     assert frame[codec.LABEL].tolist() == ["no", "yes"]
     assert frame[codec.OUTPUT + "yes"].tolist() == [0.3, 0.8]
+
+
+def shipped_version_3(db: sa.Engine) -> None:
+    """The tables as schema version 3 shipped them: per-request log without the client's id, one label per record."""
+    shipped = sa.MetaData()
+    columns = [column._copy() for column in store.requests.columns if column.name != "client_request_id"]
+    requests = sa.Table(store.requests.name, shipped, *columns)
+    with db.begin() as connection:
+        store.schema_version.create(connection)
+        for table in (store.feedback, store.monitor_runs, store.retrained):
+            table.create(connection)
+        requests.create(connection)
+        connection.execute(store.schema_version.insert().values(version=3))
+        row = codec.encode(
+            "old-1", 5.0, "v1", codec.Columns(("x",), (), ("no", "yes")), [(1.0,), (2.0,)], ["no"] * 2, [[0.9, 0.1]] * 2
+        )
+        del row["client_request_id"]
+        connection.execute(requests.insert(), [row])
+        connection.execute(
+            store.feedback.insert(),
+            [
+                {"request_id": "old-1", "position": 1, "label": "yes", "ts": 6.0},
+                {"request_id": "gone", "position": 0, "label": "no", "ts": 7.0},
+            ],
+        )
+
+
+def test_a_database_at_schema_version_3_moves_its_labels_and_keeps_its_log(database: str) -> None:
+    db = store.engine(database)
+    shipped_version_3(db)
+    assert migrations.migrate(db) == len(migrations.MIGRATIONS) == 4
+    tables = set(sa.inspect(db).get_table_names())
+    assert "labels" in tables
+    assert "feedback" not in tables
+    with db.connect() as connection:
+        frame = store.read_records(connection)
+        moved = connection.execute(
+            sa.select(store.labels.c.request_id, store.labels.c.position, store.labels.c.label, store.labels.c.labeller)
+        ).all()
+        counted = store.read_labels(connection, sa.select(store.counted_labels()))
+    assert frame[codec.REQUEST_ID].tolist() == ["old-1", "old-1"]
+    assert frame[codec.CLIENT_REQUEST_ID].tolist() == [None, None]
+    assert sorted(moved) == [("gone", 0, "no", store.LEGACY_LABELLER), ("old-1", 1, "yes", store.LEGACY_LABELLER)]
+    assert sorted(counted[store.TRUTH]) == ["no", "yes"]  # a label whose request the log never held is kept too
+    with db.begin() as connection:  # and the log takes the client's id from now on
+        store.write_requests(
+            connection,
+            [
+                codec.encode(
+                    "new-1",
+                    8.0,
+                    "v2",
+                    codec.Columns(("x",), (), ("no", "yes")),
+                    [(3.0,)],
+                    ["yes"],
+                    [[0.2, 0.8]],
+                    client_request_id="c-1",
+                )
+            ],
+        )
+    with db.connect() as connection:
+        assert store.read_records(connection, store.requests.c.request_id == "new-1")[
+            codec.CLIENT_REQUEST_ID
+        ].tolist() == ["c-1"]
+    db.dispose()

@@ -21,6 +21,7 @@ from mltemplate.params import DebounceParams, MonitorParams
 from mltemplate.report.loadtest import served
 from mltemplate.schema import Schema
 from tests.conftest import DESCRIPTION, subprocess_env
+from tests.monitoring.test_service_log import TOKEN, feedback
 from tests.service_client import post_json
 
 SHIFTED_FEATURES = 3
@@ -57,11 +58,11 @@ def test_healthy_then_shifted_stream_exits_1_naming_the_features(
     metadata = read_model_metadata(repo / "models/metadata.json")
     truth = pd.read_csv(repo / "data/prepared/test.csv")[metadata.input_schema.target].astype(str).tolist()
     env = {"SERVE_WORKERS": "1", "MONITORING_DB_URL": database, "MONITORING_SPOOL_DIR": str(tmp_path / "spool")}
-    with served(repo, env=env) as url:
+    with served(repo, env={**env, "SERVE_FEEDBACK_TOKEN": TOKEN}) as url:
         ids = [post_json(url, {"records": [record]}).json()["request_id"] for record in records]
         time.sleep(1.5)  # the writer's batches reach the database
         labels = [{"request_id": rid, "label": label} for rid, label in zip(ids, truth, strict=True)]
-        reply = post_json(url, {"labels": labels}, path="/feedback")
+        reply = feedback(url, {"labels": labels}, TOKEN)
         assert reply.status == 200, reply.text
 
         healthy = monitor(repo, database)
@@ -110,8 +111,11 @@ def seed_log(db_url: str, truth: list[str], predicted: list[str], now: float) ->
     with db.begin() as connection:
         store.write_predictions(connection, rows)
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, t in enumerate(truth)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, t in enumerate(truth)
+            ],
         )
 
 
@@ -173,8 +177,11 @@ def seed_requests(db: Any, columns: codec.Columns, answers: list[tuple[float, li
             ],
         )
         connection.execute(
-            store.feedback.insert(),
-            [{"request_id": f"r{i}", "position": 0, "label": t, "ts": now} for i, (*_, t) in enumerate(answers)],
+            store.labels.insert(),
+            [
+                {"request_id": f"r{i}", "position": 0, "label": t, "ts": now, "labeller": "default", "submission": "s"}
+                for i, (*_, t) in enumerate(answers)
+            ],
         )
 
 

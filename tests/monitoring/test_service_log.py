@@ -20,9 +20,11 @@ import pytest
 from mltemplate.monitoring import codec, migrations, store
 from mltemplate.report.loadtest import served
 from tests.postgres import cluster
-from tests.service_client import post_json, request
+from tests.service_client import Reply, post_json, request
 
 pytestmark = pytest.mark.integration
+
+TOKEN = "a-test-token-for-the-labeller"
 
 
 def logged(url: str) -> list[tuple[str, int]]:
@@ -42,14 +44,30 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+def client_ids(url: str) -> dict[str, str | None]:
+    db = migrations.open_store(url)
+    try:
+        with db.connect() as connection:
+            frame = store.read_records(connection)
+        ids = frame[codec.CLIENT_REQUEST_ID].astype(object).where(frame[codec.CLIENT_REQUEST_ID].notna(), None)
+        return dict(zip(frame[codec.REQUEST_ID], ids, strict=True))
+    finally:
+        db.dispose()
+
+
+def feedback(url: str, body: dict[str, Any], token: str = TOKEN) -> Reply:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    return request(url, "/feedback", body=json.dumps(body).encode(), headers=headers)
+
+
 def env(url: str, spool: Path, **extra: str) -> dict[str, str]:
     return {"SERVE_WORKERS": "2", "MONITORING_DB_URL": url, "MONITORING_SPOOL_DIR": str(spool), **extra}
 
 
-def test_each_answer_is_logged_once_under_its_id_and_feedback_labels_it(
+def test_each_answer_is_logged_once_under_the_services_id_and_feedback_labels_it(
     repo: Path, records: list[dict[str, Any]], database: str, tmp_path: Path
 ) -> None:
-    with served(repo, env=env(database, tmp_path / "spool")) as url:
+    with served(repo, env=env(database, tmp_path / "spool", SERVE_FEEDBACK_TOKEN=TOKEN)) as url:
         first = post_json(url, {"records": records[:3]})
         assert first.status == 200, first.text
         rid = first.json()["request_id"]
@@ -60,7 +78,8 @@ def test_each_answer_is_logged_once_under_its_id_and_feedback_labels_it(
             body=json.dumps({"records": records[:1]}).encode(),
             headers={"Content-Type": "application/json", "X-Request-ID": "client-7"},
         )
-        assert mine.json()["request_id"] == "client-7" == mine.headers["x-request-id"]
+        single = mine.json()["request_id"]
+        assert single == mine.headers["x-request-id"] != "client-7"  # the client's id is not the key
         bad_id = request(
             url,
             "/predict",
@@ -69,37 +88,36 @@ def test_each_answer_is_logged_once_under_its_id_and_feedback_labels_it(
         )
         assert (bad_id.status, bad_id.json()["field"]) == (400, "X-Request-ID")
         wait_for(lambda: len(logged(database)) == 4)
-        assert logged(database) == sorted([(rid, 0), (rid, 1), (rid, 2), ("client-7", 0)])
+        assert logged(database) == sorted([(rid, 0), (rid, 1), (rid, 2), (single, 0)])
+        assert client_ids(database) == {rid: None, single: "client-7"}
 
-        classes = first.json()["predictions"][0]["probabilities"].keys()
-        label = sorted(classes)[0]
-        refused = post_json(
-            url,
-            {"labels": [{"request_id": "client-7", "label": label}, {"request_id": "ghost", "label": label}]},
-            path="/feedback",
-        )
-        assert refused.status == 422, refused.text
-        assert refused.json()["errors"] == [
+        label = sorted(first.json()["predictions"][0]["probabilities"])[0]
+        ghost = {"request_id": "ghost", "label": label}
+        whole = feedback(url, {"labels": [{"request_id": single, "label": label}, ghost], "all_or_nothing": True})
+        assert whole.status == 422, whole.text
+        assert whole.json()["errors"] == [
             {"index": 1, "field": "labels.1.request_id", "error": "unknown request id 'ghost'"}
         ]
-        wrong = post_json(url, {"labels": [{"request_id": "client-7", "label": "not-a-class"}]}, path="/feedback")
+        wrong = feedback(url, {"labels": [{"request_id": single, "label": "not-a-class"}]})
         assert (wrong.status, wrong.json()["field"]) == (400, "labels.0.label")
-        stored = post_json(
+        stored = feedback(
             url,
             {
                 "labels": [
-                    {"request_id": "client-7", "label": label},
+                    {"request_id": single, "label": label},
                     {"request_id": rid, "position": 2, "label": label},
+                    ghost,
                 ]
             },
-            path="/feedback",
         )
         assert stored.status == 200, stored.text
-        assert stored.json() == {"stored": 2}
+        assert stored.json()["stored"] == 2
+        assert [p["field"] for p in stored.json()["refused"]] == ["labels.2.request_id"]
 
 
 class Load:
-    """Clients that POST one record at a time with their own X-Request-ID and remember which ids got a 2xx."""
+    """Clients that POST one record at a time with their own X-Request-ID and remember the service's id of each
+    answer that got a 2xx."""
 
     def __init__(self, url: str, body: bytes, clients: int = 8) -> None:
         self.url, self.body = url, body
@@ -121,13 +139,14 @@ class Load:
                     body=self.body,
                     headers={"Content-Type": "application/json", "X-Request-ID": rid},
                 )
-                status = connection.getresponse().status
+                response = connection.getresponse()
+                status, answer = response.status, response.read()
                 connection.close()
             except OSError:
-                status = 0
+                status, answer = 0, b""
             with self.lock:
                 if 200 <= status < 300:
-                    self.answered.append(rid)
+                    self.answered.append(json.loads(answer)["request_id"])
                 else:
                     self.failed += 1
 

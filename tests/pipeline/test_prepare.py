@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from mltemplate.params import DataParams, SplitParams
-from mltemplate.pipeline.prepare import example, read_raw, split, validate
-from mltemplate.schema import DataError, Schema
+from mltemplate.params import DataParams, Params, SplitParams, parse_params
+from mltemplate.pipeline.prepare import example, prepare, read_raw, row_ids, split, validate
+from mltemplate.schema import ROW_ID, DataError
+from tests.conftest import ROOT
 
 MIXED = DataParams(raw=Path("data/raw/mixed.csv"), target="outcome", positive_class="sick", categorical=["site"])
 
@@ -140,15 +142,30 @@ def test_binary_refuses_more_classes_and_points_to_multiclass(mixed_frame: pd.Da
         validate(as_text(three, tmp_path), MIXED)
 
 
-def test_a_dropped_slice_column_is_kept_beside_the_features(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+def mixed_params(**data: object) -> Params:
+    """The repository's params.yaml over the mixed test data (the test's own data params, a classifier it has)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["data"] = {**MIXED.model_dump(mode="json"), **data}
+    raw["model"] = {"estimator": "logistic_regression", "hyperparameters": {}}
+    raw["evaluate"] = {}
+    raw["monitor"] = {**raw.get("monitor", {}), "thresholds": {}}
+    return parse_params(raw)
+
+
+def test_the_held_out_split_keeps_every_column_of_the_csv(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
     with_band = mixed_frame.assign(band=["young", "old"] * 40)
-    params = MIXED.model_copy(update={"drop": ["band"]})
-    frame, schema = validate(as_text(with_band, tmp_path), params, keep=("band", "site"))
+    train, test, schema = prepare(as_text(with_band, tmp_path), mixed_params(drop=["band"]))
     assert "band" not in schema.features
-    assert list(frame.columns) == [*schema.features, "outcome", "band"]
-    assert isinstance(schema, Schema)
+    assert list(train.columns) == [*schema.features, "outcome", ROW_ID]
+    assert list(test.columns) == [*schema.features, "outcome", ROW_ID, "band"]
 
 
-def test_a_slice_column_the_csv_lacks_is_named(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"evaluate.slices names column 'sex', which the CSV does not have"):
-        validate(as_text(mixed_frame, tmp_path), MIXED, keep=("sex",))
+def test_every_row_carries_its_content_id_in_any_split(mixed_frame: pd.DataFrame, tmp_path: Path) -> None:
+    raw = as_text(pd.concat([mixed_frame, mixed_frame.iloc[[0]]], ignore_index=True), tmp_path)
+    ids = row_ids(raw)
+    assert ids.iloc[0] == ids.iloc[-1]  # the same content, the same id
+    assert ids.iloc[:-1].is_unique
+    train, test, _ = prepare(raw, mixed_params())
+    reseeded, _, _ = prepare(raw, mixed_params().model_copy(update={"seed": 99}))
+    assert set(train[ROW_ID]) | set(test[ROW_ID]) == set(ids)
+    assert set(train[ROW_ID]) != set(reseeded[ROW_ID])  # another split, the same ids

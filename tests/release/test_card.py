@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mltemplate.comparison import Comparison, Difference, unavailable
 from mltemplate.identity import Release
 from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import EvaluateParams, Params
-from mltemplate.release import card
+from mltemplate.release import card, comparison
 from tests.conftest import DESCRIPTION
 
 REL = Release.model_construct(
@@ -149,3 +150,41 @@ def test_the_card_shows_per_group_metrics_and_the_gap_against_its_limit(regressi
     assert "| `F` | 4.0000 | 0.7000 |" in section
     assert "| **largest gap** | 1.0000 ❌ | 0.2000 |" in section
     assert "slices.sex" not in regression_text.split("## Per-group metrics")[0]  # not repeated as metric rows
+
+
+PRODUCTION = "2026.11.01-101010-1234567"
+
+
+def production_section(params: Params, production: comparison.AgainstProduction | None) -> str:
+    text = card.render(REL, METADATA, METRICS, params, production=production)
+    return text.split("## Compared with the model in production")[1].split("\n## ")[0] if production else text
+
+
+def test_the_card_of_a_first_release_says_nothing_was_in_production(params: Params) -> None:
+    section = production_section(params, comparison.nothing_in_production())
+    assert section.strip() == "No release was in production: this is the first."
+
+
+def test_the_card_says_why_production_was_not_compared(params: Params) -> None:
+    reason = "the production model could not be had: `dvc repro train` at 1234567 failed"
+    found = comparison.AgainstProduction(PRODUCTION, "1234567", "", unavailable(reason))
+    assert production_section(params, found).strip() == f"Not compared with production `{PRODUCTION}`: {reason}."
+
+
+def test_the_card_shows_the_comparison_with_production_as_a_table(params: Params) -> None:
+    differences = (Difference("accuracy", 0.9, 0.91, -0.01, 0.03), Difference("log_loss", 0.2, 0.3, 0.05, 0.15))
+    compared = Comparison(rows=143, differences=differences, resamples=1000, notes=("a seeded sample",))
+    found = comparison.AgainstProduction(PRODUCTION, "1234567", "from the DVC cache or remote", compared)
+    section = production_section(params, found)
+    assert (
+        f"Against release `{PRODUCTION}` (its model from the DVC cache or remote), on the 143 held-out rows" in section
+    )
+    assert "with 95% confidence (a paired bootstrap, 1000 seeded resamples)" in section
+    assert "| Metric | Production | This release | Difference | 95% interval | Verdict |" in section
+    assert "| `accuracy` | 0.9000 | 0.9100 | +0.0100 | [-0.0100, +0.0300] | no measurable difference |" in section
+    assert "| `log_loss` | 0.2000 | 0.3000 | +0.1000 | [+0.0500, +0.1500] | worse |" in section
+    assert "- a seeded sample" in section
+
+
+def test_the_card_without_a_comparison_has_no_production_section(text: str) -> None:
+    assert "Compared with the model in production" not in text

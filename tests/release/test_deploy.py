@@ -116,11 +116,28 @@ def test_writable_paths_are_emptydir_volumes_including_tmp(rendered: dict[str, A
     for pod in _pods(rendered[name]):
         volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
         for container in pod["spec"]["containers"]:
-            mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+            writable = [mount for mount in container["volumeMounts"] if not mount.get("readOnly")]
+            mounts = {mount["mountPath"]: mount["name"] for mount in writable}
             assert "/tmp" in mounts
             assert all("emptyDir" in volumes[volume] for volume in mounts.values())
             env = {item["name"]: item.get("value") for item in container["env"]}
             assert env["BENTOML_HOME"] in mounts  # BentoML writes its home at start
+
+
+@pytest.mark.parametrize("name", RENDERINGS)
+def test_the_feedback_credentials_are_a_secret_mounted_read_only_where_the_service_reads_them(
+    rendered: dict[str, Any], name: str
+) -> None:
+    for pod in _pods(rendered[name]):
+        volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+        for container in pod["spec"]["containers"]:
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            path = Path(env["SERVE_FEEDBACK_TOKEN_FILE"])
+            (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+            assert mount["readOnly"] is True
+            secret = volumes[mount["name"]]["secret"]
+            assert [item["path"] for item in secret["items"]] == [path.name]
+            assert secret["defaultMode"] & 0o022 == 0  # nobody may write it
 
 
 @pytest.mark.parametrize("name", RENDERINGS)
@@ -313,7 +330,10 @@ def test_the_service_runs_on_a_read_only_root_file_system(
         pytest.skip("this machine refuses a mount namespace (unshare needs root or CAP_SYS_ADMIN)")
     (container,) = _of_kind(rendered["base"], "Deployment")[0]["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item["value"] for item in container["env"]}
+    tokens = tmp_path / "feedback-tokens"  # what the Secret's volume holds in the pod
+    tokens.write_text("default:a-token-the-secret-would-hold\n")
     env |= {"BENTOML_HOME": str(tmp_path / "bentoml-home"), "TMPDIR": str(tmp_path / "tmp")}
+    env |= {"SERVE_FEEDBACK_TOKEN_FILE": str(tokens)}
     with served(repo, env=env, prefix=prefix, timeout=90) as base:
         assert request(base, "/readyz", method="GET").status == 200
         assert post_json(base, json.loads((repo / "examples" / "predict.json").read_text())).status == 200

@@ -22,7 +22,7 @@ from mltemplate.model_metadata import ModelMetadata
 from mltemplate.params import load_params
 from mltemplate.registry import aliases
 from mltemplate.registry.runs import MODEL_MD5_TAG
-from mltemplate.release import container, oci, publish, rollback
+from mltemplate.release import comparison, container, oci, publish, rollback
 from mltemplate.schema import Schema
 from tests.conftest import DESCRIPTION, ROOT, subprocess_env
 from tests.release.oci_registry import needs_registry, oci_image, oci_registry
@@ -52,10 +52,13 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
 
 
 def write_gate_files(work: Path, *, value: float, threshold: float) -> None:
+    """What the gate reads before a push: params.yaml, metrics.json and the comparison with production, which these
+    images (no git commit behind them) have none to compare with: `make compare-production` of a first release."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["evaluate"]["thresholds"] = {"accuracy": threshold}
     (work / "params.yaml").write_text(yaml.safe_dump(raw))
     (work / "metrics.json").write_text(json.dumps({"accuracy": value}))
+    comparison.write(comparison.nothing_in_production(), work / comparison.COMPARISON_FILE)
 
 
 def image(tmp_path: Path, version: str, key: str) -> str:

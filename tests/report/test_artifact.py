@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mltemplate.report import artifact
-from mltemplate.report.artifact import ArtifactError, Report, Side
+from mltemplate.report import artifact, schema
+from mltemplate.report.artifact import ArtifactError
+from mltemplate.report.schema import Report, Side
 
 
 def png(width: int = 2, height: int = 2) -> bytes:
@@ -120,7 +121,7 @@ def test_load_refuses_a_report_json_that_is_not_the_schema(tmp_path: Path, docum
 
 def test_confusion_must_be_square() -> None:
     with pytest.raises(ValueError, match="counts must be 2 x 2"):
-        artifact.Confusion(labels=["a", "b"], counts=[[1, 2]])
+        schema.Confusion(labels=["a", "b"], counts=[[1, 2]])
 
 
 def test_png_size_reads_the_ihdr() -> None:

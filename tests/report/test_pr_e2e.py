@@ -100,7 +100,13 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
     assert (report.pr_number, report.head_sha) == (7, git(repo, "rev-parse", "HEAD").strip())
     assert summary.read_text(encoding="utf-8") == (repo / "report" / "report.md").read_text(encoding="utf-8")
 
-    rendered = make(repo, "comment", "ARTIFACT=report", "COMMENT_DIR=comment", HEAD_SHA=report.head_sha or "")
+    shutil.move(repo / "report", tmp_path / "pr-report")  # the artifact, downloaded outside the trusted checkout
+    git(repo, "checkout", "-q", "main")  # the comment job's checkout: the default branch
+    trusted = make(repo, "verdict", HEAD_SHA=report.head_sha or "")
+    assert (repo / "verdict" / artifact.DATA_FILE).is_file(), trusted.stderr
+    rendered = make(
+        repo, "comment", ARTIFACT=str(tmp_path / "pr-report"), VERDICT="verdict", HEAD_SHA=report.head_sha or ""
+    )
     assert rendered.returncode == 0, rendered.stderr
     comment = (repo / "comment" / "comment.md").read_text(encoding="utf-8")
     status = json.loads((repo / "comment" / "status.json").read_text())
@@ -109,6 +115,7 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
     gate_failed = "Quality gate failed" in comment
     assert status["state"] == ("failure" if gate_failed else "success")
     assert result.returncode == (2 if gate_failed else 0), result.stderr
+    assert "Self-reported" not in comment  # a params-only PR: numbers from the base's code
     shutil.copyfile(repo / "comment" / "comment.md", tmp_path / "sample-comment.md")
 
 

@@ -75,3 +75,8 @@ def test_a_service_link_shape_does_not_hide_a_mistyped_setting(variable: str, va
 def test_a_body_budget_below_the_largest_body_is_refused_naming_both() -> None:
     with pytest.raises(SettingsError, match=r"^SERVE_MAX_INFLIGHT_BODY_BYTES=2000 is below SERVE_MAX_BODY_BYTES=4000"):
         load_settings({"SERVE_MAX_INFLIGHT_BODY_BYTES": "2000", "SERVE_MAX_BODY_BYTES": "4000"})
+
+
+def test_a_feedback_token_and_a_token_file_together_are_refused() -> None:
+    with pytest.raises(SettingsError, match="set SERVE_FEEDBACK_TOKEN or SERVE_FEEDBACK_TOKEN_FILE, not both"):
+        load_settings({"SERVE_FEEDBACK_TOKEN": "x" * 20, "SERVE_FEEDBACK_TOKEN_FILE": "/run/token"})

@@ -16,8 +16,8 @@ from mltemplate import atomic
 from mltemplate.errors import CommandError, run
 from mltemplate.monitoring import check, feedback, migrations, render, store
 from mltemplate.monitoring.alerts import KINDS
-from mltemplate.params import load_params
-from mltemplate.paths import MONITOR_ALERTS, MONITOR_REPORT_HTML, MONITOR_REPORT_MD, PARAMS_FILE
+from mltemplate.params import LABELLER_NAME, load_params
+from mltemplate.paths import MONITOR_ALERTS, MONITOR_REPORT_HTML, MONITOR_REPORT_MD, PARAMS_FILE, RETRAIN_DIR
 
 
 class AlertsFired(CommandError):
@@ -82,30 +82,55 @@ def _check(args: argparse.Namespace) -> None:
 
 def _feedback(args: argparse.Namespace) -> None:
     from mltemplate.model_metadata import read_model_metadata
+    from mltemplate.monitoring import labels
 
+    if not LABELLER_NAME.match(args.labeller):
+        raise CommandError(f"--labeller {args.labeller!r} is not a labeller name (1-32 of a-z, 0-9, _, -)")
     metadata = read_model_metadata()
     classes = metadata.classes if metadata.input_schema.classification else None  # regression: numbers
     try:
-        labels = feedback.read_csv(args.file, classes)
+        given = feedback.read_csv(args.file, classes)
         db = migrations.open_store()
-        stored = feedback.store_labels(db, labels, where=str(args.file), first_line=2)  # line 1 is the header
+        with db.connect() as connection:
+            records = store.request_positions(connection, (label.request_id for label in given))
+        accepted, problems = feedback.resolve(given, records, where=str(args.file), first_line=2)  # 1 is the header
+        if problems and (args.all_or_nothing or not accepted):
+            raise feedback.FeedbackError(problems)
     except feedback.FeedbackError as error:
         for problem in error.problems:
             print(f"{problem.field}: {problem.error}", file=sys.stderr)
         raise
-    print(f"feedback: stored {stored} label(s) from {args.file}")
+    # The file's labels are one submission: importing the same file again stores nothing twice.
+    key = feedback.Submission(given).key()
+    stored = labels.store_labels(db, accepted, labeller=args.labeller, submission=key)
+    print(f"feedback: stored {stored} label(s) from {args.file} as labeller {args.labeller!r}")
+    for problem in problems:
+        print(f"{problem.field}: {problem.error}", file=sys.stderr)
+    if problems:
+        raise CommandError(f"{len(problems)} label(s) of {args.file} name no logged record (listed above)")
 
 
 def _retrain(args: argparse.Namespace) -> None:
-    from mltemplate.monitoring import retrain
+    from mltemplate.monitoring import handoff, retrain, summary
 
     params = load_params(PARAMS_FILE)
-    db = migrations.open_store()
-    appended = retrain.append(db, params)
-    print(f"retrain: appended {appended} labelled production record(s) to {params.data.raw}; data.dvc updated")
-    if not args.no_pipeline:
-        retrain.run_pipeline()
-        print("retrain: pipeline done; commit data.dvc, dvc.lock, metrics.json and plots/ (and `dvc push` the data)")
+    done = retrain.retrain(migrations.open_store(), params)
+    title = f"Retrain of {params.name} on labelled production records"
+    atomic.write_text(RETRAIN_DIR / handoff.SUMMARY_MD, summary.markdown(done, title=title))
+    atomic.write_text(RETRAIN_DIR / handoff.SUMMARY_JSON, done.to_json())
+    print(
+        f"retrain: added {done.added} production row(s) to {params.data.raw} ({done.rows_after} rows); cap {done.cap}"
+    )
+    if done.left:
+        print(f"retrain: {done.left} eligible row(s) over the cap are left for the next retrain")
+    for path in handoff.collect(Path.cwd(), RETRAIN_DIR):
+        print(f"retrain: changed {path}")
+    verdict = "passes" if done.passed else "FAILS"
+    print(f"retrain: the retrained model {verdict} its verdict on the {done.reference_rows} reference rows")
+    for rule in done.verdict:
+        if not rule["passed"]:
+            print(f"retrain: fails: {rule['reason']}")
+    print(f"retrain: summary in {RETRAIN_DIR / handoff.SUMMARY_MD}; `make push-data` sends the data to the remote")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,9 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     checking.set_defaults(handler=_check)
     importing = commands.add_parser("feedback", help="store true labels from a CSV of request_id,label[,position]")
     importing.add_argument("file", type=Path)
+    importing.add_argument("--labeller", default="operator", help="who the labels are from (default: operator)")
+    importing.add_argument(
+        "--all-or-nothing", action="store_true", help="store none unless every label names a logged record"
+    )
     importing.set_defaults(handler=_feedback)
-    retraining = commands.add_parser("retrain", help="append labelled production records to the data; dvc repro")
-    retraining.add_argument("--no-pipeline", action="store_true", help="only append and re-track the data")
+    retraining = commands.add_parser("retrain", help="add labelled production rows to the data, dvc repro, judge")
     retraining.set_defaults(handler=_retrain)
     args = parser.parse_args(argv)
     args.handler(args)

@@ -71,10 +71,10 @@ def read_window(db: sa.Engine, start: float, end: float, metadata: ModelMetadata
     (regression: the predicted value), the true label (None when none was sent), the time, and an OUTPUT column per
     model output (NaN for records an older model answered without it)."""
     schema = metadata.input_schema
-    r, f = store.requests, store.feedback
+    r, f = store.requests, store.counted_labels()
     in_window = (r.c.ts >= start, r.c.ts < end)
     truth_query = (
-        sa.select(f.c.request_id, f.c.position, f.c.label)
+        sa.select(f.c.request_id, f.c.position, f.c.label, f.c.labeller)
         .select_from(f.join(r, f.c.request_id == r.c.request_id))
         .where(*in_window)
     )

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mltemplate.columns import Block
 from mltemplate.errors import Error
 from mltemplate.schema import Schema
 
@@ -25,10 +26,15 @@ FLOAT = np.dtype("<f8")
 REQUEST_ID = "__request_id__"
 POSITION = "__position__"
 TS = "__ts__"
+CLIENT_REQUEST_ID = "__client_request_id__"
 MODEL_VERSION = "__model_version__"
 LABEL = "__label__"
 OUTPUT = "__output__:"
 """Names of the columns `decode` adds beside the features (an output column is OUTPUT + class or target)."""
+
+
+Rows = Sequence[Sequence[Any]] | Block
+"""A request's records: tuples of feature values in `Columns` order, or a columns.Block (columnar bodies)."""
 
 
 class CodecError(Error, ValueError):
@@ -64,14 +70,20 @@ def encode(
     ts: float,
     model_version: str,
     columns: Columns,
-    rows: Sequence[Sequence[Any]],
+    rows: Rows,
     labels: Sequence[str] | None,
     outputs: Any,
+    *,
+    client_request_id: str | None = None,
 ) -> dict[str, Any]:
     """One request as a row of `store.requests`. `rows` hold the feature values in `columns` order (numbers or None,
-    then text or None); `outputs` is records x len(columns.outputs) numbers."""
+    then text or None); `outputs` is records x len(columns.outputs) numbers; `client_request_id` is the client's
+    X-Request-ID, if any."""
     count, width = len(rows), len(columns.numeric)
-    if columns.categorical and count:
+    if isinstance(rows, Block):  # a columnar body (V2 tensors, /invocations): no per-record tuples
+        numeric = rows.numeric.astype(FLOAT, copy=False).reshape(count, width)
+        categorical = [[None if v != v else v for v in column] for column in rows.categorical.T.tolist()]
+    elif columns.categorical and count:
         values = list(zip(*rows, strict=True))
         numeric = np.array(values[:width], dtype=FLOAT).reshape(width, count).T
         categorical = [list(column) for column in values[width:]]
@@ -93,6 +105,7 @@ def encode(
         "categorical": categorical,
         "labels": None if labels is None else list(labels),
         "outputs": answered.tobytes(),
+        "client_request_id": client_request_id,
     }
 
 
@@ -102,7 +115,9 @@ def to_json_safe(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64decode(data[k]) if k in {"numeric", "outputs"} else v for k, v in data.items()}
+    row = {k: base64.b64decode(data[k]) if k in {"numeric", "outputs"} else v for k, v in data.items()}
+    row.setdefault("client_request_id", None)  # a spool line written before the log kept the client's id
+    return row
 
 
 def _is_number(value: Any) -> bool:
@@ -143,9 +158,9 @@ def encode_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 def decode(rows: Sequence[Any]) -> pd.DataFrame:
     """Stored requests that share their columns as one frame: a row per record, the feature columns, then
-    REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL and an OUTPUT column per output."""
+    REQUEST_ID, POSITION, TS, CLIENT_REQUEST_ID, MODEL_VERSION, LABEL and an OUTPUT column per output."""
     if not rows:
-        return pd.DataFrame(columns=[REQUEST_ID, POSITION, TS, MODEL_VERSION, LABEL])
+        return pd.DataFrame(columns=[REQUEST_ID, POSITION, TS, CLIENT_REQUEST_ID, MODEL_VERSION, LABEL])
     columns = Columns.from_dict(rows[0].columns)
     counts = np.array([int(row.records) for row in rows])
     total = int(counts.sum())
@@ -158,6 +173,9 @@ def decode(rows: Sequence[Any]) -> pd.DataFrame:
     data[REQUEST_ID] = np.repeat(np.array([row.request_id for row in rows], dtype=object), counts)
     data[POSITION] = np.arange(total) - starts
     data[TS] = np.repeat(np.array([float(row.ts) for row in rows]), counts)
+    data[CLIENT_REQUEST_ID] = np.repeat(
+        np.array([getattr(row, "client_request_id", None) for row in rows], dtype=object), counts
+    )
     data[MODEL_VERSION] = np.repeat(np.array([row.model_version for row in rows], dtype=object), counts)
     labels = [label for row in rows for label in (row.labels if row.labels is not None else [None] * row.records)]
     data[LABEL] = pd.array(labels, dtype=object)

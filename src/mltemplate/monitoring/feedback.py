@@ -1,27 +1,28 @@
-"""Ground truth for logged predictions: validate labels sent to POST /feedback or imported from a CSV
-(`make feedback FILE=labels.csv`), and store them all or none. A label names a request id and, for a request that
-held several records, the record's `position` (0-based, as in the response's `predictions`)."""
+"""Ground truth for logged predictions: the labels of a POST /feedback body or of a CSV (`make feedback
+FILE=labels.csv`), checked item by item, and which of them name a record the service answered (`resolve`). A label
+names a request id and, for a request that held several records, the record's `position` (0-based, as in the
+response's `predictions`). Storing them is labels.py's."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import re
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from mltemplate.errors import Error
-from mltemplate.monitoring import store
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-"""What a request id may be: the service's own are 32 hex digits; a client's X-Request-ID must fit this too."""
+"""What a request id may be (the service's own are signed hex, serving/ids.py); a client's X-Request-ID too."""
+SUBMISSION_ID = REQUEST_ID
 MAX_ITEMS = 10_000
 CSV_COLUMNS = ("request_id", "label")
+BODY_KEYS = {"labels", "submission_id", "all_or_nothing"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,36 @@ class Label:
     request_id: str
     position: int | None
     label: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A label of a record the service answered: its request, the record's position in it, the label."""
+
+    request_id: str
+    position: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One call's labels; `submission_id` is the client's, when it gave one; `all_or_nothing`: store no label
+    unless every one names a record the service answered."""
+
+    labels: list[Label]
+    submission_id: str | None = None
+    all_or_nothing: bool = False
+
+    def key(self) -> str:
+        """What makes a re-sent submission the same one: the client's id, else a digest of its labels (so sending
+        the same labels again stores nothing twice)."""
+        if self.submission_id is not None:
+            return self.submission_id
+        items = sorted(
+            (label.request_id, -1 if label.position is None else label.position, label.label) for label in self.labels
+        )
+        digest = hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
+        return f"auto-{digest[:40]}"
 
 
 @dataclass(frozen=True)
@@ -53,16 +84,21 @@ class FeedbackError(Error, ValueError):
         super().__init__(f"{first.field}: {first.error}{more}; nothing was stored")
 
 
-def parse(body: Any, classes: Sequence[str] | None) -> list[Label]:
-    """The labels of a POST /feedback body ({"labels": [{"request_id", "label", "position"?}, ...]}); FeedbackError
-    lists every item whose shape, id or label is wrong (labels must be one of the model's `classes`, or finite
-    numbers when `classes` is None: a regression model)."""
-    if not isinstance(body, dict) or set(body) != {"labels"}:
+def parse(body: Any, classes: Sequence[str] | None) -> Submission:
+    """The submission of a POST /feedback body ({"labels": [{"request_id", "label", "position"?}, ...],
+    "submission_id"?, "all_or_nothing"?}); FeedbackError lists every item whose shape, id or label is wrong (labels
+    must be one of the model's `classes`, or finite numbers when `classes` is None: a regression model)."""
+    if not isinstance(body, dict) or "labels" not in body or set(body) - BODY_KEYS:
         keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-        raise FeedbackError([Problem(-1, "body", f'expected {{"labels": [...]}}, got {keys}')])
+        return _refuse(-1, "body", f'expected {{"labels": [...], "submission_id"?, "all_or_nothing"?}}, got {keys}')
+    submission_id, all_or_nothing = body.get("submission_id"), body.get("all_or_nothing", False)
+    if submission_id is not None and (not isinstance(submission_id, str) or not SUBMISSION_ID.match(submission_id)):
+        return _refuse(-1, "submission_id", f"{submission_id!r} is not 1-64 characters of A-Za-z0-9._:-")
+    if not isinstance(all_or_nothing, bool):
+        return _refuse(-1, "all_or_nothing", f"expected true or false, got {all_or_nothing!r}")
     items = body["labels"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
-        raise FeedbackError([Problem(-1, "labels", f"expected a list of 1..{MAX_ITEMS} items")])
+        return _refuse(-1, "labels", f"expected a list of 1..{MAX_ITEMS} items")
     labels, problems = [], []
     for index, item in enumerate(items):
         found = _item(index, item, classes, prefix=f"labels.{index}")
@@ -72,7 +108,11 @@ def parse(body: Any, classes: Sequence[str] | None) -> list[Label]:
             labels.append(found)
     if problems:
         raise FeedbackError(problems)
-    return labels
+    return Submission(labels, submission_id, all_or_nothing)
+
+
+def _refuse(index: int, field: str, error: str) -> Submission:
+    raise FeedbackError([Problem(index, field, error)])
 
 
 def _item(index: int, item: Any, classes: Sequence[str] | None, *, prefix: str) -> Label | Problem:
@@ -144,58 +184,41 @@ def read_csv(path: Path, classes: Sequence[str] | None) -> list[Label]:
     return labels
 
 
-def store_labels(
-    db: sa.Engine, labels: Sequence[Label], *, where: str = "labels", first_line: int | None = None
-) -> int:
-    """Check every label against the log (the request exists, the position is one of its records, no record is
-    labelled twice in one call), then store all of them in one transaction, replacing earlier labels of the same
-    records; FeedbackError (nothing stored) otherwise. Returns how many were stored. Problems are named
-    `labels.<index>.<field>`, or `<file>:<line>.<field>` when the labels came from a CSV starting at `first_line`."""
-    now = time.time()
-    with db.begin() as connection:
-        counts = store.request_positions(connection, (label.request_id for label in labels))
-        problems, rows, seen = [], [], set()
-        for index, label in enumerate(labels):
-            prefix = f"{where}.{index}" if first_line is None else f"{where}:{first_line + index}"
-            records = counts.get(label.request_id)
-            if records is None:
-                problems.append(Problem(index, f"{prefix}.request_id", f"unknown request id {label.request_id!r}"))
-                continue
-            position = label.position
-            if position is None:
-                if records > 1:
-                    problems.append(
-                        Problem(
-                            index,
-                            f"{prefix}.position",
-                            f"request {label.request_id!r} held {records} records: say which with `position` (0-based)",
-                        )
-                    )
-                    continue
-                position = 0
-            if position >= records:
-                problems.append(
-                    Problem(
-                        index,
-                        f"{prefix}.position",
-                        f"request {label.request_id!r} held {records} record(s); position {position} does not exist",
-                    )
-                )
-                continue
-            if (label.request_id, position) in seen:
-                problems.append(Problem(index, prefix, f"record {label.request_id!r}/{position} is labelled twice"))
-                continue
-            seen.add((label.request_id, position))
-            rows.append({"request_id": label.request_id, "position": position, "label": label.label, "ts": now})
-        if problems:
-            raise FeedbackError(problems)
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            keys = [(row["request_id"], row["position"]) for row in chunk]
-            connection.execute(
-                store.feedback.delete().where(
-                    sa.tuple_(store.feedback.c.request_id, store.feedback.c.position).in_(keys)
-                )
-            )
-            connection.execute(store.feedback.insert(), chunk)
-    return len(rows)
+def resolve(
+    labels: Sequence[Label],
+    records: Mapping[str, int],
+    *,
+    unchecked: Mapping[str, str] | None = None,
+    where: str = "labels",
+    first_line: int | None = None,
+) -> tuple[list[Resolved], list[Problem]]:
+    """Which labels name a record the service answered: `records` holds, per request id known to be answered, how
+    many records it held; `unchecked` the ids that could not be looked up, with why. The others are unknown. A record
+    labelled twice in one call keeps its first label. Problems are named `labels.<index>.<field>`, or
+    `<file>:<line>.<field>` for a CSV whose first label is on `first_line`."""
+    accepted: list[Resolved] = []
+    problems: list[Problem] = []
+    seen: set[tuple[str, int]] = set()
+    for index, label in enumerate(labels):
+        prefix = f"{where}.{index}" if first_line is None else f"{where}:{first_line + index}"
+        count = records.get(label.request_id)
+        if count is None:
+            why = (unchecked or {}).get(label.request_id) or f"unknown request id {label.request_id!r}"
+            problems.append(Problem(index, f"{prefix}.request_id", why))
+            continue
+        position = label.position
+        if position is None and count > 1:
+            message = f"request {label.request_id!r} held {count} records: say which with `position` (0-based)"
+            problems.append(Problem(index, f"{prefix}.position", message))
+            continue
+        position = position or 0
+        if position >= count:
+            message = f"request {label.request_id!r} held {count} record(s); position {position} does not exist"
+            problems.append(Problem(index, f"{prefix}.position", message))
+            continue
+        if (label.request_id, position) in seen:
+            problems.append(Problem(index, prefix, f"record {label.request_id!r}/{position} is labelled twice"))
+            continue
+        seen.add((label.request_id, position))
+        accepted.append(Resolved(label.request_id, position, label.label))
+    return accepted, problems

@@ -25,9 +25,9 @@ from mltemplate.paths import SPOOL_DIR
 
 logger = logging.getLogger(__name__)
 
-Entry = tuple[str, float, str, Sequence[Sequence[Any]], Sequence[str] | None, Any]
+Entry = tuple[str, float, str, codec.Rows, Sequence[str] | None, Any, str | None]
 """(request_id, time, model_version, rows in feature order, labels (None for regression), outputs: records x
-outputs numbers)."""
+outputs numbers, the client's X-Request-ID or None)."""
 
 SPOOL_BATCH = 500
 """Spooled requests written back per transaction."""
@@ -87,13 +87,16 @@ class PredictionLog:
         self,
         request_id: str,
         model_version: str,
-        rows: Sequence[Sequence[Any]],
+        rows: codec.Rows,
         labels: Sequence[str] | None,
         outputs: Any,
+        *,
+        client_request_id: str | None = None,
     ) -> None:
-        """`rows` in `columns` order (numeric features, then categorical), a label per row (None for regression),
-        and the outputs (class probabilities, or the predicted values) as an array or nested lists."""
-        entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs)
+        """`rows` in `columns` order (numeric features, then categorical; tuples, or a frame), a label per row (None
+        for regression), and the outputs (class probabilities, or the predicted values) as an array or nested lists;
+        `request_id` is the service's, `client_request_id` the client's X-Request-ID (kept beside it)."""
+        entry: Entry = (request_id, time.time(), model_version, rows, labels, outputs, client_request_id)
         with self.queued_lock:
             room = self.queued_records + len(rows) <= self.max_queued_records
             if room:
@@ -107,9 +110,11 @@ class PredictionLog:
 
     def _rows(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         out = []
-        for request_id, ts, version, rows, labels, outputs in entries:
+        for request_id, ts, version, rows, labels, outputs, client in entries:
             try:
-                out.append(codec.encode(request_id, ts, version, self.columns, rows, labels, outputs))
+                out.append(
+                    codec.encode(request_id, ts, version, self.columns, rows, labels, outputs, client_request_id=client)
+                )
             except Exception:  # a malformed entry is the service's bug: say so, keep logging the others
                 logger.exception("prediction log: could not encode request %s", request_id)
         return out

@@ -55,7 +55,24 @@ def _legacy_batches(connection: Connection, page: int = 20_000) -> Iterator[list
             yield done
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+def _v4(connection: Connection) -> None:
+    # Labels on their own, keyed by nothing the log holds (a label may arrive before its request is written), each
+    # with who sent it and every one kept; and the client's X-Request-ID beside the key the service now makes.
+    store.labels.create(connection, checkfirst=True)
+    logged = {column["name"] for column in sa.inspect(connection).get_columns(store.requests.name)}
+    if "client_request_id" not in logged:
+        connection.execute(sa.text(f"ALTER TABLE {store.requests.name} ADD COLUMN client_request_id VARCHAR(64)"))
+    if sa.inspect(connection).has_table(store.feedback.name):
+        f = store.feedback
+        moved = sa.select(
+            f.c.request_id, f.c.position, f.c.label, sa.literal(store.LEGACY_LABELLER), sa.literal("migrated"), f.c.ts
+        ).order_by(f.c.ts, f.c.request_id, f.c.position)
+        columns = ["request_id", "position", "label", "labeller", "submission", "ts"]
+        connection.execute(store.labels.insert().from_select(columns, moved))
+        f.drop(connection)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 """MIGRATIONS[i] takes a database from version i to i + 1."""
 
 

@@ -39,6 +39,7 @@ legacy_predictions = sa.Table(
     sa.Column("probabilities", sa.JSON, nullable=False),
 )
 
+# Schema version 1 to 3 kept one label per record, keyed like the log; migration 4 moves them into `labels`.
 feedback = sa.Table(
     "feedback",
     metadata,
@@ -89,10 +90,41 @@ requests = sa.Table(
         nullable=False,
         doc="records x outputs, little-endian float64: class probabilities, or the predicted value (regression).",
     ),
+    sa.Column(
+        "client_request_id",
+        sa.String(64),
+        nullable=True,
+        doc="The client's X-Request-ID, if it sent one: a correlation field, never the key (the service makes that).",
+    ),
+)
+
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True, doc="Arrival order: a record's last one counts."),
+    sa.Column(
+        "request_id",
+        sa.String(64),
+        nullable=False,
+        doc="The service's id of the answer. Not a foreign key: a label may arrive before the log writes its request.",
+    ),
+    sa.Column("position", sa.Integer, nullable=False, doc="The record's index in its request."),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("labeller", sa.String(32), nullable=False, doc="Who sent it: the feedback credential's name."),
+    sa.Column(
+        "submission", sa.String(64), nullable=False, doc="The call it came in: the client's submission id, or a digest."
+    ),
+    sa.Column("ts", sa.Float, nullable=False, doc="When it was stored, seconds since the epoch (UTC)."),
+    # A submission stores each of its labels once, however often it is sent (a retry after a timeout, a replay).
+    sa.UniqueConstraint("labeller", "submission", "request_id", "position", name="labels_once_per_submission"),
+    sa.Index("labels_by_record", "request_id", "position"),
 )
 
 TRUTH = "__truth__"
-"""The true label's column in `read_labels`."""
+LABELLER = "__labeller__"
+"""The true label's and its labeller's columns in `read_labels`."""
+LEGACY_LABELLER = "unauthenticated"
+"""The labeller of labels stored before POST /feedback took credentials (schema version 3 and older)."""
 
 
 class StoreError(Error, RuntimeError):
@@ -192,14 +224,29 @@ def read_records(connection: Connection, *where: Any) -> pd.DataFrame:
     return frame.sort_values([codec.TS, codec.REQUEST_ID, codec.POSITION], kind="stable", ignore_index=True)
 
 
-def read_labels(connection: Connection, query: Any) -> pd.DataFrame:
-    """The true labels that `query` (request_id, position, label of `feedback`) selects, with the REQUEST_ID and
-    POSITION columns of `read_records`, so the two merge."""
-    labels = pd.DataFrame(
-        connection.execute(query).all(), columns=[codec.REQUEST_ID, codec.POSITION, TRUTH], dtype=object
+def counted_labels(labellers: Sequence[str] | None = None) -> Any:
+    """The label that counts for each labelled record, as a subquery (request_id, position, label, labeller): the one
+    that reached the service last (`ts`; on a tie, the one stored last), among `labellers` when given. The earlier
+    ones stay in the table as the record's history."""
+    l = labels.c  # noqa: E741
+    order = sa.func.row_number().over(partition_by=(l.request_id, l.position), order_by=(l.ts.desc(), l.id.desc()))
+    ranked = sa.select(l.request_id, l.position, l.label, l.labeller, order.label("rank"))
+    if labellers is not None:
+        ranked = ranked.where(l.labeller.in_(list(labellers)))
+    last = ranked.subquery()
+    return (
+        sa.select(last.c.request_id, last.c.position, last.c.label, last.c.labeller).where(last.c.rank == 1).subquery()
     )
-    labels[codec.POSITION] = labels[codec.POSITION].astype(int)
-    return labels
+
+
+def read_labels(connection: Connection, query: Any) -> pd.DataFrame:
+    """The true labels that `query` (request_id, position, label, labeller: see `counted_labels`) selects, with the
+    REQUEST_ID and POSITION columns of `read_records`, so the two merge, then TRUTH and LABELLER."""
+    found = pd.DataFrame(
+        connection.execute(query).all(), columns=[codec.REQUEST_ID, codec.POSITION, TRUTH, LABELLER], dtype=object
+    )
+    found[codec.POSITION] = found[codec.POSITION].astype(int)
+    return found
 
 
 def count_predictions(db: Engine) -> int:

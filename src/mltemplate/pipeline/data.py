@@ -1,5 +1,6 @@
-"""`make data`: get the raw CSV that data.dvc tracks, from the DVC remote when one is configured and
-reachable, else from the data set bundled with scikit-learn; either way checked against data.dvc's md5.
+"""`make data`: get the raw CSV that data.dvc tracks, from the local DVC cache when it holds it, else from the DVC
+remote when one is configured and reachable, else from the data set bundled with scikit-learn; either way checked
+against data.dvc's md5.
 `python -m mltemplate.pipeline.data track PATH` points data.dvc at your own CSV and writes its data contract;
 `... contract` accepts the tracked CSV's current columns as the contract."""
 
@@ -39,6 +40,13 @@ def remotes() -> list[str]:
     return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
 
+def checkout(dvc_file: Path = DATA_DVC) -> bool:
+    """`dvc checkout` the tracked file from the local DVC cache (a clone that shares this checkout's cache, or data
+    tracked here before); False, quietly, when the cache does not hold it."""
+    result = subprocess.run([*DVC, "checkout", "--quiet", str(dvc_file)], capture_output=True, text=True, check=False)
+    return result.returncode == 0
+
+
 def pull(dvc_file: Path = DATA_DVC) -> bool:
     """`dvc pull` the tracked file; False (with the reason printed) when the remote cannot be reached."""
     result = subprocess.run([*DVC, "pull", str(dvc_file)], capture_output=True, text=True, check=False)
@@ -72,6 +80,8 @@ def fetch(dvc_file: Path = DATA_DVC) -> str:
     path, expected = tracked.path, tracked.md5
     if path.exists() and md5(path) == expected:
         return "already present"
+    if checkout(dvc_file) and path.exists() and md5(path) == expected:
+        return "checked out from the DVC cache"
     if remotes() and pull(dvc_file) and path.exists() and md5(path) == expected:
         return "pulled from the DVC remote"
     if path.exists():
@@ -82,7 +92,7 @@ def fetch(dvc_file: Path = DATA_DVC) -> str:
 
 def accept_contract(csv: Path, path: Path = CONTRACT_FILE) -> list[str]:
     """Write the contract `csv` satisfies; returns what changed against the previous one (everything when new)."""
-    from mltemplate.pipeline import contract
+    from mltemplate import contract
     from mltemplate.pipeline.prepare import read_raw
 
     new = contract.infer(read_raw(csv))

@@ -120,7 +120,8 @@ def read_groups(slices: Sequence[str], path: Path = TEST_CSV) -> pd.DataFrame | 
     missing = [column for column in slices if column not in header]
     if missing:
         raise DataError(
-            f"evaluate.slices names {missing[0]!r}, which {path} does not hold: run `dvc repro` (prepare keeps it)"
+            f"evaluate.slices names {missing[0]!r}, which the data does not have (its held-out rows, {path}, hold "
+            "every column of the CSV)"
         )
     return pd.read_csv(path, dtype=str, usecols=list(slices))[list(slices)]
 

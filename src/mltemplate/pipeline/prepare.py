@@ -1,9 +1,12 @@
 """Stage `prepare`: read the raw CSV named in params.yaml, check it against the data contract and params.yaml,
 write a train/test split (stratified for classification) and examples/predict.json (a held-out row, the service's
-example request). Slice columns (evaluate.slices) that are not features are kept in the held-out split only."""
+example request). Every row carries its content's id (schema.ROW_ID), so a comparison can tell which rows a model was
+trained on whatever the split; the held-out split also keeps the CSV's other columns, as text (slice columns, and
+the columns another model of the data may need)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -13,11 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mltemplate import atomic
+from mltemplate import atomic, contract
 from mltemplate.params import DataParams, Params, SplitParams, load_params
 from mltemplate.paths import EXAMPLE_FILE, TEST_CSV, TRAIN_CSV
-from mltemplate.pipeline import contract
-from mltemplate.schema import DataError, Schema
+from mltemplate.schema import ROW_ID, DataError, Schema
 
 
 def read_raw(path: Path) -> pd.DataFrame:
@@ -32,9 +34,8 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a valid CSV: {str(error).strip()}") from None
 
 
-def validate(raw: pd.DataFrame, p: DataParams, *, keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Schema]:
-    """Typed frame (features + target, then the `keep` columns as text) and its schema; raises DataError naming
-    the offending column."""
+def validate(raw: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, Schema]:
+    """Typed frame (features + target) and its schema; raises DataError naming the offending column."""
     columns = [str(c) for c in raw.columns]
     absent = [c for c in p.drop if c not in columns]
     if absent:
@@ -64,12 +65,6 @@ def validate(raw: pd.DataFrame, p: DataParams, *, keep: tuple[str, ...] = ()) ->
         frame[schema.target] = _labels(target.astype(str).str.strip(), p)
     else:
         frame[schema.target] = _numbers(target, schema.target)
-    extra = [c for c in keep if c not in frame.columns]
-    missing = [c for c in extra if c not in raw.columns]
-    if missing:
-        raise DataError(f"evaluate.slices names column {missing[0]!r}, which the CSV does not have")
-    for column in extra:
-        frame[column] = raw[column].astype(object)
     return frame, schema
 
 
@@ -127,11 +122,24 @@ def example(test: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     return {"records": [{k: float(v) if k in schema.numeric and v is not None else v for k, v in record.items()}]}
 
 
+def row_ids(raw: pd.DataFrame) -> pd.Series:
+    """Each row's id: 16 hex digits of a hash of its cells as the CSV spells them. The same content gets the same id
+    in any version of the data and any split; two identical rows share one (a comparison then counts both seen)."""
+    cells = raw.astype(object).where(raw.notna(), "").astype(str).to_numpy()
+    ids = [hashlib.blake2b("\x1f".join(row).encode(), digest_size=8).hexdigest() for row in cells]
+    return pd.Series(ids, index=raw.index, dtype=object)
+
+
 def prepare(raw: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
-    """Validated train and test splits and their schema; slice columns that are not features stay in test only."""
-    frame, schema = validate(raw, params.data, keep=tuple(params.evaluate.slices))
+    """Validated train and test splits with their rows' ids, and their schema; the CSV's other columns (dropped
+    ones, slice columns that are not features) stay in the held-out split only, as text."""
+    frame, schema = validate(raw, params.data)
+    frame[ROW_ID] = row_ids(raw)
+    for column in raw.columns:
+        if column not in frame.columns:
+            frame[column] = raw[column].astype(object)
     train, test = split(frame, schema, params.split, seed=params.seed)
-    return train[[*schema.features, schema.target]], test, schema
+    return train[[*schema.features, schema.target, ROW_ID]], test, schema
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import yaml
 from mltemplate.errors import CommandError
 from mltemplate.metrics import Task
 from mltemplate.params import parse_params
-from mltemplate.pipeline.contract import infer
+from mltemplate.contract import infer
 
 MAX_CLASSES = 10
 """A numeric target with at most this many distinct integers is a class label; with more, a quantity (regression)."""

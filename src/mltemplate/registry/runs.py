@@ -14,8 +14,10 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from mltemplate.comparison import Comparison
 from mltemplate.dotted import flatten
 from mltemplate.model import TRUSTED
+from mltemplate.model_metadata import ModelMetadata
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_MD5_TAG = "model_md5"
@@ -104,3 +106,22 @@ def log_evaluation(experiment: str, model_md5: str, metrics: Mapping[str, Any], 
     for path in artifacts:
         client.log_artifact(run_id, str(path), artifact_path="evaluation")
     return f"held-out metrics logged to MLflow run {run_id}"
+
+
+def log_comparison(model: ModelMetadata, comparison: Comparison, *, against: str = "base") -> str:
+    """Add the comparison with `against` (the PR's base, or the release in production) to the run that trained
+    `model`: per metric the difference and its interval's ends (`<against>_diff_<metric>`, `..._low`, `..._high`)
+    and the rows compared. Returns what was done, for the log line."""
+    run_id = find_run(model.name, model.model_md5)
+    if run_id is None:
+        return f"no MLflow run at {tracking_uri()} logged model {model.model_md5}; the comparison is not tracked"
+    client = MlflowClient()
+    values = {f"{against}_rows_compared": float(comparison.rows)}
+    for d in comparison.differences:
+        values[f"{against}_diff_{d.metric}"] = d.delta
+        if d.measurable:
+            values[f"{against}_diff_{d.metric}_low"] = d.low
+            values[f"{against}_diff_{d.metric}_high"] = d.high
+    for key, value in values.items():
+        client.log_metric(run_id, key, value)
+    return f"the comparison with the {against} is in MLflow run {run_id}"

@@ -16,6 +16,7 @@ from mltemplate.identity import Release, read_release
 from mltemplate.model_metadata import ModelMetadata, read_model_metadata
 from mltemplate.params import Params, load_params
 from mltemplate.paths import RELEASE_FILE
+from mltemplate.release import comparison
 
 CARD_FILE = Path("build/model-card.md")
 
@@ -105,12 +106,36 @@ def _num(value: Any) -> str:
     return "—" if value is None else f"{float(value):.4f}"
 
 
+def _production_lines(found: comparison.AgainstProduction | None) -> list[str]:
+    if found is None:
+        return []
+    lines = ["", "## Compared with the model in production", ""]
+    c = found.comparison
+    if found.version is None:
+        return [*lines, "No release was in production: this is the first."]
+    if not c.available:
+        return [*lines, f"Not compared with production `{found.version}`: {c.reason}."]
+    lines += [
+        f"Against release `{found.version}` (its model {found.how}), on the {c.rows} held-out rows neither model "
+        f"was trained on; the interval holds this release minus production with {c.confidence:.0%} confidence "
+        f"(a paired bootstrap, {c.resamples} seeded resamples).",
+        "",
+        "| Metric | Production | This release | Difference | 95% interval | Verdict |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for d in c.differences:
+        interval = f"[{d.low:+.4f}, {d.high:+.4f}]" if d.measurable else "—"
+        lines.append(f"| `{d.metric}` | {d.base:.4f} | {d.candidate:.4f} | {d.delta:+.4f} | {interval} | {d.verdict} |")
+    return lines + [f"- {note}" for note in c.notes]
+
+
 def render(
     rel: Release,
     metadata: ModelMetadata,
     held_out: Mapping[str, Any],
     params: Params,
     importance: list[dict[str, Any]] | None = None,
+    production: comparison.AgainstProduction | None = None,
 ) -> str:
     """Markdown: identity, provenance, params, metrics against thresholds, what drives the model, per-group
     metrics, intended use, limitations."""
@@ -160,6 +185,7 @@ def render(
         lines.append(f"| `{name}` | {value:.4f} | {mark} |")
     if support:
         lines += ["", "Held-out rows per class: " + ", ".join(f"`{k}` {v}" for k, v in support.items()) + "."]
+    lines += _production_lines(production)
     lines += _importance_lines(importance or [])
     lines += _slice_lines(held_out, params, verdict)
     estimate, reading = _use(metadata)
@@ -192,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     if rel is None:
         raise CommandError(f"{RELEASE_FILE} not found: run `make bento` first")
     importance = plots.read_points(plots.BY_NAME["importance"]) or []
-    text = render(rel, read_model_metadata(), metrics.read_metrics(), load_params(), importance)
+    production = comparison.read() if comparison.COMPARISON_FILE.is_file() else None
+    text = render(rel, read_model_metadata(), metrics.read_metrics(), load_params(), importance, production)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(args.out, text)
     print(f"card: wrote {args.out} ({rel.version})")

@@ -92,11 +92,51 @@ def schema_errors(objects: list[dict[str, Any]], version: str = KUBERNETES_VERSI
     return errors
 
 
+CUSTOM_SCHEMAS = {
+    ("serving.kserve.io/v1beta1", "InferenceService"): DEPLOY_DIR / "kserve/inferenceservice-v1beta1.schema.json"
+}
+"""Custom resources the manifests use, and the schema of each kept in the repository (its source in the folder's
+README): kubernetes-validate knows only Kubernetes' own kinds."""
+
+
+def _strict(schema: Any) -> Any:
+    """An OpenAPI schema of a CRD with unknown fields refused, as `kubernetes-validate --strict` refuses them: every
+    object that lists its properties, and keeps no unknown fields on purpose, gets additionalProperties: false."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    keeps_unknown = "additionalProperties" in strict or strict.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in strict and not keeps_unknown:
+        strict["additionalProperties"] = False
+    return strict
+
+
+def custom_resource_errors(objects: list[dict[str, Any]], root: Path = Path()) -> list[str]:
+    """What the kept schema of each custom resource refuses, strictly; Kubernetes' own kinds go to schema_errors."""
+    import json
+
+    import jsonschema
+
+    errors = []
+    for obj in objects:
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key not in CUSTOM_SCHEMAS:
+            continue
+        schema = _strict(json.loads((root / CUSTOM_SCHEMAS[key]).read_text(encoding="utf-8")))
+        name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        for error in sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
+            path = ".".join(str(part) for part in error.path)
+            errors.append(f"{name}: {path or '<root>'}: {error.message}")
+    return errors
+
+
 def images(objects: list[dict[str, Any]]) -> list[str]:
-    """Every container image the objects' pod templates run."""
+    """Every container image the objects' pod templates (or an InferenceService's predictor) run."""
     found = []
     for obj in objects:
-        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {}) or obj.get("spec", {}).get("predictor", {})
         found += [c["image"] for key in ("initContainers", "containers") for c in spec.get(key, [])]
     return found
 

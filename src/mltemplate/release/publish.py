@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltemplate import gate
+from mltemplate import atomic, gate
 from mltemplate.errors import CommandError, run
 from mltemplate.metrics import read_metrics
 from mltemplate.params import load_params
-from mltemplate.release import container, oci
+from mltemplate.release import comparison, container, oci
 
 LATEST = "latest"
 PRODUCTION = "production"
@@ -27,6 +27,7 @@ KEY_TAG_PREFIX = "model-"
 VERSION_PATTERN = re.compile(r"^\d{4}\.\d{2}\.\d{2}-\d{6}-[0-9a-f]{7}$")
 VERSION_LABEL = f"{container.LABEL_PREFIX}.version"
 TITLE_LABEL = f"{container.LABEL_PREFIX}.title"
+REVISION_LABEL = f"{container.LABEL_PREFIX}.revision"
 KEY_LABEL = f"{container.MODEL_LABEL_PREFIX}.model-key"
 MD5_LABEL = f"{container.MODEL_LABEL_PREFIX}.model-md5"
 
@@ -92,13 +93,33 @@ def plan(image: Built, tags: list[str], existing_key: str | None) -> Plan:
     return Plan("publish", image.version, f"new model key {image.model_key}: publishing version {image.version}")
 
 
-def check_gate() -> None:
-    """The quality gate (mltemplate.gate, as `make gate`) on the committed metrics.json: a model that misses a
-    threshold or a slice-gap limit is never published."""
-    verdict = gate.judge(read_metrics(), load_params().evaluate)
-    if not verdict.passed:
-        shown = "; ".join(c.reason() for c in verdict.failed)
-        raise CommandError(f"the quality gate failed ({shown}): nothing is published")
+FORCE_REASON = "FORCE_REASON"
+"""The variable through which a maintainer publishes a model that is confidently worse than production's (only the
+tolerance, never a threshold), saying why; the reason goes into the release notes."""
+FORCE_FILE = Path("build/forced.md")
+REASON = re.compile(r"^[^\x00-\x1f\x7f]{10,500}$")
+
+
+def check_gate(env: Mapping[str, str]) -> str | None:
+    """The gate (mltemplate.gate, as `make gate`) on the committed metrics.json and on the comparison with the
+    model in production (build/comparison.json): a model that misses a threshold or a slice-gap limit is never
+    published; one confidently worse than production's only with FORCE_REASON, which is returned."""
+    found = comparison.read()
+    verdict = gate.judge(read_metrics(), load_params().evaluate, comparison=found.comparison)
+    if verdict.passed:
+        return None
+    shown = "; ".join(c.reason() for c in verdict.failed)
+    reason = env.get(FORCE_REASON, "").strip()
+    if not reason or any(c.kind != "tolerance" for c in verdict.failed):
+        how = "" if any(c.kind != "tolerance" for c in verdict.failed) else f" (or set {FORCE_REASON}, saying why)"
+        raise CommandError(f"the quality gate failed ({shown}): nothing is published{how}")
+    if not REASON.match(reason):
+        raise CommandError(f"{FORCE_REASON} must be 10 to 500 printable characters on one line")
+    print(f"publish: forced past the gate by {env.get('GITHUB_ACTOR') or 'a maintainer'}: {reason}")
+    return (
+        f"**Published although the gate failed against production {found.version}**, by "
+        f"{env.get('GITHUB_ACTOR') or 'a maintainer'}: {reason}\n\nThe gate said: {shown}\n"
+    )
 
 
 def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
@@ -110,8 +131,11 @@ def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
 
 
 def push(source: str, env: Mapping[str, str]) -> Plan:
-    """Gate, then push `source` under its version tag unless the plan says otherwise; nothing else moves here."""
-    check_gate()
+    """Gate, then push `source` under its version tag unless the plan says otherwise; nothing else moves here. A
+    forced release writes its reason to build/forced.md, for the release notes."""
+    forced = check_gate(env)
+    if forced is not None:
+        atomic.write_text(FORCE_FILE, forced)
     image = built(_labels(source), where=source)
     registry = oci.Registry(container.image_name(env), env)
     tags = registry.tags()
@@ -184,15 +208,40 @@ def point_champion(image: Built, version: str, digest: str, env: Mapping[str, st
     return f"; MLflow {image.name}@{aliases.CHAMPION} -> version {registered}"
 
 
+def production(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The version and git commit of the release `production` points at; None before the first release."""
+    registry = oci.Registry(container.image_name(env), env)
+    found = registry.inspect(PRODUCTION)
+    if found is None:
+        return None
+    version, commit = found.labels.get(VERSION_LABEL), found.labels.get(REVISION_LABEL)
+    if not version or not commit:
+        raise CommandError(f"{registry.image}:{PRODUCTION} has no {VERSION_LABEL} or {REVISION_LABEL} label")
+    return version, commit
+
+
+def compare(env: Mapping[str, str]) -> comparison.AgainstProduction:
+    """This checkout's model against production's (build/comparison.json): what the card shows and `push` judges."""
+    found = production(env)
+    result = comparison.nothing_in_production() if found is None else comparison.against(*found, load_params())
+    comparison.write(result)
+    c = result.comparison
+    print(f"publish: against production {result.version}: " + (c.reason or f"compared on {c.rows} shared rows"))
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mltemplate.release.publish", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("compare", help="compare this model with production's (build/comparison.json)")
     push_parser = sub.add_parser("push", help="gate, then push the image under its version tag")
     push_parser.add_argument("--source", default=f"docker-archive:{container.ARCHIVE}", help="skopeo reference")
     promote_parser = sub.add_parser("promote", help="move latest (forward) and production, set champion, mark done")
     promote_parser.add_argument("version", help="the version `push` printed")
     args = parser.parse_args(argv)
-    if args.command == "push":
+    if args.command == "compare":
+        compare(os.environ)
+    elif args.command == "push":
         push(args.source, os.environ)
     else:
         promote(args.version, os.environ, actor=os.environ.get("GITHUB_ACTOR", ""))

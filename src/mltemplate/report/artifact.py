@@ -6,20 +6,18 @@ is refused with a message that names the file and field instead of being rendere
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import ValidationError
 
 from mltemplate.errors import Error
 from mltemplate.plots import PLOTS
+from mltemplate.report.schema import Report
 
-SCHEMA_VERSION: Literal[1] = 1
 DATA_FILE = "report.json"
 REPORT_FILE = "report.md"
 """The human-readable report for the job summary; allowed in the artifact, never read by `make comment`."""
@@ -31,121 +29,11 @@ MAX_DATA_BYTES = 2 * 2**20
 MAX_REPORT_BYTES = 2 * 2**20
 MAX_IMAGE_BYTES = 2 * 2**20
 MAX_IMAGE_SIDE = 4096
-MAX_TEXT = 200
-MAX_TAIL = 4000
-MAX_ENTRIES = 500
-MAX_POINTS = 5000
-MAX_CLASSES = 50
-MAX_RUNS = 20
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ArtifactError(Error, ValueError):
     """The artifact is not what `make report` writes: the message names the file and the field."""
-
-
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-Tail = Annotated[str, StringConstraints(max_length=MAX_TAIL)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=10**12)]
-Scalar = bool | int | Number | Text | None
-Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
-Md5 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-class Failure(_Model):
-    """A pipeline command that exited non-zero; `stage` is the first stage `dvc status` still reports changed."""
-
-    command: Text
-    returncode: int
-    stage: Text | None = None
-    tail: Tail = ""
-
-
-class Confusion(_Model):
-    """Counts by actual (rows) and predicted (columns) class, in `labels` order."""
-
-    labels: list[Text] = Field(min_length=1, max_length=MAX_CLASSES)
-    counts: list[list[Count]]
-
-    @model_validator(mode="after")
-    def _square(self) -> Confusion:
-        size = len(self.labels)
-        if len(self.counts) != size or any(len(row) != size for row in self.counts):
-            raise ValueError(f"counts must be {size} x {size}, one row and one column per label")
-        return self
-
-
-Curve = Annotated[list[tuple[Number, Number]], Field(max_length=MAX_POINTS)]
-CurveName = Literal["roc", "precision_recall"]
-
-
-class Side(_Model):
-    """What one branch has: flattened params, scalar metrics, rows per class, model size, curves, confusion."""
-
-    label: Text
-    params: dict[Text, Scalar] | None = Field(default=None, max_length=MAX_ENTRIES)
-    metrics: dict[Text, Number] | None = Field(default=None, max_length=MAX_ENTRIES)
-    support: dict[Text, Count] = Field(default_factory=dict, max_length=MAX_CLASSES)
-    model_bytes: Count | None = None
-    curves: dict[CurveName, Curve] = Field(default_factory=dict)
-    confusion: Confusion | None = None
-    importance: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
-    """Permutation importance of the most important features (plots/importance.json), largest first."""
-    data_md5: Md5 | None = None
-    """The raw data's md5 (data.dvc): metrics of two sides compare only when they were scored on the same data."""
-
-
-class LoadRun(_Model):
-    """One load run of one service (see report/loadtest.py's LoadStats)."""
-
-    requests: Count
-    errors: Count
-    duration_s: Number
-    rps: Number
-    p50_ms: Number
-    p99_ms: Number
-
-
-class ServingSide(_Model):
-    runs: list[LoadRun] = Field(default_factory=list, max_length=MAX_RUNS)
-    reason: Text = ""
-    """Why there are no runs (empty when there are)."""
-
-
-class Serving(_Model):
-    """Alternating load runs of the base's and the PR's service: base, PR, base, PR, ..."""
-
-    concurrency: int = Field(ge=1, le=1024)
-    seconds: Number
-    base: ServingSide
-    pr: ServingSide
-
-
-class Report(_Model):
-    """report.json: everything the comment shows, as data."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    pr_number: int | None = Field(default=None, ge=1, le=9_999_999_999)
-    head_sha: Sha | None = None
-    base_ref: Text
-    base: Side
-    pr: Side
-    thresholds: dict[Text, Number] = Field(default_factory=dict, max_length=MAX_ENTRIES)
-    """The PR's own thresholds, shown for reference; the comment's gate uses the base branch's."""
-    tolerance: Number = 0.0
-    params_error: Tail | None = None
-    failure: Failure | None = None
-    stale: list[Text] = Field(default_factory=list, max_length=MAX_ENTRIES)
-    """Committed outputs (dvc.lock, metrics.json, plots/) that differ from what the PR's pipeline reproduced."""
-    serving: Serving | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=1) + "\n"
 
 
 def _describe(error: ValidationError) -> str:

@@ -7,15 +7,20 @@ the request whose rows make the model raise gets the error; its neighbours get t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-Rows = list[Any]
-"""One request's rows, in whatever form `predict` takes (here: tuples in schema order)."""
+Rows = Any
+"""One request's rows, in whatever form `predict` takes (tuples in schema order, or a columns.Block), with a len()."""
 Outcome = np.ndarray | Exception
 """One request's result: its rows of the model's answer, or the error the model raised on its rows alone."""
+
+
+def concat_rows(batch: Sequence[Rows]) -> Rows:
+    """Lists of rows as one list."""
+    return [row for rows in batch for row in rows]
 
 
 class Overloaded(RuntimeError):
@@ -25,10 +30,18 @@ class Overloaded(RuntimeError):
 class Batcher:
     """`await batcher(rows)` returns `predict(rows)`; calls that overlap share one `predict` on their rows."""
 
-    def __init__(self, predict: Callable[[Rows], np.ndarray], *, max_batch_rows: int, max_waiting_rows: int) -> None:
+    def __init__(
+        self,
+        predict: Callable[[Rows], np.ndarray],
+        *,
+        max_batch_rows: int,
+        max_waiting_rows: int,
+        merge: Callable[[Sequence[Rows]], Rows] = concat_rows,
+    ) -> None:
         if max_batch_rows < 1 or max_waiting_rows < 1:
             raise ValueError(f"row limits must be >= 1, got {max_batch_rows=} and {max_waiting_rows=}")
         self.predict = predict
+        self.merge = merge
         self.max_batch_rows = max_batch_rows
         self.max_waiting_rows = max_waiting_rows
         self.waiting: list[tuple[Rows, asyncio.Future[np.ndarray]]] = []
@@ -62,7 +75,7 @@ class Batcher:
     def _settle(self, batch: list[Rows]) -> list[Outcome]:
         """Each request's outcome; one model call when it succeeds, else halves retried (bisection): k culprits
         among n requests cost about 2k·log2(n) extra calls, and only when something fails."""
-        merged = [row for rows in batch for row in rows]
+        merged = self.merge(batch)
         try:
             result = self.predict(merged)
         except Exception as error:  # kept for its own request, who re-raises it: nothing is swallowed

@@ -7,15 +7,15 @@ Every refusal is readable by clients that write the whole body before reading (P
 unread body is drained (read and dropped, up to `drain_bytes` and `drain_s`) before the answer, because closing
 a socket with unread bytes in it makes the kernel send a reset, which destroys the answer in the client's buffer.
 
-It also gives every POST /predict a request id: the client's X-Request-ID when valid, else a new one, passed on in
-the request headers (the prediction log records it) and sent back in the response's X-Request-ID."""
+It also checks the X-Request-ID of every POST that scores (/predict, /invocations, a V2 infer), the client's own
+correlation id (1-64 safe characters, else 400): the prediction log records it beside the id the service makes
+(ids.py), which the answer carries."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,9 +27,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # as mltemplate.monitoring.feedback.REQUEST_ID
-ID_PATHS = frozenset({"/predict"})
+ID_PATHS = frozenset({"/predict", "/invocations"})
+V2_INFER = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
+"""The Open Inference Protocol's inference paths (v2.py): scored, so given an id; tritonclient sends no Content-Type."""
 PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
+MEDIA_TYPES = {"/invocations": frozenset({"application/json", "text/csv"})}
+"""Paths that take more than JSON: MLflow's scoring protocol takes CSV too (invocations.py)."""
 CLOSE = (b"connection", b"close")
 
 
@@ -87,10 +91,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         reserved = 0
-        request_id: bytes | None = None
         try:
-            if scope["method"] == "POST" and scope["path"] in ID_PATHS:
-                request_id = self._request_id(scope)
+            if scope["method"] == "POST" and (scope["path"] in ID_PATHS or V2_INFER.fullmatch(scope["path"])):
+                self._check_request_id(scope)
             if scope["method"] == "POST":
                 self._check_post(scope)
             if self.active >= self.max_concurrency:
@@ -106,7 +109,7 @@ class RequestGuard:
                     buffered, extra = await self._read_limited(receive)
                     reserved += extra
                     receive = _replay(buffered, receive)
-                await self.app(scope, receive, _ValidationErrorNamer(self._with_headers(send, request_id)))
+                await self.app(scope, receive, _ValidationErrorNamer(self._with_retry_after(send)))
             finally:
                 self.active -= 1
         except Refusal as refusal:
@@ -115,16 +118,12 @@ class RequestGuard:
             self.inflight_body_bytes -= reserved
 
     @staticmethod
-    def _request_id(scope: Scope) -> bytes:
-        """The client's X-Request-ID (refused unless 1-64 safe characters), else a new one added to the request."""
+    def _check_request_id(scope: Scope) -> None:
+        """Refuse a client X-Request-ID that is not 1-64 safe characters (it goes into the log as text)."""
         given = _header(scope, REQUEST_ID_HEADER)
         if given is not None and not REQUEST_ID.match(given):
             error = f"X-Request-ID {given[:80]!r} is not 1-64 characters of A-Za-z0-9._:-"
             raise Refusal(400, {"error": error, "field": "X-Request-ID"})
-        request_id = (given or uuid.uuid4().hex).encode()
-        if given is None:
-            scope["headers"] = [*scope.get("headers", []), (REQUEST_ID_HEADER, request_id)]
-        return request_id
 
     def _reserve(self, size: int) -> int:
         if size and self.inflight_body_bytes + size > self.max_inflight_body_bytes:
@@ -148,11 +147,12 @@ class RequestGuard:
     def _check_post(self, scope: Scope) -> None:
         content_type = _header(scope, b"content-type")
         media_type = (content_type or "").split(";")[0].strip().lower()
-        if media_type not in JSON_TYPES:
+        accepted = MEDIA_TYPES.get(scope["path"], JSON_TYPES)
+        if media_type not in accepted and not (content_type is None and V2_INFER.fullmatch(scope["path"])):
             raise Refusal(
                 415,
                 {
-                    "error": f"Content-Type {content_type!r} is not supported; send application/json",
+                    "error": f"Content-Type {content_type!r} is not supported; send {' or '.join(sorted(accepted))}",
                     "field": "Content-Type",
                 },
             )
@@ -221,16 +221,14 @@ class RequestGuard:
         await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
         await send({"type": "http.response.body", "body": payload})
 
-    def _with_headers(self, send: Send, request_id: bytes | None) -> Send:
-        """Retry-After on every 429/503, and the request id on every answer to a request that has one."""
+    def _with_retry_after(self, send: Send) -> Send:
+        """Retry-After on every 429/503."""
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 if message["status"] in (429, 503) and not any(key.lower() == b"retry-after" for key, _ in headers):
                     headers.append(self.retry_after)
-                if request_id is not None:
-                    headers.append((REQUEST_ID_HEADER, request_id))
                 message["headers"] = headers
             await send(message)
 

@@ -166,7 +166,10 @@ def response_model(metadata: ModelMetadata) -> type[BaseModel]:
     schema = metadata.input_schema
     request_id = (
         str,
-        Field(description="Names this answer in the prediction log (also the X-Request-ID header); POST /feedback."),
+        Field(
+            description="The service's id of this answer in the prediction log (also the X-Request-ID header): "
+            "what POST /feedback labels. A client's own X-Request-ID is logged beside it, never used as the key."
+        ),
     )
     version = (str, Field(description="Release version of the model that answered (see /metadata)."))
     if not schema.classification:

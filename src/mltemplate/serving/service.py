@@ -1,40 +1,43 @@
 """The BentoML prediction service: POST /predict and GET /metadata over models/model.skops (checked against
-dvc.lock at start-up), and POST /feedback for the true labels of logged answers. It reads the model's own files
-(models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py; settings: settings.py; request checks and
-request ids: guard.py; batching: batching.py; the prediction log: mltemplate.monitoring.log (docs/monitoring.md)."""
+dvc.lock at start-up), and POST /feedback for the true labels of logged answers; the same model also speaks the Open
+Inference Protocol (v2.py) and MLflow's scoring protocol (invocations.py), every path scored and logged through
+`answer`. It reads the model's own files (models/, metrics.json, dvc.lock), never params.yaml. Bodies: payloads.py;
+settings: settings.py; request checks: guard.py; request ids: ids.py; batching: batching.py; feedback: feedback.py
+and labellers.py; the prediction log:
+mltemplate.monitoring.log (docs/monitoring.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import math
-import uuid
 from typing import Any, cast
 
 import bentoml
 import numpy as np
-import sqlalchemy as sa
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mltemplate.columns import Block
 from mltemplate.diagnosis import unscorable
 from mltemplate.identity import current_release
 from mltemplate.model import ModelError, load, verify
 from mltemplate.model_metadata import read_model_metadata
-from mltemplate.monitoring import codec, feedback, migrations, store
+from mltemplate.monitoring import codec, store
 from mltemplate.monitoring.log import PredictionLog
 from mltemplate.paths import DVC_LOCK, MODEL_METADATA
 from mltemplate.predict import labels, predict
+from mltemplate.serving import feedback, invocations, labellers, v2
 from mltemplate.serving.batching import Batcher, Overloaded
 from mltemplate.serving.guard import RequestGuard
+from mltemplate.serving.ids import RequestIds, derive_key
 from mltemplate.serving.payloads import describe, held_out_metrics, predictions, request_model, response_model
+from mltemplate.serving.scorer import Answer, Refused
 from mltemplate.serving.settings import ServingSettings, load_settings
 
 
@@ -43,42 +46,13 @@ async def _metadata(request: Request) -> JSONResponse:
     return JSONResponse(service.metadata)
 
 
-async def _feedback(request: Request) -> JSONResponse:
-    """{"labels": [{"request_id", "label", "position"?}]}: all stored (200), or none and every problem listed:
-    400 for a malformed item or a label outside the model's classes, 422 for ids the log does not hold."""
-    service = bentoml.get_current_service()
-    try:
-        body = json.loads(await request.body())
-    except ValueError as error:
-        return JSONResponse({"error": f"body is not valid JSON ({error})", "field": "body"}, status_code=400)
-    try:
-        labels = feedback.parse(body, service.model.classes if service.model.schema.classification else None)
-    except feedback.FeedbackError as error:
-        return _refused(400, error)
-    if not SETTINGS.prediction_log:
-        return JSONResponse(
-            {"error": "the prediction log is off (SERVE_PREDICTION_LOG=false): no predictions to label"},
-            status_code=404,
-        )
-    try:
-        stored = await run_in_threadpool(service.store_feedback, labels)
-    except feedback.FeedbackError as error:
-        return _refused(422, error)
-    except (store.StoreError, sa.exc.SQLAlchemyError):
-        retry = {"Retry-After": str(SETTINGS.retry_after_s)}
-        return JSONResponse({"error": "the monitoring database is unavailable; retry later"}, 503, headers=retry)
-    return JSONResponse({"stored": stored})
-
-
-def _refused(status: int, error: feedback.FeedbackError) -> JSONResponse:
-    first = error.problems[0]
-    body = {"error": str(error), "field": first.field, "errors": [p.to_dict() for p in error.problems]}
-    return JSONResponse(body, status_code=status)
-
-
 # Checked on import, so that `bentoml build` refuses a model that dvc.lock does not record, and `bentoml serve`
 # exits with the reason instead of restarting workers that fail in __init__. Only hashes here; no model load.
 SETTINGS: ServingSettings = load_settings()
+LABELLERS = labellers.load(
+    SETTINGS.feedback_token.get_secret_value() if SETTINGS.feedback_token is not None else None,
+    SETTINGS.feedback_token_file,
+)
 MODEL_MD5 = verify(lock=DVC_LOCK)
 METADATA = read_model_metadata()
 SCHEMA = METADATA.input_schema
@@ -87,11 +61,13 @@ PredictRequest = request_model(
 )
 PredictResponse = response_model(METADATA)
 metadata_app = Starlette(
-    routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", _feedback, methods=["POST"])]
+    routes=[Route("/metadata", _metadata, methods=["GET"]), Route("/feedback", feedback.route, methods=["POST"])]
 )
 
 
 @bentoml.asgi_app(metadata_app, path="/")
+@bentoml.asgi_app(v2.app, path="/")
+@bentoml.asgi_app(invocations.app, path="/")
 @bentoml.service(
     name="prediction-service",
     workers=SETTINGS.workers,
@@ -114,13 +90,35 @@ class PredictionService:
         self.release = current_release(self.model.metadata)
         # Built once, from the model's own files: what /metadata answers cannot drift from what is served.
         self.metadata = describe(self.model, self.release, held_out_metrics())
+        self.max_rows = SETTINGS.max_rows
         self.batcher = Batcher(
             self._predict,
             max_batch_rows=max(SETTINGS.max_batch_rows, SETTINGS.max_rows) if SETTINGS.batching else 1,
             max_waiting_rows=SETTINGS.max_waiting_rows,
         )
+        # Columnar bodies (V2 tensors, /invocations) arrive as Blocks, merged by concatenating their arrays.
+        self.block_batcher = Batcher(
+            self._predict,
+            max_batch_rows=self.batcher.max_batch_rows,
+            max_waiting_rows=SETTINGS.max_waiting_rows,
+            merge=Block.concat,
+        )
         self.db_url = store.database_url()
-        self.feedback_db: sa.Engine | None = None
+        # Signed with a key every worker and replica derives from the shared feedback credentials (ids.py).
+        self.ids = RequestIds(derive_key(LABELLERS.secret) if LABELLERS.secret is not None else None)
+        self.feedback = (
+            feedback.FeedbackDesk(
+                labellers=LABELLERS,
+                ids=self.ids,
+                limit=labellers.RateLimit(SETTINGS.feedback_rate, SETTINGS.feedback_burst),
+                db_url=self.db_url,
+                spool_dir=store.spool_dir() / "labels",
+                classes=self.model.classes if self.model.schema.classification else None,
+                budget_s=SETTINGS.timeout_s * 0.8,
+            )
+            if SETTINGS.prediction_log
+            else None
+        )
         self.prediction_log = (
             PredictionLog(
                 self.db_url,
@@ -135,31 +133,56 @@ class PredictionService:
         gc.collect()
         gc.freeze()
 
-    def _predict(self, rows: list[tuple[Any, ...]]) -> Any:
-        return predict(self.model, rows)
-
-    def store_feedback(self, labels: list[feedback.Label]) -> int:
-        if self.feedback_db is None:
-            self.feedback_db = migrations.open_store(self.db_url)
-        return feedback.store_labels(self.feedback_db, labels)
+    def _predict(self, rows: list[tuple[Any, ...]] | Block) -> Any:
+        return predict(self.model, rows.frame() if isinstance(rows, Block) else rows)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def flush_prediction_log(self) -> None:
         """On SIGTERM: what is queued goes to the database, or to the spool when the database is down."""
         if self.prediction_log is not None:
             self.prediction_log.close()
+        if self.feedback is not None:
+            self.feedback.close()
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
     async def predict(self, records: list[BaseModel], ctx: bentoml.Context) -> BaseModel:
         """Label and class probabilities (classification) or the predicted number (regression) for each record,
-        from the same function `evaluate` scores; the answer carries the request id it is logged under (also in
-        the X-Request-ID header)."""
+        from the same function `evaluate` scores; the answer carries the id the service logs it under (also in the
+        X-Request-ID header): POST /feedback labels it. A client's own X-Request-ID is logged beside it."""
         # Field order is schema order (see record_model): each record's values are a row as predict.to_frame takes it.
         rows = [tuple(record.__dict__.values()) for record in records]
         try:
-            output = await self.batcher(rows)
+            answer = await self.answer(rows, ctx.request.headers.get("x-request-id"))
         except Overloaded as error:
             raise ServiceUnavailable(str(error)) from None
+        except Refused as refused:
+            found = refused.found
+            loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
+            detail = InitErrorDetails(
+                type=PydanticCustomError("unscorable", "{reason}", {"reason": str(refused)}),
+                loc=loc,
+                input=found.value if found.feature else None,
+            )
+            # BentoML answers a pydantic ValidationError with 400 and its errors; the guard puts the field up front.
+            raise ValidationError.from_exception_data("PredictRequest", [detail]) from refused.__cause__
+        ctx.response.headers["X-Request-ID"] = answer.request_id
+        # model_construct: the values are ours and already typed; validating them again would only cost time.
+        return PredictResponse.model_construct(
+            request_id=answer.request_id,
+            model_version=self.release.version,
+            predictions=predictions(self.model, answer.output, answer.labels),
+        )
+
+    async def answer(self, rows: list[tuple[Any, ...]] | Block, client_request_id: str | None) -> Answer:
+        """What every path answers: the model's output for `rows` (tuples in schema order, or a columns.Block), the
+        labels for classification, and the id the service logged it under (the client's X-Request-ID is kept
+        beside it). Overloaded when too many rows wait; Refused naming the record (and field) the model cannot
+        score."""
+        batcher = self.block_batcher if isinstance(rows, Block) else self.batcher
+        try:
+            output = await batcher(rows)
+        except Overloaded:
+            raise
         except Exception as error:  # the batcher ran these rows alone: the fault is in them, or in the server
             await self._refuse_unscorable(rows, error)
             raise
@@ -168,30 +191,23 @@ class PredictionService:
             raise RuntimeError("the model answered non-finite numbers for input it scores row by row")
         # A regression model's answer is its number: no label (and none logged).
         named = labels(self.model, output) if self.model.schema.classification else None
-        answers = predictions(self.model, output, named)
-        # The guard put the id in the headers (the client's or a new one); uuid4 only if it is not in front.
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        # The key is the service's own: a client's X-Request-ID (checked by the guard) is only a correlation field,
+        # so no client can make its records land under another client's id.
+        request_id = self.ids.issue(len(rows))
         if self.prediction_log is not None:
-            self.prediction_log.record(request_id, self.release.version, rows, named, output)
-        # model_construct: the values are ours and already typed; validating them again would only cost time.
-        return PredictResponse.model_construct(
-            request_id=request_id, model_version=self.release.version, predictions=answers
-        )
+            self.prediction_log.record(
+                request_id, self.release.version, rows, named, output, client_request_id=client_request_id
+            )
+        return Answer(output, named, request_id)
 
-    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]], error: Exception | None) -> None:
-        """Raise a 400 naming the record (and field) the model cannot score; return when the input is not to blame."""
-        found = await asyncio.to_thread(unscorable, self.model, rows)
+    async def _refuse_unscorable(self, rows: list[tuple[Any, ...]] | Block, error: Exception | None) -> None:
+        """Raise Refused naming the record (and field) the model cannot score; return when the input is not to blame."""
+        records = rows.frame() if isinstance(rows, Block) else rows
+        found = await asyncio.to_thread(unscorable, self.model, records)
         if found is None:
             return
-        loc: tuple[str | int, ...] = ("records", found.row) + ((found.feature,) if found.feature else ())
         message = found.describe() + (f" ({type(error).__name__}: {error})" if error is not None else "")
-        detail = InitErrorDetails(
-            type=PydanticCustomError("unscorable", "{reason}", {"reason": message}),
-            loc=loc,
-            input=found.value if found.feature else None,
-        )
-        # BentoML answers a pydantic ValidationError with 400 and its errors; the guard puts the field up front.
-        raise ValidationError.from_exception_data("PredictRequest", [detail]) from error
+        raise Refused(found, message) from error
 
 
 # The decorators made PredictionService a bentoml Service; its stubs still show the class.

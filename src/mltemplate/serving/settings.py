@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from mltemplate.errors import Error
 
@@ -74,6 +75,22 @@ class ServingSettings(BaseModel):
         default=True,
         description="Store every answered record in the monitoring database (MONITORING_DB_URL; docs/monitoring.md).",
     )
+    feedback_token: SecretStr | None = Field(
+        default=None, description="POST /feedback credentials: `name:token` or a bare token, several comma-separated."
+    )
+    feedback_token_file: Path | None = Field(
+        default=None, description="A file of feedback credentials, one per line (a Kubernetes Secret, mounted)."
+    )
+    feedback_rate: float = Field(
+        default=1000.0, gt=0, description="Labels a second each feedback credential may send, per worker (429 past it)."
+    )
+    feedback_burst: int = Field(default=10_000, ge=1, description="Labels a credential may send at once, per worker.")
+
+    @model_validator(mode="after")
+    def _one_source_of_credentials(self) -> ServingSettings:
+        if self.feedback_token is not None and self.feedback_token_file is not None:
+            raise ValueError(f"set {PREFIX}FEEDBACK_TOKEN or {PREFIX}FEEDBACK_TOKEN_FILE, not both")
+        return self
 
     @model_validator(mode="after")
     def _budget_holds_one_body(self) -> ServingSettings:

@@ -135,3 +135,18 @@ def check(raw: pd.DataFrame, expected: Contract, *, source: Path) -> None:
             f"{source} does not match {CONTRACT_FILE}: {'; '.join(problems)}. "
             f"Fix the data, or accept the change with `{ACCEPT}` (`make contract`) and commit the contract"
         )
+
+
+def breaches(raw: pd.DataFrame, expected: Contract) -> pd.Series:
+    """Per row of `raw` (read as text, holding the contract's columns), whether it breaks the contract: a value that
+    is not a finite number in a number column, or a category the contract does not know (when it lists its values).
+    New rows from outside (production) are held to the categories seen so far; `check` lets a tracked CSV add some."""
+    broken = pd.Series(False, index=raw.index)
+    for name, column in expected.columns.items():
+        values = raw[name]
+        present = values.notna() & (values.astype(str).str.strip() != "")
+        if column.kind == "number":
+            broken |= present & _numbers(values.astype(str).str.strip()).isna()
+        elif column.values is not None:
+            broken |= present & ~values.astype(str).str.strip().isin(column.values)
+    return broken

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mltemplate.pipeline import contract
+from mltemplate import contract
 from mltemplate.pipeline.prepare import read_raw
 from mltemplate.schema import DataError
 
@@ -105,3 +105,22 @@ def test_a_broken_contract_file_says_how_to_rewrite_it(tmp_path: Path, text: str
 def test_a_missing_contract_says_how_to_write_it(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found: write it"):
         contract.read(tmp_path / "contract.yaml")
+
+
+def test_rows_outside_the_contract_are_found_one_by_one() -> None:
+    expected = contract.Contract(
+        {
+            "x": contract.Column("number"),
+            "kind": contract.Column("category", ("a", "b")),
+            "note": contract.Column("category"),
+        }
+    )
+    raw = pd.DataFrame(
+        {
+            "x": ["1.5", "inf", "", "2", "two"],
+            "kind": ["a", "b", "a", "c", None],
+            "note": ["anything", "at", "all", "is", "fine"],
+        },
+        dtype=object,
+    )
+    assert contract.breaches(raw, expected).tolist() == [False, True, False, True, True]
