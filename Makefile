@@ -92,6 +92,25 @@ test-workflows: setup ## Run the seven workflows end to end under act, with loca
 test-fast: setup ## Run the unit tests only (no integration test: seconds, for a quick loop)
 	$(RUN) pytest -m "not integration"
 
+.PHONY: test-project
+test-project: setup ## The fast lane: the tests of this project's own params, data pointers and committed outputs
+	$(RUN) pytest -m "project and not integration"
+
+.PHONY: test-template
+test-template: setup ## The template's generality tests: other data sets and tasks, CPU kernels, a fresh machine, project creation
+	$(RUN) pytest -m template
+
+# The lane needs git and the standard library only (the runner's python3): a workflow may ask before installing.
+LANE = PYTHONPATH=src python3 -m mltemplate.project lane --base="$${BASE-origin/main}"
+
+.PHONY: lane
+lane: ## Print `project` when the changes since BASE (default origin/main; empty: none) are params, data and outputs only, else `template`
+	@$(LANE)
+
+.PHONY: test-ci
+test-ci: setup ## What CI's test job runs: test-project in the project lane (see `make lane`), else test-code (the workflows are CI's own job)
+	@if [ "$$($(LANE))" = project ]; then $(MAKE) test-project; else $(MAKE) test-code; fi
+
 .PHONY: lint
 lint: setup ## Run the pre-commit hooks (ruff, mypy, YAML/TOML checks, ...) on all files
 	$(RUN) pre-commit run --all-files --show-diff-on-failure
@@ -300,6 +319,23 @@ deploy: setup ## Check deploy/overlays/$ENV (staging, production) and kubectl-ap
 .PHONY: pin
 pin: setup ## Pin the image of deploy/overlays/$ENV to IMAGE=<name>@sha256:<digest> (what `make push` prints)
 	$(RUN) python -m mltemplate.release.deploy pin --env "$${ENV:-}" --image "$${IMAGE:-}"
+
+# --- The project and its template (docs/adopt.md) ---
+# NAME, CSV, TARGET, TEMPLATE and TEMPLATE_VERSION reach the recipes as "$${NAME}" and as text only: the line below
+# keeps make from ever expanding a value given on the command line (`$(shell ...)` stays a string), and
+# `python -m mltemplate.project` refuses any value that is not a valid name, path, URL or ref.
+TEXT_VARS := NAME CSV TARGET TEMPLATE TEMPLATE_VERSION
+$(foreach v,$(TEXT_VARS),$(if $(filter-out undefined,$(origin $(v))),$(eval override $(v) := $$(value $(v)))$(eval export $(v))))
+
+.PHONY: init
+init: setup ## Make this checkout of the template the team's project: NAME=<name> [CSV=<path> TARGET=<column>] [TEMPLATE=<git url>]
+	$(RUN) python -m mltemplate.project init --name="$${NAME:-}" --csv="$${CSV:-}" --target="$${TARGET:-}" \
+		--template="$${TEMPLATE:-}"
+	@$(MAKE) setup
+
+.PHONY: update-template
+update-template: setup ## Merge the template's later changes into this project [TEMPLATE=<git url or path>] [TEMPLATE_VERSION=<ref>]
+	$(RUN) python -m mltemplate.project update --template="$${TEMPLATE:-}" --version="$${TEMPLATE_VERSION:-}"
 
 .PHONY: clean
 clean: ## Remove caches and local MLflow store (keeps data, models, metrics)

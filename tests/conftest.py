@@ -27,6 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 pytest_plugins = ["tests.job_summary"]  # test counts in the GitHub Actions job summary (ci.yml)
+PROJECT_FIXTURES = frozenset({"params"})
+"""Fixtures that read this project's own files: a test using one is in the fast lane (marker `project`)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROJECT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.project)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -24,6 +24,8 @@ from mltemplate.predict import to_frame
 from mltemplate.schema import Schema
 from tests.conftest import ROOT, run, trained_model
 
+pytestmark = pytest.mark.template  # the same bytes on any CPU kernel and thread count
+
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 
 

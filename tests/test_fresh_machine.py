@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, copy_repo
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.template, pytest.mark.timeout(1800)]
 
 # Set by uv, the venv or the caller: none of them exists on a fresh machine.
 LEAKY = ("UV", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PRE_COMMIT", "MLFLOW_", "BENTOML_", "PYTEST_")

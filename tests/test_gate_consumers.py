@@ -24,6 +24,8 @@ from mltemplate.report.schema import Report, Side
 from mltemplate.report.verdict import judge_report
 from tests.conftest import DESCRIPTION, ROOT
 
+pytestmark = pytest.mark.project  # starts from this project's params.yaml
+
 METRICS: dict[str, Any] = {
     "rmse": 5.5,
     "mae": 3.0,

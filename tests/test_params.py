@@ -10,6 +10,8 @@ import yaml
 from mltemplate.dvcfiles import read_tracked
 from mltemplate.params import MODEL_SECTIONS, ParamsError, load_params, parse_params
 
+pytestmark = pytest.mark.project  # reads this project's params.yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -139,8 +141,9 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_target_listed_as_feature_is_refused(raw: dict[str, Any]) -> None:
-    with pytest.raises(ParamsError, match=r"data: target 'diagnosis' is also listed"):
-        parse_params(with_value(raw, "data.drop", ["diagnosis"]))
+    target = raw["data"]["target"]
+    with pytest.raises(ParamsError, match=rf"data: target '{target}' is also listed"):
+        parse_params(with_value(raw, "data.drop", [target]))
 
 
 def as_task(raw: dict[str, Any], task: str, estimator: str, thresholds: dict[str, float]) -> dict[str, Any]:

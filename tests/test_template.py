@@ -21,7 +21,7 @@ from mltemplate.report.loadtest import served
 from tests.conftest import copy_repo, subprocess_env
 from tests.service_client import post_json, request
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.template]
 
 
 def make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

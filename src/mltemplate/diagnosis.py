@@ -38,8 +38,8 @@ class Unscorable:
 def _sources(preprocess: Any, width: int) -> list[str | None]:
     """The input feature behind each preprocessed column (None where it is not known)."""
     sources: list[str | None] = [None] * width
-    if isinstance(preprocess, Pipeline) and len(preprocess) == 1:
-        preprocess = preprocess[0]
+    if isinstance(preprocess, Pipeline):  # [features.py's derived columns,] the preprocessing
+        preprocess = preprocess[-1]
     for name, transformer, columns in getattr(preprocess, "transformers_", []):
         if name == "remainder" or name not in getattr(preprocess, "output_indices_", {}):
             continue
@@ -84,7 +84,7 @@ def unscorable(model: TrainedModel, records: Records) -> Unscorable | None:
         sources = _sources(model.pipeline[:-1], transformed.shape[1])
         for row, column in zip(*np.nonzero(bad), strict=True):
             feature = sources[column]
-            if feature is not None:
+            if feature is not None and feature in frame.columns:  # a derived column is no input value to blame
                 value = frame.iloc[row][feature]
                 return Unscorable(
                     int(row),

@@ -136,8 +136,10 @@ def make_estimator(
     if "random_state" in accepted and seed is not None:
         estimator.set_params(random_state=seed)
     try:
-        # Checks types and ranges now rather than minutes later inside fit().
-        estimator._validate_params()
+        # Checks types and ranges now rather than minutes later inside fit(); scikit-learn's own estimators declare
+        # them, others (LightGBM) check in fit().
+        if hasattr(estimator, "_parameter_constraints"):
+            estimator._validate_params()
     except InvalidParameterError as error:
         bad = next((key for key in hyperparameters if f"'{key}'" in str(error)), "?")
         raise ValueError(f"hyperparameters.{name}.{bad}: {error}") from None
@@ -154,8 +156,10 @@ def build_pipeline(
     numeric: Sequence[str],
     categorical: Sequence[str],
     estimator: BaseEstimator,
+    derive: BaseEstimator | None = None,
 ) -> Pipeline:
-    """Impute and scale numbers, impute and one-hot encode categories, then the estimator."""
+    """Impute and scale numbers, impute and one-hot encode categories, then the estimator; `derive` (features.py), when
+    given, first adds derived columns, which `numeric` and `categorical` then name beside the raw ones."""
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
@@ -169,4 +173,5 @@ def build_pipeline(
         )
         transformers.append(("categorical", categories, list(categorical)))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    steps: list[tuple[str, Any]] = [("preprocess", preprocess), ("estimator", estimator)]
+    return Pipeline([("features", derive), *steps] if derive is not None else steps)

@@ -12,7 +12,7 @@ from typing import Any
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 
-from mltemplate import atomic
+from mltemplate import atomic, features
 from mltemplate.canonical import dumps
 from mltemplate.dvcfiles import locked_md5
 from mltemplate.errors import Error
@@ -26,12 +26,16 @@ class ModelError(Error, RuntimeError):
     """A model file is missing, altered, or holds types that are not trusted."""
 
 
+TRUSTED = TRUSTED_TYPES | features.TRUSTED_TYPES
+"""The types outside skops' defaults a model file may hold: the estimator registry's and features.py's."""
+
+
 def loads(data: bytes) -> Pipeline:
-    """Load a skops archive, refusing any type outside skops' defaults and the registry's TRUSTED_TYPES."""
-    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    """Load a skops archive, refusing any type outside skops' defaults and TRUSTED."""
+    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED
     if untrusted:
         raise ModelError(f"model file holds untrusted types {sorted(untrusted)}; refusing to load it")
-    model = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    model = sio.loads(data, trusted=sorted(TRUSTED))
     if not isinstance(model, Pipeline):
         raise ModelError(f"model file holds a {type(model).__name__}, expected a scikit-learn Pipeline")
     return model

@@ -20,6 +20,8 @@ from mltemplate.predict import predict, to_frame
 from mltemplate.schema import DataError, Schema
 from tests.conftest import trained_model
 
+pytestmark = pytest.mark.template  # every task's metrics and plots
+
 
 def _frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

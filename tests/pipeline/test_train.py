@@ -38,6 +38,7 @@ def test_train_metrics_are_probabilities_and_losses(mixed_frame: pd.DataFrame) -
     assert metrics["train_log_loss"] > 0
 
 
+@pytest.mark.project  # this project's params.yaml
 def test_describe_holds_no_run_specific_values(mixed_frame: pd.DataFrame) -> None:
     params = load_params(ROOT / "params.yaml")
     features = to_frame(mixed_frame, SCHEMA)
@@ -47,6 +48,7 @@ def test_describe_holds_no_run_specific_values(mixed_frame: pd.DataFrame) -> Non
     assert not {"git_commit", "run_id", "trained_at"} & set(described)
 
 
+@pytest.mark.project  # this project's params.yaml
 def test_describe_names_features_seen_missing_and_known_categories(mixed_frame: pd.DataFrame) -> None:
     features = to_frame(mixed_frame, SCHEMA)
     described = describe(load_params(ROOT / "params.yaml"), features, SCHEMA, data_md5="abc")

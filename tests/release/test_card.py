@@ -13,7 +13,7 @@ import pytest
 from mltemplate.comparison import Comparison, Difference, unavailable
 from mltemplate.identity import Release
 from mltemplate.model_metadata import ModelMetadata
-from mltemplate.params import Params
+from mltemplate.params import EvaluateParams, Params
 from mltemplate.release import card, comparison
 from tests.conftest import DESCRIPTION
 
@@ -40,7 +40,8 @@ METRICS = {"accuracy": 0.965, "recall": 0.88, "log_loss": 0.0776, "support": {"b
 
 @pytest.fixture
 def text(params: Params) -> str:
-    return card.render(REL, METADATA, METRICS, params)
+    judged = params.model_copy(update={"evaluate": EvaluateParams(thresholds={"accuracy": 0.9, "recall": 0.9})})
+    return card.render(REL, METADATA, METRICS, judged)
 
 
 def test_card_names_version_commit_and_data_hash(text: str, params: Params) -> None:

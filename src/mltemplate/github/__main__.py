@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> None:
         release.reviewers(Client.from_env(), args.environment)
     else:
         release.create_release(
-            Client.from_env(), env.get("VERSION", ""), args.notes, target=env.get("GITHUB_SHA", ""), prepend=args.prepend
+            Client.from_env(),
+            env.get("VERSION", ""),
+            args.notes,
+            target=env.get("GITHUB_SHA", ""),
+            prepend=args.prepend,
         )
 
 

@@ -37,9 +37,7 @@ def reviewers(client: Client, environment: str) -> int:
     return count
 
 
-def create_release(
-    client: Client, version: str, notes_file: Path, *, target: str, prepend: Path | None = None
-) -> bool:
+def create_release(client: Client, version: str, notes_file: Path, *, target: str, prepend: Path | None = None) -> bool:
     """Create the GitHub Release `version` (tag at `target`, notes from the model card) unless it exists; `prepend`,
     when the file exists (build/forced.md: who published past the gate, and why), goes first."""
     if not VERSION.fullmatch(version):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mltemplate import metrics
+from mltemplate import metrics, plots
 from mltemplate.pipeline.curves import Points
 
 
@@ -129,7 +129,22 @@ def render(
         images.update(_regression_images(curves, title=title))
     scoring = metrics.IMPORTANCE_SCORING[task].removeprefix("neg_").replace("root_mean_squared_error", "RMSE (rise)")
     images["importance"] = _importance_image(curves["importance"], title=title, scoring=scoring)
+    for plot in plots.for_task(task):
+        if plot.name not in images:  # a plot added to the table only (docs/customise.md): its x against its y
+            images[plot.name] = _table_image(plot, curves[plot.name], title=title)
     return images
+
+
+def _table_image(plot: plots.Plot, points: Points, *, title: str) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
+    x, y = [p[plot.x] for p in points], [p[plot.y] for p in points]
+    if plot.template == "scatter":
+        ax.scatter(x, y, s=8)
+    else:
+        ax.plot(x, y, lw=2)
+    ax.set(xlabel=plot.x, ylabel=plot.y, title=f"{title}: {plot.title}")
+    return _png(fig)
 
 
 def _png(fig: Any) -> bytes:

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from mltemplate import git
 from mltemplate.canonical import canonicalise
 from mltemplate.estimators import build_pipeline, make_estimator
+from mltemplate.features import derive_step
 from mltemplate.model import md5, save
 from mltemplate.params import ModelParams, Params, load_params
 from mltemplate.paths import MODEL_DIR, MODEL_FILE, MODEL_METADATA, TRAIN_CSV
@@ -23,9 +24,16 @@ from mltemplate.schema import Schema
 
 
 def train(features: pd.DataFrame, labels: pd.Series, schema: Schema, p: ModelParams, *, seed: int) -> Pipeline:
-    """Fit preprocessing + the chosen estimator; the canonical model (`canonical.canonicalise`)."""
+    """Fit the project's derived columns (features.py) + preprocessing + the chosen estimator; the canonical model
+    (`canonical.canonicalise`)."""
     estimator = make_estimator(p.estimator, p.selected, seed=seed, task=schema.task)
-    pipeline = build_pipeline(numeric=schema.numeric, categorical=schema.categorical, estimator=estimator)
+    derive = derive_step()
+    pipeline = build_pipeline(
+        numeric=[*schema.numeric, *(derive.numeric if derive else ())],
+        categorical=[*schema.categorical, *(derive.categorical if derive else ())],
+        estimator=estimator,
+        derive=derive,
+    )
     pipeline.fit(features, labels.astype(str) if schema.classification else labels.astype("float64"))
     # What the model file will hold, so the metrics logged here are those of the saved model.
     return canonicalise(pipeline)

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from mltemplate.comparison import Comparison
 from mltemplate.dotted import flatten
-from mltemplate.estimators import TRUSTED_TYPES
+from mltemplate.model import TRUSTED
 from mltemplate.model_metadata import ModelMetadata
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -62,7 +62,7 @@ def log_training(
         input_example=example,
         registered_model_name=registered_name,
         serialization_format="skops",
-        skops_trusted_types=sorted(TRUSTED_TYPES),
+        skops_trusted_types=sorted(TRUSTED),
         # Listing requirements skips MLflow's inference, which re-imports the model in a subprocess.
         pip_requirements=[f"scikit-learn=={_version('scikit-learn')}", f"skops=={_version('skops')}"],
     )
