@@ -31,6 +31,7 @@ def test_ci_on_a_pull_request_lints_every_file_and_passes_the_unit_tests(act: Ac
     assert "lock files point at their index only, with hashes" in lint.log
     test = act.run(repo.path, "ci.yml", "pull_request", pull_request(repo), job="test", env=UNIT_TESTS_ONLY)
     assert test.result("test") == "success", test.explain()
-    assert test.step("test", "System packages the integration tests start (docker-registry, skopeo, nginx)") == "success"
+    packages = "System packages the integration tests start (docker-registry, skopeo, nginx)"
+    assert test.step("test", packages) == "success"
     assert " passed" in test.log
     assert set(lint.jobs) | set(test.jobs) == {"lint", "test"}
