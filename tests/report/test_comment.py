@@ -65,6 +65,16 @@ def test_a_passing_pr_gets_a_success_status_and_its_number(tmp_path: Path, trust
     assert (tmp_path / "out" / "pr-number").read_text() == "7\n"
 
 
+def test_the_pr_number_comes_from_the_pr_s_artifact_as_the_trusted_run_knows_none(
+    tmp_path: Path, trusted: Path
+) -> None:
+    # `make verdict` runs from the head commit alone (no PR number); make pr-head checks the number against HEAD_SHA
+    verdict = trusted_run(tmp_path / "verdict", report().model_copy(update={"pr_number": None}))
+    make_comment(write_artifact(tmp_path / "artifact", report()), tmp_path / "out", trusted, verdict=verdict)
+    assert status(tmp_path / "out")["state"] == "success"
+    assert (tmp_path / "out" / "pr-number").read_text() == "7\n"
+
+
 def test_the_pr_s_own_numbers_never_get_a_success_status(tmp_path: Path, trusted: Path) -> None:
     make_comment(write_artifact(tmp_path / "artifact", report()), tmp_path / "out", trusted)
     found = status(tmp_path / "out")

@@ -8,6 +8,7 @@ nothing, an environment without reviewers moves nothing, and `previous` moves pr
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,12 +76,14 @@ def registry_state(image: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def old_release(image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An earlier release already in production (what a rollback goes back to); returns its digest."""
+def old_release(image: str, repo: Repo, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An earlier release already in production (what a rollback goes back to, and what the build job compares the
+    candidate with: built from this very commit, so its model is the candidate's); returns its digest."""
     key = "0" * 16
     labels = {
         publish.TITLE_LABEL: load_params(ROOT / "params.yaml").name,
         publish.VERSION_LABEL: OLD,
+        publish.REVISION_LABEL: repo.head(),
         publish.KEY_LABEL: key,
         publish.MD5_LABEL: "0" * 32,
     }
@@ -146,12 +149,20 @@ def test_with_releases_on_the_image_reaches_the_registry_and_latest_and_producti
 def test_the_release_notes_are_the_model_card_the_build_job_wrote(first: Run, github: FakeGitHub) -> None:
     (artifact,) = [a for a in github.artifacts if a.run_id == str(first.run_id) and a.name == "release"]
     with zipfile.ZipFile(io.BytesIO(artifact.data)) as archive:
-        assert sorted(archive.namelist()) == ["image.tar", "model-card.md"]
+        assert sorted(archive.namelist()) == ["comparison.json", "image.tar", "model-card.md"]
         card = archive.read("model-card.md").decode()
+        against = json.loads(archive.read("comparison.json"))
     ((version, notes),) = github.releases.items()
-    assert notes["body"] == card
+    assert notes["body"] == card  # not forced: no build/forced.md ahead of the card
     assert notes["tag_name"] == notes["name"] == version
     assert version in card.splitlines()[0]
+    # the build job compared the candidate with production's model, reproduced from production's commit
+    assert first.step("build", "Compare with the model in production on the same rows (build/comparison.json)") == (
+        "success"
+    )
+    assert against["version"] == OLD
+    assert against["comparison"]["rows"] > 0, against
+    assert "## Compared with the model in production" in card
 
 
 def test_a_second_run_on_the_same_commit_publishes_nothing(

@@ -50,10 +50,10 @@ def shown(artifact_dir: Path, verdict_dir: Path | None) -> tuple[Report, dict[st
     """The report the comment shows and judges, its PNGs, and whether its numbers are self-reported: the trusted
     verdict's when it ran the pipeline; else the PR's own (whatever its artifact claims), with the files the
     trusted job found beyond params and data, and only the PR's own plots."""
+    fork = load(artifact_dir)  # validated either way: it also says which PR to comment on (make pr-head checks it)
     trusted = load(verdict_dir) if verdict_dir is not None else None
     if trusted is not None and trusted.report.trust == "trusted" and not trusted.report.code_changes:
-        return trusted.report, trusted.images, False
-    fork = load(artifact_dir)
+        return trusted.report.model_copy(update={"pr_number": fork.report.pr_number}), trusted.images, False
     changes = trusted.report.code_changes if trusted is not None and trusted.report.trust == "trusted" else []
     report = fork.report.model_copy(update={"trust": "self-reported", "code_changes": changes})
     return report, {name: png for name, png in fork.images.items() if name.startswith("pr_")}, True
