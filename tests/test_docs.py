@@ -79,7 +79,7 @@ def exists(path: str) -> bool:
 
 
 def module_exists(name: str) -> bool:
-    """`mltemplate.a.b` is a module, or a module and a name it defines at its top level (`mltemplate.predict.predict`)."""
+    """`mltemplate.a.b` is a module, or a module and a name defined at its top level (`mltemplate.predict.predict`)."""
     parts = name.split(".")
     for cut in range(len(parts), 1, -1):
         base = ROOT / "src" / Path(*parts[:cut])
@@ -115,7 +115,7 @@ def problems(path: Path, text: str | None = None) -> list[str]:
         for word in re.split(r"[\s=]+", span):
             word = word.rstrip(",;:.)").removeprefix("./")
             first = word.split("/")[0]
-            if (first in ROOTS and "/" in word or word in TOP_FILES) and not re.search(r"<|…|\.\.\.", word):
+            if ((first in ROOTS and "/" in word) or word in TOP_FILES) and not re.search(r"<|…|\.\.\.", word):
                 found += [f"`{p}`: no such path" for p in expand(word) if not exists(p.rstrip("/"))]
     found += [f"{name}: no such module" for name in set(MODULE.findall(text)) if not module_exists(name)]
     for link in LINK.findall(prose(text)):
