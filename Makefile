@@ -317,7 +317,7 @@ deploy: setup ## Check deploy/overlays/$ENV (staging, production) and kubectl-ap
 	$(RUN) python -m mltemplate.release.deploy apply --env "$${ENV:-}"
 
 .PHONY: pin
-pin: setup ## Pin the image of deploy/overlays/$ENV to IMAGE=<name>@sha256:<digest> (what `make push` prints)
+pin: setup ## Pin the image of deploy/overlays/$ENV to IMAGE=<name>@sha256:<digest> (what `make publish` prints)
 	$(RUN) python -m mltemplate.release.deploy pin --env "$${ENV:-}" --image "$${IMAGE:-}"
 
 # --- The project and its template (docs/adopt.md) ---

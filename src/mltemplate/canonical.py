@@ -24,7 +24,7 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # The registry's BLAS-fitted attributes (estimators.py) are rounded to float32 precision (24 significant bits,
 # ~7 digits) so every CPU writes the same bytes. A kernel difference of relative size r changes the rounded value
 # only if a rounding boundary falls between the two results, with probability <= r * 2**24 per value (~1e-5 for
-# r = 5e-13; README, "Reproducibility").
+# r = 5e-13; docs/pipeline.md, "Reproducibility").
 SIGNIFICANT_BITS = 24
 
 

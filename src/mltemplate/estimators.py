@@ -47,7 +47,8 @@ def _classifier(cls: type[BaseEstimator]) -> dict[Task, type[BaseEstimator]]:
     return {"binary": cls, "multiclass": cls}
 
 
-# Linear models' coefficients differ by up to 5e-13 (relative) between OpenBLAS kernels (README, "Reproducibility").
+# Linear models' coefficients differ by up to 5e-13 (relative) between OpenBLAS kernels (docs/pipeline.md,
+# "Reproducibility").
 LINEAR_BLAS_FITTED = frozenset({"coef_", "intercept_"})
 
 ESTIMATORS: dict[str, Estimator] = {

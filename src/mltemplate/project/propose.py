@@ -129,7 +129,7 @@ def params_text(p: Proposal, *, name: str, raw_path: Path, target: str) -> str:
     positive = f"  positive_class: {_flow(p.positive_class)}  # the class precision / recall / F1 / ROC are about\n"
     text = f"""# Proposed by `make init` from {raw_path.as_posix()}: read it, change what you know better, commit it.
 # Everything that changes the model lives here; change it in a PR (or `dvc exp run -S key=value`) and the PR comment
-# compares the result with main. Validated by src/mltemplate/params.py; README "Tasks" lists metrics and estimators.
+# compares the result with main. Validated by src/mltemplate/params.py; docs/pipeline.md lists the tasks.
 name: {name}  # MLflow experiment and registered model, Bento model and service
 seed: 42      # random_state of the split and of the estimator
 
