@@ -76,13 +76,17 @@ run: repro ## Set up, get data, run the pipeline, print the metrics and check th
 	@$(MAKE) metrics
 	@$(MAKE) gate
 
+# The suite spends most of its time waiting on the real processes it starts: TEST_WORKERS (default 2) pytest workers
+# share it, one test file each at a time (a file's servers and fixtures stay in one worker).
+XDIST = -n "$${TEST_WORKERS:-2}" --dist loadfile
+
 .PHONY: test
 test: setup ## Run all tests: unit, integration (dvc repro, bentoml serve, MLflow, PostgreSQL) and the workflows under act
-	$(RUN) pytest
+	$(RUN) pytest $(XDIST)
 
 .PHONY: test-code
 test-code: setup ## Run all tests but the workflow harness (what ci.yml's test job runs; test-workflows is its own job)
-	$(RUN) pytest --ignore=tests/workflows
+	$(RUN) pytest $(XDIST) --ignore=tests/workflows
 
 .PHONY: test-workflows
 test-workflows: setup ## Run the seven workflows end to end under act, with local stand-ins for GitHub

@@ -18,7 +18,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not summary:
+    if not summary or hasattr(terminalreporter.config, "workerinput"):  # an xdist worker: the controller reports
         return
     counts = {outcome: len(terminalreporter.stats.get(outcome, [])) for outcome in OUTCOMES}
     failed = [report.nodeid for key in ("failed", "error") for report in terminalreporter.stats.get(key, [])]

@@ -56,7 +56,7 @@ def churn_csv(path: Path, *, rows: int = 900, seed: int = 11) -> Path:
 
 
 def mentions_of_the_template(repo: Path) -> list[str]:
-    """Files (and answers lines) that still say `mltemplate`, outside the answers file's note of the template source."""
+    """Files (and answers lines) that still say `mltemplate`, but for the answers file's note of the template."""
     found = []
     for name in git(repo, "ls-files", "-co", "--exclude-standard").splitlines():
         try:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import mltemplate
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
@@ -16,15 +18,22 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 SPAN = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 MAKE = re.compile(r"(?<![\w-])make((?:\s+(?:-\S+|\w+=\S*))*)\s+([A-Za-z][\w-]*)")
-MODULE = re.compile(r"(?<![\w.])mltemplate(?:\.\w+)++(?!\.<)")
-RUN_MODULE = re.compile(r"-m\s+(mltemplate(?:\.\w+)*+)(?!\.<)")
+PACKAGE = mltemplate.__name__  # by its runtime name: `make init` renames it, and the word in a string differently
+MODULE = re.compile(rf"(?<![\w.]){PACKAGE}(?:\.\w+)++(?!\.<)")
+RUN_MODULE = re.compile(rf"-m\s+({PACKAGE}(?:\.\w+)*+)(?!\.<)")
 
 # A backticked word is taken for a repository path when its first part is one of the repository's own directories,
 # or it is one of its top-level files; any other word (a URL path, a MIME type, `build/...`) is not a claim about
 # what the checkout holds.
 ROOTS = {"src", "tests", "deploy", "docs", "tools", "benchmarks", ".github", "examples", "data", "plots", ".ci", ".dvc"}
 TOP_FILES = {"params.yaml", "dvc.yaml", "dvc.lock", "Makefile", "bentofile.yaml", "data.dvc", "metrics.json"}
-TOP_FILES |= {"pyproject.toml", "uv.lock", "copier.yml", "BENCHMARKS.md", ".python-version", ".pre-commit-config.yaml"}
+TOP_FILES |= {
+    "pyproject.toml",
+    "uv.lock",
+    "BENCHMARKS.md",
+    ".python-version",
+    ".pre-commit-config.yaml",
+}  # not copier.yml: template only
 GENERATED = [
     "data/raw",  # `make data`: the tracked CSV, from DVC or rebuilt (git-ignored)
     "data/raw/*",
@@ -79,7 +88,7 @@ def exists(path: str) -> bool:
 
 
 def module_exists(name: str) -> bool:
-    """`mltemplate.a.b` is a module, or a module and a name defined at its top level (`mltemplate.predict.predict`)."""
+    """`mltemplate.a.b` is a module, or a module and a name at its top level (`mltemplate.predict.predict`)."""
     parts = name.split(".")
     for cut in range(len(parts), 1, -1):
         base = ROOT / "src" / Path(*parts[:cut])
@@ -136,5 +145,5 @@ def test_docs_name_only_what_exists(path: Path) -> None:
 
 
 def test_the_checks_catch_a_stale_name() -> None:
-    text = "`make push`, `src/mltemplate/nope.py`, `mltemplate.nope`, [x](deploy.md#nope), [y](nope.md)\n"
+    text = f"`make push`, `src/{PACKAGE}/nope.py`, `{PACKAGE}.nope`, [x](deploy.md#nope), [y](nope.md)\n"
     assert len(problems(ROOT / "docs" / "example.md", text)) == 5

@@ -15,7 +15,7 @@ def test_job_summary_lists_counts_and_failed_tests(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.job_summary", "-p", "no:cacheprovider", str(tmp_path)],
         cwd=ROOT,
-        env=subprocess_env(GITHUB_STEP_SUMMARY=str(summary), PYTHONPATH=str(ROOT)),
+        env=subprocess_env(GITHUB_STEP_SUMMARY=str(summary), PYTHONPATH=str(ROOT), PYTEST_ADDOPTS="-n 2"),
         capture_output=True,
         text=True,
     )

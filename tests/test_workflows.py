@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+import mltemplate
 from tests.conftest import ROOT, VENV_BIN, subprocess_env
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -126,7 +127,7 @@ def test_the_retrain_job_holds_no_write_token_and_the_pull_request_job_installs_
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert all(line.startswith("PYTHONPATH=src python3 -m mltemplate.") for line in recipes)
+    assert all(line.startswith(f"PYTHONPATH=src python3 -m {mltemplate.__name__}.") for line in recipes)
     assert "retrain-pr build/retrain" in recipes[1]  # commits what check-retrain-paths listed in paths.txt
 
 

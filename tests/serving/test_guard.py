@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mltemplate.serving.guard import RequestGuard
+from mltemplate.serving.refusals import PACKAGE
 
 Message = dict[str, Any]
 
@@ -337,7 +338,7 @@ def test_a_large_body_of_an_impossible_shape_is_refused_from_a_thread_before_the
 
 
 def test_each_refusal_is_logged_once_without_the_clients_values(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="mltemplate")
+    caplog.set_level("INFO", logger=PACKAGE)
     asyncio.run(_call(_guard(App()), _scope(headers={"Content-Type": "text/4111-1111-1111-1111"}), [b"{}"]))
     (record,) = caplog.records
     assert record.getMessage() == "refused POST /predict 415 Content-Type (not JSON)"

@@ -9,7 +9,7 @@ import pytest
 from bentoml.exceptions import InternalServerError, ServiceUnavailable
 from pydantic import BaseModel, ValidationError
 
-from mltemplate.serving.refusals import ClientErrors, RefusalLog
+from mltemplate.serving.refusals import PACKAGE, ClientErrors, RefusalLog
 
 
 def test_field_names_that_are_not_the_services_are_not_logged() -> None:
@@ -24,7 +24,7 @@ def test_field_names_that_are_not_the_services_are_not_logged() -> None:
 def test_one_line_at_info_for_the_clients_fault_and_warning_for_overload(
     caplog: pytest.LogCaptureFixture, status: int, level: int
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mltemplate")
+    caplog.set_level(logging.INFO, logger=PACKAGE)
     RefusalLog().refused("POST", "/predict", status, field="body", reason="limit", message="value 4111 1111 1111 1111")
     (record,) = caplog.records
     assert record.levelno == level
@@ -33,7 +33,7 @@ def test_one_line_at_info_for_the_clients_fault_and_warning_for_overload(
 
 
 def test_the_message_is_logged_only_when_debugging(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="mltemplate")
+    caplog.set_level(logging.INFO, logger=PACKAGE)
     RefusalLog(values=True).refused("POST", "/predict", 400, field="body", reason="json_invalid", message="at 'x'")
     assert caplog.records[0].getMessage().endswith(": at 'x'")
 

@@ -21,6 +21,9 @@ UNKNOWN_NAME = "<unknown>"
 OWN_FIELDS = frozenset({"body", "records", "X-Request-ID", "Content-Type", "Content-Length"})
 """The fields the guard itself names in its refusals."""
 
+PACKAGE = __name__.split(".")[0]
+"""The package's top logger (its name is the project's: `make init` renames the package)."""
+
 
 class RefusalLog:
     """Writes the one line of each refused request. Field names that are not the service's own (an unknown key a
@@ -64,7 +67,7 @@ class ClientErrors(logging.Filter):
 
 def install(*, values: bool) -> None:
     """At worker start: our refusal lines at INFO; BentoML's tracebacks of refusals kept only when debugging."""
-    logging.getLogger("mltemplate").setLevel(logging.INFO)
+    logging.getLogger(PACKAGE).setLevel(logging.INFO)
     bentoml_errors = logging.getLogger(BENTOML_ERRORS)
     for existing in [f for f in bentoml_errors.filters if isinstance(f, ClientErrors)]:
         bentoml_errors.removeFilter(existing)
