@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mltemplate.errors import Error
-from mltemplate.monitoring import migrations, store
+from mltemplate.monitoring import migrations, spool, store
 from mltemplate.monitoring.feedback import Resolved
 
 logger = logging.getLogger(__name__)
@@ -76,16 +76,6 @@ def store_labels(
     return sum((x.request_id, x.position) in stored for x in labels)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LabelSpool:
     """Accepted labels the database could not take, one JSON line per submission in a file of this worker's under
     `directory`; a thread writes them back (each submission once: the table's unique key) and takes over the files
@@ -132,7 +122,7 @@ class LabelSpool:
                 self.file.rename(self.directory / f"{mine}{uuid.uuid4().hex[:8]}.claimed")
         for path in self.directory.iterdir():
             owner = path.name.split("-", 1)[0]
-            if path.suffix not in {".jsonl", ".claimed"} or (owner.isdigit() and _alive(int(owner))):
+            if path.suffix not in {".jsonl", ".claimed"} or (owner.isdigit() and spool.alive(int(owner))):
                 continue  # not a spool file, or a live worker's (this one's included)
             with contextlib.suppress(FileNotFoundError):  # another worker took it first
                 path.rename(self.directory / f"{mine}{uuid.uuid4().hex[:8]}.claimed")

@@ -27,7 +27,8 @@ BATCH_BYTES = 8 * 2**20
 """Rows written back per transaction, at most: whichever comes first."""
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a spool file's owner, by the pid in its name)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -94,7 +95,7 @@ class Spool:
                 owner = path.name.split("-", 1)[0]
                 if path.suffix not in {".jsonl", ".claimed"} or path.name.startswith(self.prefix):
                     continue
-                if owner.isdigit() and _alive(int(owner)):  # a live worker's file
+                if owner.isdigit() and alive(int(owner)):  # a live worker's file
                     continue
                 target = self._new_name(".claimed")
                 with contextlib.suppress(FileNotFoundError):  # another worker claimed it first
