@@ -29,7 +29,7 @@ def send(log: PredictionLog, count: int, prefix: str = "r") -> None:
         log.record(f"{prefix}{i}", "v1", [(float(i), "a"), (0.5, "b")], ["no", "yes"], [[0.9, 0.1], [0.2, 0.8]])
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:  # liveness, not speed: CI may be busy
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"

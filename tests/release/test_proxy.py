@@ -101,7 +101,7 @@ def proxied(
     process = subprocess.Popen([str(NGINX), "-e", "stderr", "-c", str(config), "-g", "daemon off;"])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a deadline for liveness, not a timing: the machine may be busy
         while True:
             try:
                 if request(url, "/proxy/healthz", method="GET", timeout=1).status == 200:
