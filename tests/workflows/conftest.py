@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import subprocess_env
 from tests.release.oci_registry import needs_registry, oci_registry
 from tests.workflows.act import ACT, ACTIONS, Act, prepare_actions
 from tests.workflows.github_api import FakeGitHub, serving
@@ -51,6 +53,17 @@ class Repo:
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)
         return self.head()
+
+    def with_dvc_remote(self, remote: Path) -> None:
+        """A local directory as the default DVC remote, with the data and the outputs pushed, committed on main: what
+        a job's `make data` / `make repro` pull from."""
+        for args in (("remote", "add", "--default", "storage", str(remote)), ("push", "--quiet")):
+            done = subprocess.run(
+                [sys.executable, "-m", "dvc", *args], cwd=self.path, env=subprocess_env(), capture_output=True
+            )
+            assert done.returncode == 0, done.stderr
+        self.commit("A DVC remote")
+        self.git("push", "-q", "origin", "main")
 
 
 @pytest.fixture(scope="session")

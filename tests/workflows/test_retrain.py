@@ -6,14 +6,12 @@ retrain's summary as its body; the new data version is in the DVC remote."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mltemplate.monitoring import handoff
-from tests.conftest import subprocess_env
 from tests.workflows.act import Act, Run
 from tests.workflows.conftest import Repo
 from tests.workflows.github_api import FakeGitHub
@@ -23,18 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeou
 
 LABELLED = 12
 PR_STEP = "Commit the listed files on a retrain branch, push it, open the pull request"
-
-
-def dvc(repo: Path, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=subprocess_env(), capture_output=True)
-    assert done.returncode == 0, done.stderr
-
-
-def with_dvc_remote(repo: Repo, remote: Path) -> None:
-    dvc(repo.path, "remote", "add", "--default", "storage", str(remote))
-    dvc(repo.path, "push", "--quiet")
-    repo.commit("A DVC remote")
-    repo.git("push", "-q", "origin", "main")
 
 
 def retrain_run(act: Act, repo: Repo, github: FakeGitHub, url: str) -> Run:
@@ -50,7 +36,7 @@ def retrain_run(act: Act, repo: Repo, github: FakeGitHub, url: str) -> Run:
 def test_a_refused_push_leaves_the_records_and_the_next_run_opens_a_data_only_pr(
     act: Act, repo: Repo, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    with_dvc_remote(repo, tmp_path / "dvc-remote")
+    repo.with_dvc_remote(tmp_path / "dvc-remote")
     url = f"sqlite:///{tmp_path / 'log.db'}"
     write_log(url, repo.path, drifted=False, rows=LABELLED, new=True)
     hook = repo.remote / "hooks" / "pre-receive"
