@@ -134,6 +134,10 @@ def test_a_copy_becomes_churn_model_runs_its_checks_and_takes_template_v2_withou
     assert {name: (project / name).read_text() for name in ours} == ours
     assert "_commit: " + git(template, "rev-parse", "HEAD").strip() in (project / ".copier-answers.yml").read_text()
     make(project, "test-fast", PYTEST_ADDOPTS="-x -q -p no:cacheprovider")
+    # The update is left uncommitted for the team to review: another one waits until it is committed.
+    assert "uncommitted changes" in make(project, "update-template", ok=False).stderr
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "Template v2")
     assert (
         make(project, "update-template")
         .stdout.strip()
