@@ -24,6 +24,7 @@ import pandas as pd
 from mltemplate.model import load
 from mltemplate.predict import predict_proba
 from mltemplate.report.loadtest import LoadStats, free_port, measure, served
+from tests.service_client import json_records
 
 REPO = Path.cwd()
 CONNECTIONS = 32
@@ -63,7 +64,7 @@ class Row:
 def _bodies() -> dict[int, bytes]:
     example = json.loads((REPO / "examples/predict.json").read_text(encoding="utf-8"))
     features = list(example["records"][0])
-    test = pd.read_csv(REPO / "data/prepared/test.csv")[features].to_dict("records")
+    test = json_records(pd.read_csv(REPO / "data/prepared/test.csv")[features])
     batch = (test * (BATCH_ROWS // len(test) + 1))[:BATCH_ROWS]
     return {1: json.dumps(example).encode(), BATCH_ROWS: json.dumps({"records": batch}).encode()}
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -42,3 +44,8 @@ def request(
 
 def post_json(url: str, payload: Any, *, path: str = "/predict") -> Reply:
     return request(url, path, body=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready records: a missing cell is null (JSON has no NaN, and a user's data set has gaps)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")

@@ -18,6 +18,7 @@ from mltemplate.pipeline.train import train
 from mltemplate.predict import predict_proba, to_frame
 from mltemplate.schema import Schema
 from tests.conftest import save_model, trained_model
+from tests.service_client import json_records
 
 SCHEMA = Schema(numeric=("age", "dose"), categorical=("site",), target="outcome", positive_class="sick")
 
@@ -60,8 +61,7 @@ def test_derived_columns_are_computed_inside_the_saved_model_from_the_raw_column
     save_model(trained_model(pipeline, SCHEMA), **paths)
     loaded = load(**paths)  # the safe loader: only TRUSTED types
     assert loaded.schema.features == SCHEMA.features  # what the service asks for: the raw columns
-    records = mixed_frame[list(SCHEMA.features)].head(5).astype(object)
-    records = records.where(records.notna(), None).to_dict("records")
+    records = json_records(mixed_frame[list(SCHEMA.features)].head(5))
     np.testing.assert_array_equal(predict_proba(loaded, records), pipeline.predict_proba(raw.head(5)))
 
 

@@ -19,7 +19,7 @@ from mltemplate.model_metadata import read_model_metadata
 from mltemplate.release import smoke
 from mltemplate.report.loadtest import served
 from tests.conftest import copy_repo, subprocess_env
-from tests.service_client import post_json, request
+from tests.service_client import json_records, post_json, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.template]
 
@@ -88,8 +88,7 @@ def monitor_with_labels(repo: Path, thresholds: dict[str, float]) -> str:
     their true labels to /feedback, then `make monitor` with `thresholds`: returns monitoring/report.md."""
     schema = read_model_metadata(repo / "models/metadata.json").input_schema
     test = pd.read_csv(repo / "data/prepared/test.csv")
-    features = test[list(schema.features)].astype(object)
-    records = features.where(features.notna(), None).to_dict("records")
+    records = json_records(test[list(schema.features)])
     truth = test[schema.target].tolist() if not schema.classification else test[schema.target].astype(str).tolist()
     set_params(repo, {"monitor.thresholds": thresholds, "monitor.min_rows": 20, "monitor.min_labels": 20})
     token = "a-labeller-token-for-this-test"

@@ -15,6 +15,7 @@ import pytest
 from mltemplate.model_metadata import read_model_metadata
 from tests.conftest import run
 from tests.postgres import cluster
+from tests.service_client import json_records
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def repo(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def records(repo: Path) -> list[dict[str, Any]]:
     features = list(read_model_metadata(repo / "models/metadata.json").input_schema.features)
-    return list(pd.read_csv(repo / "data/prepared/test.csv")[features].to_dict("records"))
+    return json_records(pd.read_csv(repo / "data/prepared/test.csv")[features])
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

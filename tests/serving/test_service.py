@@ -22,7 +22,7 @@ from mltemplate.predict import labels, predict_proba
 from mltemplate.report.loadtest import Server, served
 from tests.conftest import nudged_hyperparameter, run
 from tests.pipeline.test_pipeline import edit_params
-from tests.service_client import Reply, post_json, request
+from tests.service_client import Reply, json_records, post_json, request
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_example_gets_the_in_process_prediction_and_the_version(
 
 def test_many_records_are_answered_in_order(server: str, trained: TrainedModel, pipeline_repo: Path) -> None:
     test = pd.read_csv(pipeline_repo / "data/prepared/test.csv")
-    records = test[list(trained.schema.features)].head(MAX_ROWS).to_dict("records")
+    records = json_records(test[list(trained.schema.features)].head(MAX_ROWS))
     reply = post_json(server, {"records": records})
     assert reply.status == 200, reply.text
     expected = predict_proba(trained, records)

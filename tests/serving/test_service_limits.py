@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mltemplate.report.loadtest import Server
-from tests.service_client import Reply, post_json
+from tests.service_client import Reply, json_records, post_json
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def big_body(pipeline_repo: Path) -> dict[str, Any]:
     """ROWS real records: slow enough to parse and predict that requests overlap."""
     example = json.loads((pipeline_repo / "examples/predict.json").read_text())
     test = pd.read_csv(pipeline_repo / "data/prepared/test.csv")
-    records = test[list(example["records"][0])].to_dict("records")
+    records = json_records(test[list(example["records"][0])])
     return {"records": (records * (ROWS // len(records) + 1))[:ROWS]}
 
 
