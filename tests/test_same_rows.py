@@ -18,7 +18,7 @@ from mltemplate.params import Params, parse_params
 from mltemplate.paths import MODEL_FILE, MODEL_METADATA, TEST_CSV, TRAIN_CSV
 from mltemplate.pipeline.prepare import prepare, write_csv
 from mltemplate.pipeline.train import train
-from mltemplate.same_rows import compare_models, shared_rows
+from mltemplate.same_rows import Trained, compare_models, shared_rows
 from mltemplate.schema import ROW_ID
 from tests.conftest import save_model, trained_model
 
@@ -38,26 +38,49 @@ def test_rows_are_matched_by_content_whatever_their_order_or_the_column_order() 
     candidate_test = frame.iloc[:20].sample(frac=1, random_state=0)  # rows 0-19, shuffled
     base_train = frame.iloc[10:][["y", "site", "x"]]  # rows 10-29, columns in another order
     candidate_train = frame.iloc[25:]
-    shared = shared_rows(candidate_test, base_train, candidate_train)
+    shared = shared_rows(candidate_test, Trained(base_train), Trained(candidate_train))
     assert sorted(candidate_test.index[shared]) == list(range(10))  # the base trained on rows 10-19
 
 
 def test_columns_only_one_side_has_do_not_keep_rows_apart() -> None:
     frame = rows(20)
     candidate_test = frame.assign(note="held-out only")  # the held-out split keeps every column of the CSV
-    shared = shared_rows(candidate_test, frame.iloc[5:].drop(columns="site"))
+    shared = shared_rows(candidate_test, Trained(frame.iloc[5:].drop(columns="site")))
     assert list(shared) == list(range(5))
 
 
 def test_rows_are_matched_by_their_ids_when_every_split_has_them() -> None:
     frame = rows(10).assign(**{ROW_ID: [f"{i:016x}" for i in range(10)]})
     retyped = frame.iloc[4:].assign(x="1.0")  # the same rows, their cells spelled another way
-    assert list(shared_rows(frame, retyped)) == [0, 1, 2, 3]
+    assert list(shared_rows(frame, Trained(retyped))) == [0, 1, 2, 3]
 
 
 def test_a_row_either_model_was_trained_on_is_left_out() -> None:
     frame = rows(12)
-    assert list(shared_rows(frame.iloc[:6], frame.iloc[[0]], frame.iloc[[5]])) == [1, 2, 3, 4]
+    assert list(shared_rows(frame.iloc[:6], Trained(frame.iloc[[0]]), Trained(frame.iloc[[5]]))) == [1, 2, 3, 4]
+
+
+def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{ROW_ID: [f"{i:016x}" for i in range(len(frame))]})
+
+
+def test_a_model_trained_on_one_column_is_compared_on_every_row_it_held_out() -> None:
+    # Its training split holds one feature with two values and the target: every held-out row's cells match some
+    # training row's, yet the ids say which rows it held out.
+    frame = with_ids(rows(40))
+    candidate_test, candidate_train = frame.iloc[:10], frame.iloc[10:][["site", "y", ROW_ID]]
+    assert list(shared_rows(candidate_test, Trained(candidate_train, candidate_test))) == list(range(10))
+    assert list(shared_rows(candidate_test, Trained(candidate_train))) == []  # by content alone: all "seen"
+
+
+def test_a_row_the_models_data_never_held_is_seen_when_its_cells_match_a_training_row() -> None:
+    frame = with_ids(rows(20))
+    base_train, base_test = frame.iloc[5:], frame.iloc[:5]
+    moved = frame.iloc[[0, 12]].assign(**{ROW_ID: ["new-0", "new-12"]})  # ids changed: the CSV gained a column
+    candidate_test = pd.concat([frame.iloc[:3], moved], ignore_index=True)
+    # Rows 0-2 base held out (by id); row 0 again, of unknown origin: unseen, as its cells match no training row;
+    # row 12, of unknown origin, matches a training row's cells: seen.
+    assert list(shared_rows(candidate_test, Trained(base_train, base_test))) == [0, 1, 2, 3]
 
 
 # --- two checkouts' models -----------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Which held-out rows two models are compared on, and the comparison of two checkouts' models on them: the
-candidate's held-out rows that neither model was trained on, identified by content (a changed seed, split or data
-set is handled), scored by each model through its own schema (mltemplate.comparison does the rest)."""
+candidate's held-out rows that neither model was trained on, identified by their ids and content (a changed seed,
+split, data set or feature list is handled), scored by each model through its own schema (mltemplate.comparison
+does the rest)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +45,40 @@ def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(cells, index=False).to_numpy()
 
 
-def shared_rows(candidate_test: pd.DataFrame, *trained_on: pd.DataFrame) -> np.ndarray:
-    """The positions of the candidate's held-out rows that none of `trained_on` (each model's training rows) holds.
-    A row counts as seen by a split when its content id (schema.ROW_ID, a hash of the raw row) is there, or when its
-    cells in the columns the two have in common are: a CSV that gained, lost or moved a column changes every id, not
-    the cells. Seen by either rule is seen: a shared row is never one a model trained on."""
+@dataclass(frozen=True)
+class Trained:
+    """What one model was trained on (`train`) and the held-out rows prepared with it (`test`): together, every row
+    of the data version it saw, by id."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame | None = None
+
+
+def _ids(frame: pd.DataFrame | None) -> np.ndarray:
+    """The split's row ids as 64-bit hashes (numpy sorts and searches those fast, object arrays pairwise)."""
+    if frame is None or ROW_ID not in frame.columns:
+        return np.empty(0, dtype=np.uint64)
+    return pd.util.hash_array(frame[ROW_ID].to_numpy(dtype=object))
+
+
+def shared_rows(candidate_test: pd.DataFrame, *trained_on: Trained) -> np.ndarray:
+    """The positions of the candidate's held-out rows that no model of `trained_on` was trained on.
+    A row's content id (schema.ROW_ID, a hash of the raw row) decides when that model's data version holds the id:
+    the same raw row, trained on or held out. Any other row (new, or its id changed because the CSV gained, lost or
+    moved a column) counts as seen when its cells in the columns the two splits share match a training row's: a row
+    of unknown origin is never taken for unseen. Content alone would not do: a model trained on one column shares
+    that column's few values with every row."""
     seen = np.zeros(len(candidate_test), dtype=bool)
-    for frame in trained_on:
-        common = [c for c in frame.columns if c != ROW_ID and c in candidate_test.columns]
-        if common:
-            seen |= np.isin(row_keys(candidate_test, common), row_keys(frame, common))  # uint64: sorted, fast
-        if ROW_ID in frame.columns and ROW_ID in candidate_test.columns:
-            # As 64-bit hashes, which numpy sorts and searches fast (object arrays it compares pairwise).
-            ids = pd.util.hash_array(candidate_test[ROW_ID].to_numpy(dtype=object))
-            seen |= np.isin(ids, pd.util.hash_array(frame[ROW_ID].to_numpy(dtype=object)))
+    ids = _ids(candidate_test)
+    for model in trained_on:
+        trained, known = np.zeros_like(seen), np.zeros_like(seen)
+        if len(ids):
+            trained = np.isin(ids, _ids(model.train))
+            known = trained | np.isin(ids, _ids(model.test))
+        seen |= trained
+        common = [c for c in model.train.columns if c != ROW_ID and c in candidate_test.columns]
+        if common and not known.all():
+            seen |= ~known & np.isin(row_keys(candidate_test, common), row_keys(model.train, common))
     return np.flatnonzero(~seen)
 
 
@@ -81,7 +103,12 @@ def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[st
             f"{c.target!r} as a {c.task} task (positive class {c.positive_class!r})"
         )
     test = read_split(candidate_root / TEST_CSV)
-    rows = shared_rows(test, read_split(base_root / TRAIN_CSV), read_split(candidate_root / TRAIN_CSV))
+    base_test = read_split(base_root / TEST_CSV) if (base_root / TEST_CSV).is_file() else None
+    base_model, candidate_model = (
+        Trained(read_split(base_root / TRAIN_CSV), base_test),
+        Trained(read_split(candidate_root / TRAIN_CSV), test),
+    )
+    rows = shared_rows(test, base_model, candidate_model)
     if len(rows) < MIN_ROWS:
         return unavailable(f"only {len(rows)} held-out rows neither model was trained on; {MIN_ROWS} are needed")
     missing = [name for name in b.features if name not in test.columns]
