@@ -57,6 +57,14 @@ def run(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedPro
     return result
 
 
+def push_to_local_dvc_remote(repo: Path, remote: Path, *targets: str) -> None:
+    """Make `remote` (a local directory) `repo`'s default DVC remote, in .dvc/config for the caller to commit, and
+    push `targets` (all that the DVC files track when none): what a project's fresh CI checkout pulls, as its own
+    CSV has no bundled copy."""
+    for args in (("remote", "add", "--default", "--force", "ci", str(remote)), ("push", "--quiet", *targets)):
+        run([sys.executable, "-m", "dvc", *args], cwd=repo)
+
+
 def tracked_data(root: Path = ROOT) -> list[Path]:
     """The files the repository's .dvc files track that are here (the team's CSV, which git ignores and no remote
     may provide to a test's copy), relative to `root`."""

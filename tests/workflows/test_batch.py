@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,9 +36,8 @@ def artifact(github: FakeGitHub, run: Run) -> dict[str, bytes]:
 
 
 def test_a_dispatch_scores_the_test_set_with_the_locked_model_and_keeps_the_predictions(
-    act: Act, repo: Repo, github: FakeGitHub, tmp_path: Path
+    act: Act, repo: Repo, github: FakeGitHub
 ) -> None:
-    repo.with_dvc_remote(tmp_path / "dvc-remote")
     run = dispatch(act, repo)
     assert run.result("score") == "success", run.explain()
     assert run.step("score", UPLOAD) == "success", run.explain()

@@ -36,7 +36,6 @@ def retrain_run(act: Act, repo: Repo, github: FakeGitHub, url: str) -> Run:
 def test_a_refused_push_leaves_the_records_and_the_next_run_opens_a_data_only_pr(
     act: Act, repo: Repo, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo.with_dvc_remote(tmp_path / "dvc-remote")
     url = f"sqlite:///{tmp_path / 'log.db'}"
     write_log(url, repo.path, drifted=False, rows=LABELLED, new=True)
     hook = repo.remote / "hooks" / "pre-receive"
@@ -67,4 +66,4 @@ def test_a_refused_push_leaves_the_records_and_the_next_run_opens_a_data_only_pr
     md5 = yaml.safe_load(
         subprocess.run(["git", "show", f"{branch}:data.dvc"], cwd=repo.remote, capture_output=True, text=True).stdout
     )["outs"][0]["md5"]
-    assert (tmp_path / "dvc-remote" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    assert (repo.dvc_remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
