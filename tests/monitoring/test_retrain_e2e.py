@@ -65,7 +65,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "data/raw/demo.csv").write_text(synthetic(ROWS, 0).to_csv(index=False, lineterminator="\n"))
     run([sys.executable, "-m", "mltemplate.pipeline.data", "track", "data/raw/demo.csv"], cwd=repo)
     for section, value in PARAMS.items():
-        params[section] = {**params[section], **value} if isinstance(value, dict) else value
+        # A project's params.yaml may leave a section to its defaults.
+        params[section] = {**params.get(section, {}), **value} if isinstance(value, dict) else value
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], cwd=repo)
     commit(repo, "the synthetic data and its model")

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.workflows, pytest.mark.timeou
 def alert_on_first_breach(repo: Repo) -> None:
     """This repository's monitor alerts on the first breached window (debouncing has its own tests)."""
     params = yaml.safe_load((repo.path / "params.yaml").read_text(encoding="utf-8"))
-    params["monitor"]["debounce"] = {"breaches": 1, "windows": 1}
+    params.setdefault("monitor", {})["debounce"] = {"breaches": 1, "windows": 1}
     (repo.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     repo.commit("Alert on the first breach")
     repo.git("push", "-q", "origin", "main")
