@@ -90,8 +90,10 @@ def test_good_clients_keep_being_answered_beside_clients_sending_impossible_bodi
         for thread in attackers:
             thread.join(30)
     assert set(beside) == {200}, beside
-    # Before: 1,042 req/s alone, 8 beside the attackers. Loosely bounded: the cores are shared with the clients.
-    assert beside[200] >= 0.25 * alone[200], (alone, beside)
+    # Before the fix: 1,042 req/s alone, 8 beside the attackers (0.8 %). The bound is an order of magnitude above
+    # that, not a speed: the 2 cores are shared with the clients, the attackers and, in CI, another test worker
+    # (a loaded run measured 25 %).
+    assert beside[200] >= 0.1 * alone[200], (alone, beside)
 
 
 def test_30000_unknown_paths_leave_the_metrics_directory_under_10_mib(
