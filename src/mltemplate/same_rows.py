@@ -71,8 +71,8 @@ def shared_rows(candidate_test: pd.DataFrame, *trained_on: Trained) -> np.ndarra
     seen = np.zeros(len(candidate_test), dtype=bool)
     ids = _ids(candidate_test)
     for model in trained_on:
-        trained, known = np.zeros_like(seen), np.zeros_like(seen)
-        if len(ids):
+        trained = known = np.zeros(len(candidate_test), dtype=bool)
+        if len(ids) and ROW_ID in model.train.columns:  # ids it was not trained with prove nothing
             trained = np.isin(ids, _ids(model.train))
             known = trained | np.isin(ids, _ids(model.test))
         seen |= trained
@@ -104,11 +104,8 @@ def compare_models(base_root: Path, candidate_root: Path, *, slices: Sequence[st
         )
     test = read_split(candidate_root / TEST_CSV)
     base_test = read_split(base_root / TEST_CSV) if (base_root / TEST_CSV).is_file() else None
-    base_model, candidate_model = (
-        Trained(read_split(base_root / TRAIN_CSV), base_test),
-        Trained(read_split(candidate_root / TRAIN_CSV), test),
-    )
-    rows = shared_rows(test, base_model, candidate_model)
+    base_model = Trained(read_split(base_root / TRAIN_CSV), base_test)
+    rows = shared_rows(test, base_model, Trained(read_split(candidate_root / TRAIN_CSV), test))
     if len(rows) < MIN_ROWS:
         return unavailable(f"only {len(rows)} held-out rows neither model was trained on; {MIN_ROWS} are needed")
     missing = [name for name in b.features if name not in test.columns]
