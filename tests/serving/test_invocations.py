@@ -136,6 +136,74 @@ def test_too_many_rows_are_refused(fitted: tuple[TrainedModel, str, pd.DataFrame
         invocations.checked_block(invocations.from_json(bodies(rows)["instances"], model), model, max_rows=5)
 
 
+NUMERIC = Schema(numeric=("age", "dose", "weight"), categorical=(), target="outcome", positive_class="sick")
+
+
+@pytest.fixture(scope="module")
+def numeric_model() -> TrainedModel:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({name: rng.normal(50, 10, 80).round(1) for name in NUMERIC.numeric})
+    outcome = np.where(frame["age"] + frame["dose"] > 100, "sick", "well")
+    estimator = estimators.make_estimator("logistic_regression", {})
+    pipeline = estimators.build_pipeline(numeric=NUMERIC.numeric, categorical=(), estimator=estimator)
+    pipeline.fit(to_frame(frame, NUMERIC), outcome)
+    return trained_model(pipeline, NUMERIC)
+
+
+def _split_body(columns: list[Any], data: list[list[Any]]) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": columns, "data": data}}
+
+
+def test_a_numeric_split_takes_the_matrix_path_and_gives_the_column_paths_block(numeric_model: TrainedModel) -> None:
+    # Columns out of schema order, an extra one, integers beside floats: the block is the column path's, row for row.
+    body = _split_body(["weight", "note", "age", "dose"], [[70, 1, 41.5, 52.0], [80.25, 2, 60, 49.5]])
+    fast = invocations.numeric_split(body, numeric_model)
+    assert fast is not None
+    slow = invocations.checked_block(invocations.from_json(body, numeric_model), numeric_model, max_rows=10)
+    np.testing.assert_array_equal(fast.numeric, slow.numeric)
+    assert fast.numeric.flags.c_contiguous
+    assert fast.numeric.dtype == np.float64
+    assert invocations.json_block(body, numeric_model, max_rows=10).numeric.tolist() == slow.numeric.tolist()
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ([[1.0, "x", 3.0]], "dose", "is not a number"),
+        ([[1.0, True, 3.0]], "dose", "is not a number"),
+        ([[1.0, None, 3.0]], "dose", "is null"),
+        ([[1.0, 2**1100, 3.0]], "dose", "beyond float64 range"),
+        ([[1.0, 2.0]], "dataframe_split.data", "rows of 3 values"),
+        ([], "body", "0 rows"),
+    ],
+)
+def test_a_numeric_split_the_matrix_path_declines_is_refused_naming_the_column(
+    numeric_model: TrainedModel, data: list[list[Any]], field: str, words: str
+) -> None:
+    body = _split_body(["age", "dose", "weight"], data)
+    assert invocations.numeric_split(body, numeric_model) is None
+    with pytest.raises(invocations.BodyError, match=words) as refused:
+        invocations.json_block(body, numeric_model, max_rows=10)
+    assert refused.value.field == field
+
+
+def test_the_matrix_path_still_refuses_too_many_rows_a_missing_column_and_a_repeated_one(
+    numeric_model: TrainedModel,
+) -> None:
+    with pytest.raises(invocations.BodyError, match="3 rows; a request holds 1 to 2"):
+        invocations.json_block(_split_body(["age", "dose", "weight"], [[1, 2, 3]] * 3), numeric_model, max_rows=2)
+    with pytest.raises(invocations.BodyError, match="'weight' is missing") as missing:
+        invocations.json_block(_split_body(["age", "dose"], [[1, 2]]), numeric_model, max_rows=2)
+    assert missing.value.field == "weight"
+    with pytest.raises(invocations.BodyError, match="more than once"):
+        invocations.json_block(_split_body(["age", "dose", "age"], [[1, 2, 3]]), numeric_model, max_rows=2)
+
+
+def test_a_model_with_categories_never_takes_the_matrix_path(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:
+    model, _, rows = fitted
+    assert invocations.numeric_split(bodies(rows)["dataframe_split"], model) is None
+
+
 def test_saved_model_is_the_sklearn_flavour_with_skops(fitted: tuple[TrainedModel, str, pd.DataFrame]) -> None:
     flavour = mlflow.models.Model.load(str(Path(fitted[1]) / "MLmodel")).flavors["sklearn"]
     assert flavour["serialization_format"] == "skops"
