@@ -10,14 +10,35 @@ import yaml
 from mltemplate.dvcfiles import read_tracked
 from mltemplate.params import MODEL_SECTIONS, ParamsError, load_params, parse_params
 
-pytestmark = pytest.mark.project  # reads this project's params.yaml
+pytestmark = pytest.mark.project  # test_repository_params_load reads this project's params.yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+BINARY = """
+name: churn-model
+seed: 7
+data: {raw: data/raw/churn.csv, target: status, positive_class: churned, task: binary, features: null,
+       categorical: [plan], drop: [customer_id]}
+split: {test_size: 0.25}
+model:
+  estimator: logistic_regression
+  hyperparameters:
+    logistic_regression: {C: 1.0, max_iter: 1000}
+    random_forest: {n_estimators: 50, max_depth: 8, n_jobs: 1}
+evaluate: {thresholds: {accuracy: 0.8, recall: 0.7, roc_auc: 0.85}, tolerance: 0.02, slices: [], max_slice_gap: {}}
+monitor:
+  window: 24h
+  drift: {numeric: {method: ks, threshold: 0.05}, categorical: {method: chi2, threshold: 0.05}}
+  thresholds: {accuracy: 0.75, roc_auc: 0.8}
+  debounce: {breaches: 2, windows: 3}
+"""
+"""The rules' base: a binary params document of its own, not the project's, whose task, estimator and metrics
+are the user's to change (the project's own file is test_repository_params_load's)."""
 
 
 @pytest.fixture
 def raw() -> dict[str, Any]:
-    return dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    return dict(yaml.safe_load(BINARY))
 
 
 def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
