@@ -18,7 +18,7 @@ from mltemplate import dvcfiles, git
 from mltemplate.identity import head_version
 from mltemplate.model import TrainedModel, load
 from mltemplate.params import load_params
-from mltemplate.predict import labels, predict_proba
+from mltemplate.predict import labels, predict
 from mltemplate.report.loadtest import Server, served
 from tests.conftest import nudged_hyperparameter, run
 from tests.pipeline.test_pipeline import edit_params
@@ -49,8 +49,12 @@ def trained(pipeline_repo: Path) -> TrainedModel:
     return load(model_path=pipeline_repo / "models/model.skops", metadata_path=pipeline_repo / "models/metadata.json")
 
 
-def _served_probabilities(reply: Reply, classes: list[str]) -> np.ndarray:
-    return np.array([[p["probabilities"][c] for c in classes] for p in reply.json()["predictions"]])
+def _served(reply: Reply, trained: TrainedModel) -> np.ndarray:
+    """The answers in `predict`'s shape: class probabilities (rows x classes), or a regression's values."""
+    predictions = reply.json()["predictions"]
+    if not trained.schema.classification:
+        return np.array([p["value"] for p in predictions])
+    return np.array([[p["probabilities"][c] for c in trained.classes] for p in predictions])
 
 
 def test_example_gets_the_in_process_prediction_and_the_version(
@@ -60,9 +64,10 @@ def test_example_gets_the_in_process_prediction_and_the_version(
     assert reply.status == 200, reply.text
     body = reply.json()
     assert body["model_version"] == head_version(pipeline_repo)
-    expected = predict_proba(trained, example["records"])
-    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)  # JSON floats round-trip exactly
-    assert [p["label"] for p in body["predictions"]] == labels(trained, expected)
+    expected = predict(trained, example["records"])
+    assert np.array_equal(_served(reply, trained), expected)  # JSON floats round-trip exactly
+    if trained.schema.classification:
+        assert [p["label"] for p in body["predictions"]] == labels(trained, expected)
 
 
 def test_many_records_are_answered_in_order(server: str, trained: TrainedModel, pipeline_repo: Path) -> None:
@@ -70,8 +75,7 @@ def test_many_records_are_answered_in_order(server: str, trained: TrainedModel, 
     records = json_records(test[list(trained.schema.features)].head(MAX_ROWS))
     reply = post_json(server, {"records": records})
     assert reply.status == 200, reply.text
-    expected = predict_proba(trained, records)
-    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
+    assert np.array_equal(_served(reply, trained), predict(trained, records))
 
 
 def test_metadata_names_model_version_data_hash_and_schema(
@@ -255,6 +259,5 @@ def test_get_on_predict_is_405(server: str) -> None:
 def test_still_answers_correctly_after_all_of_that(server: str, example: dict[str, Any], trained: TrainedModel) -> None:
     reply = post_json(server, example)
     assert reply.status == 200, reply.text
-    expected = predict_proba(trained, example["records"])
-    assert np.array_equal(_served_probabilities(reply, trained.classes), expected)
+    assert np.array_equal(_served(reply, trained), predict(trained, example["records"]))
     assert request(server, "/readyz", method="GET").status == 200
