@@ -173,6 +173,7 @@ def test_a_numeric_split_takes_the_matrix_path_and_gives_the_column_paths_block(
         ([[1.0, True, 3.0]], "dose", "is not a number"),
         ([[1.0, None, 3.0]], "dose", "is null"),
         ([[1.0, 2**1100, 3.0]], "dose", "beyond float64 range"),
+        ([[1.0, float("inf"), 3.0]], "dose", "is not a finite number"),
         ([[1.0, 2.0]], "dataframe_split.data", "rows of 3 values"),
         ([], "body", "0 rows"),
     ],

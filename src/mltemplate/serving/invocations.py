@@ -155,6 +155,8 @@ def numeric_split(body: Any, model: TrainedModel) -> columns.Block | None:
         matrix = np.array(data, dtype=np.float64)
     except OverflowError:  # an integer beyond float range
         return None
+    if not np.isfinite(matrix).all():  # orjson parses no infinity, a caller's Python floats may hold one
+        return None
     order = [position[name] for name in schema.numeric]
     if order != list(range(len(names))):
         matrix = np.ascontiguousarray(matrix[:, order])
