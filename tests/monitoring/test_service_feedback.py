@@ -69,8 +69,13 @@ def stored(database: str, request_id: str) -> list[tuple[str, str]]:
     return [tuple(r) for r in query(database, sa.select(l.label, l.labeller).where(l.request_id == request_id))]
 
 
-def a_class(reply: Reply, index: int = 0) -> str:
-    return sorted(reply.json()["predictions"][0]["probabilities"])[index]
+def a_label(reply: Reply, index: int = 0) -> str:
+    """The `index`-th distinct true label for the answer's first record, as the log stores it: a class of the model,
+    or for a regression a number near its prediction (text like a CSV cell; stored as `repr(float)`)."""
+    first = reply.json()["predictions"][0]
+    if "probabilities" in first:
+        return sorted(first["probabilities"])[index]
+    return repr(float(first["value"]) + index)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +88,7 @@ def test_without_a_credential_401_with_a_wrong_one_403_and_nothing_is_stored(
     url, database = server
     answer = predict(url, records[:1])
     rid = answer.json()["request_id"]
-    reply = feedback(url, {"labels": [{"request_id": rid, "label": a_class(answer)}]}, authorization)
+    reply = feedback(url, {"labels": [{"request_id": rid, "label": a_label(answer)}]}, authorization)
     assert reply.status == status, reply.text
     assert reply.json()["field"] == "Authorization"
     assert ("www-authenticate" in reply.headers) == (status == 401)
@@ -99,11 +104,11 @@ def test_a_client_that_sends_another_clients_id_attaches_nothing_to_that_record(
     squatters = [predict(url, records[1:2], client_id=cid).json()["request_id"] for cid in (victim_id, "victim-1")]
     assert victim_id not in squatters
     # An attacker's labels need a credential; a labeller's label for the client's own id names no record.
-    assert feedback(url, {"labels": [{"request_id": victim_id, "label": a_class(victim, 1)}]}).status == 401
-    client_id = feedback(url, {"labels": [{"request_id": "victim-1", "label": a_class(victim)}]}, bearer("alice"))
+    assert feedback(url, {"labels": [{"request_id": victim_id, "label": a_label(victim, 1)}]}).status == 401
+    client_id = feedback(url, {"labels": [{"request_id": "victim-1", "label": a_label(victim)}]}, bearer("alice"))
     assert client_id.status == 422, client_id.text
     assert (
-        feedback(url, {"labels": [{"request_id": victim_id, "label": a_class(victim)}]}, bearer("alice")).status == 200
+        feedback(url, {"labels": [{"request_id": victim_id, "label": a_label(victim)}]}, bearer("alice")).status == 200
     )
 
     time.sleep(1.5)  # the log writer's next batch
@@ -127,11 +132,11 @@ def test_each_label_keeps_who_sent_it_and_a_second_one_is_history(
     answer = predict(url, records[:1])
     rid = answer.json()["request_id"]
     for name, index in (("alice", 0), ("bob", 1)):
-        reply = feedback(url, {"labels": [{"request_id": rid, "label": a_class(answer, index)}]}, bearer(name))
+        reply = feedback(url, {"labels": [{"request_id": rid, "label": a_label(answer, index)}]}, bearer(name))
         assert reply.status == 200, reply.text
-    assert sorted(stored(database, rid)) == sorted([(a_class(answer, 0), "alice"), (a_class(answer, 1), "bob")])
+    assert sorted(stored(database, rid)) == sorted([(a_label(answer, 0), "alice"), (a_label(answer, 1), "bob")])
     counted = query(database, sa.select(store.counted_labels()).where(sa.literal_column("request_id") == rid))
-    assert [(row.label, row.labeller) for row in counted] == [(a_class(answer, 1), "bob")]  # the last one counts
+    assert [(row.label, row.labeller) for row in counted] == [(a_label(answer, 1), "bob")]  # the last one counts
 
 
 def test_a_resent_submission_stores_nothing_twice_and_a_reused_id_with_other_labels_is_refused(
@@ -140,7 +145,7 @@ def test_a_resent_submission_stores_nothing_twice_and_a_reused_id_with_other_lab
     url, database = server
     answer = predict(url, records[:2])
     rid = answer.json()["request_id"]
-    body = {"labels": [{"request_id": rid, "position": p, "label": a_class(answer)} for p in (0, 1)]}
+    body = {"labels": [{"request_id": rid, "position": p, "label": a_label(answer)} for p in (0, 1)]}
     first, again = (feedback(url, body, bearer("alice")) for _ in range(2))
     assert (
         first.json()
@@ -154,7 +159,7 @@ def test_a_resent_submission_stores_nothing_twice_and_a_reused_id_with_other_lab
     )
     named = {**body, "submission_id": "alice-batch-1"}
     assert feedback(url, named, bearer("alice")).status == 200
-    changed = {**named, "labels": [{**named["labels"][0], "label": a_class(answer, 1)}]}
+    changed = {**named, "labels": [{**named["labels"][0], "label": a_label(answer, 1)}]}
     conflict = feedback(url, changed, bearer("alice"))
     assert (conflict.status, conflict.json()["field"]) == (409, "submission_id")
     assert len(stored(database, rid)) == 4  # two submissions of two labels each, none twice
@@ -164,7 +169,7 @@ def test_a_labeller_past_its_rate_gets_429_with_retry_after_and_others_do_not(
     server: tuple[str, str], records: list[dict[str, Any]]
 ) -> None:
     url, _ = server
-    label = a_class(predict(url, records[:1]))
+    label = a_label(predict(url, records[:1]))
     ghosts = [{"request_id": f"ghost-{i}", "label": label} for i in range(BURST)]
     half = {"labels": ghosts[: BURST // 2]}
     assert feedback(url, half, bearer("alice")).status == 422  # none known: counted against the rate all the same
