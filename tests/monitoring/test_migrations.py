@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,6 +49,26 @@ def test_a_database_at_an_older_version_is_migrated_forward(tmp_path: Path) -> N
         connection.execute(store.schema_version.insert().values(version=1))
     assert migrations.migrate(db) == len(migrations.MIGRATIONS)
     assert "retrained" in sa.inspect(db).get_table_names()
+
+
+def _open_when(barrier: Any, url: str) -> int:
+    barrier.wait()
+    db = migrations.open_store(url)
+    with db.connect() as connection:
+        found = migrations.version(connection)
+    db.dispose()
+    return found
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_find_it_migrated(tmp_path: Path) -> None:
+    # The service's workers, `make monitor` and a labeller's client may all open a new log at the same moment.
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    for _ in range(5):  # a fresh file each round: the race is in creating the tables
+        (tmp_path / "log.db").unlink(missing_ok=True)
+        with multiprocessing.Manager() as manager, ProcessPoolExecutor(8) as pool:
+            barrier = manager.Barrier(8)
+            found = list(pool.map(_open_when, [barrier] * 8, [url] * 8))
+        assert found == [len(migrations.MIGRATIONS)] * 8
 
 
 def legacy_row(request_id: str, position: int, x: float | None, kind: str | None, label: str) -> dict[str, object]:

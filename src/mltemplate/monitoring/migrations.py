@@ -97,9 +97,13 @@ def migrate(db: Engine, *, attempts: int = 3) -> int:
 
 def _migrate_once(db: Engine) -> int:
     with db.begin() as connection:
+        # One migrator at a time; the others wait, then find nothing left to do.
         if connection.dialect.name == "postgresql":
-            # One migrator at a time; the others wait, then find nothing left to do.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(872341)"))
+        elif connection.dialect.name == "sqlite":
+            # The driver runs DDL outside any transaction, so two processes' CREATE TABLEs interleave ("table ...
+            # already exists"); the write lock, taken first, makes the whole migration one transaction.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         store.schema_version.create(connection, checkfirst=True)
         current = version(connection)
         if current > len(MIGRATIONS):
