@@ -49,3 +49,12 @@ def post_json(url: str, payload: Any, *, path: str = "/predict") -> Reply:
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready records: a missing cell is null (JSON has no NaN, and a user's data set has gaps)."""
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def a_label(reply: Reply, index: int = 0) -> str:
+    """The `index`-th distinct true label for a /predict answer's first record, as the log stores it: a class of the
+    model, or for a regression a number near its prediction (text, as a CSV cell; stored as `repr(float)`)."""
+    first = reply.json()["predictions"][0]
+    if "probabilities" in first:
+        return str(sorted(first["probabilities"])[index])
+    return repr(float(first["value"]) + index)

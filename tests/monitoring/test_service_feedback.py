@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from mltemplate.monitoring import codec, migrations, store
 from mltemplate.report.loadtest import served
-from tests.service_client import Reply, request
+from tests.service_client import Reply, a_label, request
 
 pytestmark = pytest.mark.integration
 
@@ -67,15 +67,6 @@ def query(database: str, statement: Any) -> list[Any]:
 def stored(database: str, request_id: str) -> list[tuple[str, str]]:
     l = store.labels.c  # noqa: E741
     return [tuple(r) for r in query(database, sa.select(l.label, l.labeller).where(l.request_id == request_id))]
-
-
-def a_label(reply: Reply, index: int = 0) -> str:
-    """The `index`-th distinct true label for the answer's first record, as the log stores it: a class of the model,
-    or for a regression a number near its prediction (text like a CSV cell; stored as `repr(float)`)."""
-    first = reply.json()["predictions"][0]
-    if "probabilities" in first:
-        return sorted(first["probabilities"])[index]
-    return repr(float(first["value"]) + index)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 from mltemplate.monitoring import codec, migrations, store
 from mltemplate.report.loadtest import Server, served
 from tests.postgres import cluster
-from tests.service_client import Reply, post_json, request
+from tests.service_client import Reply, a_label, post_json, request
 from tests.serving.attackers import sigterm_and_wait
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_each_answer_is_logged_once_under_the_services_id_and_feedback_labels_it
         assert logged(database) == sorted([(rid, 0), (rid, 1), (rid, 2), (single, 0)])
         assert client_ids(database) == {rid: None, single: "client-7"}
 
-        label = sorted(first.json()["predictions"][0]["probabilities"])[0]
+        label = a_label(first)
         ghost = {"request_id": "ghost", "label": label}
         whole = feedback(url, {"labels": [{"request_id": single, "label": label}, ghost], "all_or_nothing": True})
         assert whole.status == 422, whole.text
