@@ -4,10 +4,12 @@ became of each job and step from act's JSON log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -72,6 +74,9 @@ class Run:
     jobs: dict[str, Job]
     """job id -> Job; a job of a called workflow as `<caller job's name>/<job id>`; jobs act skipped are absent."""
     log: str
+    leftovers: list[str] = field(default_factory=list)
+    """Command lines of processes the run left alive under its folder (each killed afterwards): a job must stop
+    what it starts, as a runner's end would otherwise do for it."""
 
     def result(self, job: str) -> str:
         return self.jobs[job].result if job in self.jobs else "skipped"
@@ -179,9 +184,29 @@ class Act:
             args, cwd=repo, env=host_env(), capture_output=True, text=True, timeout=timeout, check=False
         )
         found = Run(workflow, run_id, done.returncode, time.monotonic() - started, *parse(done.stdout + done.stderr))
+        found.leftovers = stop_leftovers(work)
         (work / "act.log").write_text(found.log)
         self.runs.append(found)
         return found
+
+
+def stop_leftovers(work: Path) -> list[str]:
+    """Kill the processes whose command line names `work` (what the run's steps started and left running); returns
+    their command lines."""
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if str(work) in command:
+            found[int(proc.name)] = command
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return sorted(found.values())
 
 
 def host_env() -> dict[str, str]:

@@ -135,6 +135,7 @@ def test_with_releases_on_the_image_reaches_the_registry_and_latest_and_producti
 ) -> None:
     assert (first.result("build"), first.result("publish")) == ("success", "success"), first.explain()
     assert first.result("not-enabled") == "skipped"
+    assert first.leftovers == []  # the smoke test's served image (and its workers) stopped with its job
     (version,) = github.releases
     tags = registry_state(image)
     assert publish.VERSION_PATTERN.match(version)
