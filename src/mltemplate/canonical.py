@@ -73,6 +73,13 @@ def _canonical_values(model: Pipeline) -> list[tuple[dict[str, Any], str, Any]]:
             value = state[name]
             if isinstance(value, np.ndarray) and value.dtype == np.float64:
                 changes.append((state, name, round_significant(value)))
+            elif isinstance(value, float):  # a single target's intercept_ is a scalar (np.float64 is a float)
+                changes.append((state, name, type(value)(round_significant(np.asarray(value, dtype=np.float64)))))
+        for name in sorted(entry.blas_spectra & state.keys()):
+            value = state[name]
+            if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.size:
+                noise = np.abs(value) < np.nanmax(np.abs(value)) * 2.0**-SIGNIFICANT_BITS
+                changes.append((state, name, round_significant(np.where(noise, 0.0, value))))
         for part in _estimators(estimator, set()):
             for (owner, name), neutral in entry.machine_attributes.items():
                 if type(part).__name__ == owner and name in vars(part):

@@ -35,6 +35,10 @@ class Estimator:
     blas_fitted: frozenset[str] = frozenset()
     """Its fitted attributes computed through BLAS, whose last bits depend on the CPU's kernel: canonical.py rounds
     them so that every CPU writes the same bytes."""
+    blas_spectra: frozenset[str] = frozenset()
+    """Fitted arrays of singular values, computed through BLAS: a rank-deficient fit's smallest ones are rounding
+    noise whose bits depend on the kernel; canonical.py sets those below 2**-24 of the largest to 0, then rounds
+    the rest as it does `blas_fitted`."""
     machine_attributes: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     """(class name, attribute) -> neutral value, for attributes of the estimator or its parts that record the
     fitting machine rather than the model; canonical.py resets them."""
@@ -60,6 +64,9 @@ ESTIMATORS: dict[str, Estimator] = {
     "linear_regression": Estimator(
         classes={"regression": LinearRegression},
         blas_fitted=LINEAR_BLAS_FITTED,
+        # Its least squares keep the design's singular values; a one-hot encoded column and the intercept make
+        # the design rank-deficient, and the smallest is then ~1e-16 of noise.
+        blas_spectra=frozenset({"singular_"}),
         # No nudge: least squares has no hyperparameter that always changes the fit (fit_intercept does not when a
         # one-hot encoded column absorbs the intercept).
     ),
