@@ -160,4 +160,4 @@ def test_every_estimator_writes_the_same_model_bytes_on_every_cpu_kernel(
         for machine, env in MACHINES.items()
     }
     differ = {m: sorted(k for k, v in found.items() if v != digests["default"][k]) for m, found in digests.items()}
-    assert differ == dict.fromkeys(MACHINES, []), differ
+    assert differ == {machine: [] for machine in MACHINES}, differ
