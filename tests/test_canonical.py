@@ -124,10 +124,10 @@ from mltemplate.params import ModelParams
 from mltemplate.predict import to_frame
 from mltemplate.schema import Schema
 from mltemplate.pipeline.train import train
+frame = pd.read_csv(sys.argv[1])
 digests = {}
 for task, described in json.loads(sys.argv[2]).items():
     schema = Schema(**{key: tuple(v) if isinstance(v, list) else v for key, v in described.items()})
-    frame = pd.read_csv(sys.argv[1])
     features, labels = to_frame(frame, schema), frame[schema.target]
     for name in task_estimators(task):
         pipeline = train(features, labels, schema, ModelParams(estimator=name), seed=0)
