@@ -50,6 +50,8 @@ PARAMS = {
         "categorical": ["kind"],
         "drop": ["id"],
     },
+    # The task's estimator and hyperparameters too: the project's may be of another task.
+    "model": {"estimator": "logistic_regression", "hyperparameters": {"logistic_regression": {"max_iter": 1000}}},
     "evaluate": {"thresholds": {"accuracy": 0.6}, "tolerance": 0.05, "slices": [], "max_slice_gap": {}},
     "monitor": {"thresholds": {}},
     "retrain": {"max_new_share": 0.25, "trusted_labellers": ["default"]},

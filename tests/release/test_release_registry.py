@@ -55,10 +55,16 @@ def write_gate_files(work: Path, *, value: float, threshold: float) -> None:
     """What the gate reads before a push: params.yaml, metrics.json and the comparison with production, which these
     images (no git commit behind them) have none to compare with: `make compare-production` of a first release."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["evaluate"]["thresholds"] = {"accuracy": threshold}
+    metric = floor_metric(raw)
+    raw["evaluate"]["thresholds"] = {metric: threshold}
     (work / "params.yaml").write_text(yaml.safe_dump(raw))
-    (work / "metrics.json").write_text(json.dumps({"accuracy": value}))
+    (work / "metrics.json").write_text(json.dumps({metric: value}))
     comparison.write(comparison.nothing_in_production(), work / comparison.COMPARISON_FILE)
+
+
+def floor_metric(raw: dict) -> str:
+    """A higher-is-better metric of the project's task (whichever task its params.yaml names)."""
+    return next(metric.name for metric in METRICS[raw["data"]["task"]] if metric.higher_is_better)
 
 
 def image(tmp_path: Path, version: str, key: str) -> str:
@@ -152,9 +158,10 @@ def test_a_push_that_leaves_the_model_unchanged_publishes_nothing(env: dict[str,
 
 def test_a_failing_gate_publishes_nothing(env: dict[str, str], tmp_path: Path) -> None:
     write_gate_files(Path(), value=0.5, threshold=0.8)
+    metric = floor_metric(yaml.safe_load(Path("params.yaml").read_text()))
     with pytest.raises(
         CommandError,
-        match=r"quality gate failed \(accuracy 0.5000 is below its threshold 0.8000 .*\): nothing is published",
+        match=rf"quality gate failed \({metric} 0.5000 is below its threshold 0.8000 .*\): nothing is published",
     ):
         publish.push(image(tmp_path, V1, "1111111111111111"), env)
     assert tags(env) == {}

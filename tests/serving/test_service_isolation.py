@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from mltemplate.model import load
-from mltemplate.predict import predict_proba
+from mltemplate.predict import predict
 from mltemplate.report.loadtest import Server
 from tests.conftest import run
 from tests.service_client import Reply, post_json
@@ -61,7 +61,7 @@ def unscorable(pipeline_repo: Path, good: dict[str, Any]) -> tuple[str, float]:
         for feature in trained.schema.numeric:
             try:
                 with np.errstate(all="ignore"):
-                    answer = predict_proba(trained, [{**good, feature: value}])
+                    answer = predict(trained, [{**good, feature: value}])
             except ValueError:
                 return feature, value
             if not np.isfinite(answer).all():
