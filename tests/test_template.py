@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from mltemplate.estimators import task_estimators
+from mltemplate.metrics import METRICS, Task
 from mltemplate.model_metadata import read_model_metadata
 from mltemplate.release import smoke
 from mltemplate.report.loadtest import served
@@ -111,7 +113,6 @@ PARAMS_CHANGES = {
         "split.test_size": 0.3,
         "model.estimator": "random_forest",
         "model.hyperparameters.random_forest": {"n_estimators": 40, "max_depth": 4, "min_samples_leaf": 3, "n_jobs": 1},
-        "evaluate.thresholds": {"accuracy": 0.5, "roc_auc": 0.5},
         "evaluate.tolerance": 0.5,
     },
     "gradient boosting, other thresholds": {
@@ -119,15 +120,25 @@ PARAMS_CHANGES = {
         "split.test_size": 0.2,
         "model.estimator": "hist_gradient_boosting",
         "model.hyperparameters.hist_gradient_boosting": {"learning_rate": 0.05, "max_iter": 60, "max_leaf_nodes": 15},
-        "evaluate.thresholds": {"f1": 0.3, "recall": 0.3},
         "evaluate.tolerance": 0.5,
     },
 }
 
 
 @pytest.mark.parametrize("changes", list(PARAMS_CHANGES.values()), ids=list(PARAMS_CHANGES))
+def lenient_thresholds(task: Task) -> dict[str, float]:
+    """Floors on the project's task's first two higher-is-better metrics that any model that learnt something meets
+    (changed thresholds are part of the change; which metrics they name depends on the project's task)."""
+    floors = [metric for metric in METRICS[task] if metric.higher_is_better][:2]
+    return {metric.name: 0.3 if metric.unit_interval else -1.0 for metric in floors}
+
+
 def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: dict[str, Any]) -> None:
-    repo = branch(tmp_path, lambda repo: set_params(repo, changes))
+    def change(repo: Path) -> None:
+        task = yaml.safe_load((repo / "params.yaml").read_text())["data"]["task"]
+        set_params(repo, {**changes, "evaluate.thresholds": lenient_thresholds(task)})
+
+    repo = branch(tmp_path, change)
     base = yaml.safe_load(subprocess.run(["git", "show", "main:params.yaml"], cwd=repo, capture_output=True).stdout)
     metadata = run_as_a_user_would(repo)
     assert metadata["estimator"] == changes["model.estimator"]
@@ -151,9 +162,24 @@ def track(repo: Path, frame: pd.DataFrame, raw: str, params: dict[str, Any]) -> 
         check=True,
         capture_output=True,
     )
-    if params["data"]["task"] != "binary":
-        params = {**params, "monitor.thresholds": {}}  # the binary metrics it names are not metrics of this task
-    set_params(repo, params)
+    set_params(repo, {**for_the_task(repo, params["data"]["task"]), **params})
+
+
+def for_the_task(repo: Path, task: Task) -> dict[str, Any]:
+    """What a user switching the project to `task` changes beside the data: the monitor's thresholds and the slices
+    (their metrics and columns are of the old task and data), the hyperparameters of estimators the task has not, and,
+    when the project's estimator is not one of `task`'s, the estimator: the task's first, with its defaults."""
+    model = yaml.safe_load((repo / "params.yaml").read_text())["model"]
+    known = task_estimators(task)
+    estimator = model["estimator"] if model["estimator"] in known else next(iter(known))
+    hyperparameters = {name: values for name, values in model.get("hyperparameters", {}).items() if name in known}
+    return {
+        "monitor.thresholds": {},
+        "evaluate.slices": [],
+        "evaluate.max_slice_gap": {},
+        "model.estimator": estimator,
+        "model.hyperparameters": {estimator: {}, **hyperparameters},
+    }
 
 
 def loans() -> pd.DataFrame:
