@@ -39,3 +39,13 @@ def test_importance_is_a_table_of_escaped_feature_names() -> None:
     assert "| <code>age</code> | — | 0.1000 |" in text
     assert "@team" not in text
     assert "<b>" not in text
+
+
+def test_a_regression_report_has_no_confusion_section() -> None:
+    sides = {side: Side(label=side, metrics={"rmse": 1.0}) for side in ("base", "pr")}  # no curves, no confusion
+    text = "\n".join(charts.render_plots(report(**sides), {}, published=False))
+    assert "confusion" not in text
+    assert "```mermaid" not in text
+    one = Side(label="pr", confusion=Confusion(labels=["no", "yes"], counts=[[5, 1], [2, 7]]))
+    text = "\n".join(charts.render_plots(report(base=sides["base"], pr=one), {}, published=False))
+    assert "Base: no confusion matrix." in text  # a side without one is named when the other has one

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mltemplate import plots
 from mltemplate.dotted import flatten
 from mltemplate.metrics import scalar_metrics
 from mltemplate.params import load_params
 from mltemplate.report import artifact
+from mltemplate.report.sides import CURVE_NAMES
 from tests.conftest import ROOT, nudged_hyperparameter, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -93,10 +95,12 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
     for side in (report.serving.base, report.serving.pr):  # the base model came from the DVC cache
         assert len(side.runs) == 2, side.reason
         assert all(run.requests > 0 and run.errors == 0 for run in side.runs)
-    binary = {f"{side}_{plot}.png" for side in ("base", "pr") for plot in ("roc", "precision_recall", "confusion")}
-    assert binary <= set(loaded.images) <= artifact.IMAGE_FILES  # a binary model's plots, both sides
-    assert set(report.pr.curves) == {"roc", "precision_recall"}
-    assert report.pr.confusion is not None
+    task = load_params(repo / "params.yaml").data.task
+    drawn = {plot.name for plot in plots.for_task(task)}
+    expected = {f"{side}_{name}.png" for side in ("base", "pr") for name in drawn}
+    assert expected <= set(loaded.images) <= artifact.IMAGE_FILES  # the task's plots, both sides
+    assert set(report.pr.curves) == drawn & set(CURVE_NAMES)
+    assert (report.pr.confusion is not None) == ("confusion" in drawn)
     assert (report.pr_number, report.head_sha) == (7, git(repo, "rev-parse", "HEAD").strip())
     assert summary.read_text(encoding="utf-8") == (repo / "report" / "report.md").read_text(encoding="utf-8")
 
@@ -110,7 +114,8 @@ def test_report_and_comment_for_a_pr_that_changes_a_hyperparameter(pipeline_repo
     assert rendered.returncode == 0, rendered.stderr
     comment = (repo / "comment" / "comment.md").read_text(encoding="utf-8")
     status = json.loads((repo / "comment" / "status.json").read_text())
-    assert "```mermaid" in comment
+    assert ("```mermaid" in comment) == bool(drawn & set(CURVE_NAMES))  # the task's curves, as charts
+    assert ("| actual / predicted |" in comment) == ("confusion" in drawn)
     assert "](" not in comment
     gate_failed = "Quality gate failed" in comment
     assert status["state"] == ("failure" if gate_failed else "success")

@@ -87,8 +87,9 @@ def render_plots(report: Report, images: Mapping[str, bytes], *, published: bool
     lines: list[str] = []
     for name in ("roc", "precision_recall"):
         lines += render_chart(name, report.base, report.pr)
-    lines += render_confusion("Base", report.base.confusion)
-    lines += render_confusion("PR", report.pr.confusion)
+    if report.base.confusion is not None or report.pr.confusion is not None:  # a regression model has none
+        lines += render_confusion("Base", report.base.confusion)
+        lines += render_confusion("PR", report.pr.confusion)
     if published:
         # Only allowlisted names (artifact.IMAGE_FILES) whose bytes passed the PNG checks, copied beside comment.md.
         lines += [" ".join(f"![{name}](./{name})" for name in sorted(images)), ""] if images else []
