@@ -125,7 +125,6 @@ PARAMS_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("changes", list(PARAMS_CHANGES.values()), ids=list(PARAMS_CHANGES))
 def lenient_thresholds(task: Task) -> dict[str, float]:
     """Floors on the project's task's first two higher-is-better metrics that any model that learnt something meets
     (changed thresholds are part of the change; which metrics they name depends on the project's task)."""
@@ -133,6 +132,7 @@ def lenient_thresholds(task: Task) -> dict[str, float]:
     return {metric.name: 0.3 if metric.unit_interval else -1.0 for metric in floors}
 
 
+@pytest.mark.parametrize("changes", list(PARAMS_CHANGES.values()), ids=list(PARAMS_CHANGES))
 def test_params_changes_keep_the_whole_product_working(tmp_path: Path, changes: dict[str, Any]) -> None:
     def change(repo: Path) -> None:
         task = yaml.safe_load((repo / "params.yaml").read_text())["data"]["task"]
