@@ -40,11 +40,11 @@ def write_log(
         if schema.classification:
             answer = metadata.classes[0] if drifted else str(row[schema.target])
             others = (len(metadata.classes) - 1) or 1
-            labels_, outputs = [answer], [[0.9 if c == answer else 0.1 / others for c in metadata.classes]]
+            predicted, outputs = [answer], [[0.9 if c == answer else 0.1 / others for c in metadata.classes]]
         else:  # a constant far from every target when drifted: worse than predicting the mean (r2 < 0)
             value = float(truth.max() + (truth.max() - truth.min()) + 1) if drifted else float(row[schema.target])
-            labels_, outputs = None, [[value]]
-        requests.append(codec.encode(f"{prefix}{i}", now - 60, "v", columns, [values], labels_, outputs))
+            predicted, outputs = None, [[value]]
+        requests.append(codec.encode(f"{prefix}{i}", now - 60, "v", columns, [values], predicted, outputs))
     db = migrations.open_store(url)
     try:
         with db.begin() as connection:
