@@ -28,6 +28,8 @@ def write_log(
         held_out = held_out.head(rows)
     columns = codec.log_columns(schema, metadata.classes)
     truth = held_out[schema.target]
+    # A drifted log's one answer: the first class, or a value past every target (worse than the mean: r2 < 0).
+    constant = metadata.classes[0] if schema.classification else float(truth.max() + (truth.max() - truth.min()) + 1)
     now = time.time()
     requests = []
     for i, row in held_out.iterrows():
@@ -38,12 +40,11 @@ def write_log(
             features.update({name: float(row[name]) * 1.01 for name in schema.numeric})
         values = tuple(None if pd.isna(features[n]) else features[n] for n in (*columns.numeric, *columns.categorical))
         if schema.classification:
-            answer = metadata.classes[0] if drifted else str(row[schema.target])
+            answer = constant if drifted else str(row[schema.target])
             others = (len(metadata.classes) - 1) or 1
             predicted, outputs = [answer], [[0.9 if c == answer else 0.1 / others for c in metadata.classes]]
-        else:  # a constant far from every target when drifted: worse than predicting the mean (r2 < 0)
-            value = float(truth.max() + (truth.max() - truth.min()) + 1) if drifted else float(row[schema.target])
-            predicted, outputs = None, [[value]]
+        else:
+            predicted, outputs = None, [[constant if drifted else float(row[schema.target])]]
         requests.append(codec.encode(f"{prefix}{i}", now - 60, "v", columns, [values], predicted, outputs))
     db = migrations.open_store(url)
     try:
