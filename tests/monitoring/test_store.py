@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,30 @@ def test_requests_logged_under_another_schema_keep_their_columns_in_answer_order
     assert frame[codec.REQUEST_ID].tolist() == ["first", "middle", "late"]
     assert frame["x"].tolist() == [1.0, 2.0, 3.0]
     assert frame["z"].isna().tolist() == [True, False, True]
+
+
+class _Racing:
+    """A cursor whose switch to WAL loses a race with other processes `losses` times, as SQLite reports it."""
+
+    def __init__(self, losses: int, message: str = "database is locked") -> None:
+        self.losses, self.message, self.tries = losses, message, 0
+
+    def execute(self, statement: str) -> None:
+        self.tries += 1
+        if self.tries <= self.losses:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_a_process_that_loses_the_race_to_switch_a_new_file_to_wal_retries_until_it_is_done() -> None:
+    cursor = _Racing(losses=3)
+    store._switch_to_wal(cursor, wait_s=5)
+    assert cursor.tries == 4
+
+
+def test_the_switch_to_wal_gives_up_after_its_wait_and_at_once_on_other_errors() -> None:
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store._switch_to_wal(_Racing(losses=10**6), wait_s=0.05)
+    unwritable = _Racing(losses=1, message="attempt to write a readonly database")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store._switch_to_wal(unwritable, wait_s=5)
+    assert unwritable.tries == 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,9 +163,27 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     # A new file only (set before WAL; a no-op later): a logged 256-record request is ~64 KiB of arrays, which
     # 4 KiB pages split into 16 overflow pages, each its own WAL frame; 16 KiB pages cut the writer's CPU by a third.
     cursor.execute("PRAGMA page_size=16384")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any, *, wait_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    # Switching a new file to WAL takes it exclusively, and when several processes switch it at once SQLite fails
+    # the losers at once ("database is locked") instead of waiting the busy timeout: the service's workers and
+    # `make monitor` opening a new log together met it. They retry, jittered so they do not collide again, until
+    # the winner's switch is done; after that the pragma takes no lock.
+    deadline = time.monotonic() + wait_s
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))  # noqa: S311 (jitter, not a secret)
+        pause = min(pause * 2, 0.5)
 
 
 def engine(url: str, *, connect_timeout_s: int = 5, hold_files: bool = True) -> Engine:
