@@ -19,8 +19,10 @@ SPAN = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 MAKE = re.compile(r"(?<![\w-])make((?:\s+(?:-\S+|\w+=\S*))*)\s+([A-Za-z][\w-]*)")
 PACKAGE = mltemplate.__name__  # by its runtime name: `make init` renames it, and the word in a string differently
-MODULE = re.compile(rf"(?<![\w.]){PACKAGE}(?:\.\w+)++(?!\.<)")
-RUN_MODULE = re.compile(rf"-m\s+({PACKAGE}(?:\.\w+)*+)(?!\.<)")
+# A whole dotted name not followed by `.<placeholder>`. No possessive quantifiers: Python 3.11.2 (Debian 12) lets them
+# backtrack, and `mltemplate.pipeline.<stage>` became the module `mltemplate.pipeline.`.
+MODULE = re.compile(rf"(?<![\w.]){PACKAGE}(?:\.\w+)+(?!\.?[\w<])")
+RUN_MODULE = re.compile(rf"-m\s+({PACKAGE}(?:\.\w+)*)(?!\.?[\w<])")
 
 # A backticked word is taken for a repository path when its first part is one of the repository's own directories,
 # or it is one of its top-level files; any other word (a URL path, a MIME type, `build/...`) is not a claim about
