@@ -137,6 +137,23 @@ def test_integer_labels_match_csv_text(raw: dict[str, Any]) -> None:
     assert params.data.positive_class == "1"
 
 
+@pytest.mark.parametrize("label", ["yes", "no", "on", "off", "y", "N"])
+def test_a_class_yaml_11_calls_a_boolean_survives_dvcs_rewrite_of_params(
+    raw: dict[str, Any], label: str, tmp_path: Path
+) -> None:
+    """`dvc exp run -S` rewrites params.yaml with DVC's YAML 1.2 writer, which drops the quotes of 'yes': the params
+    must still name the class `yes`, not True."""
+    from dvc.utils.serialize import dump_yaml, modify_yaml
+
+    path = tmp_path / "params.yaml"
+    dump_yaml(path, with_value(raw, "data.positive_class", label))
+    with modify_yaml(path) as document:  # what `-S` does
+        document["seed"] = 8
+    assert f"positive_class: {label}\n" in path.read_text()  # unquoted, as DVC writes it
+    params = load_params(path)
+    assert (params.data.positive_class, params.seed, params.monitor.drift.bonferroni) == (label, 8, True)
+
+
 def test_params_are_frozen(raw: dict[str, Any]) -> None:
     params = parse_params(raw)
     with pytest.raises(ValueError, match="frozen"):

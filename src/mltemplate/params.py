@@ -86,8 +86,8 @@ class ModelParams(_Section):
 
 def _floats(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
-    return value
+        return {k: _floats(v) for k, v in value.items()}
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class EvaluateParams(_Section):
@@ -105,15 +105,10 @@ class EvaluateParams(_Section):
         default_factory=dict, description="Per metric, the largest gap between the groups of any slice column."
     )
 
-    @field_validator("thresholds", "max_slice_gap", mode="before")
+    @field_validator("thresholds", "max_slice_gap", "tolerance", mode="before")
     @classmethod
     def _ints_are_floats(cls, value: Any) -> Any:
         return _floats(value)
-
-    @field_validator("tolerance", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 NUMERIC_DRIFT_METHODS = ("ks", "wasserstein", "psi")
@@ -325,6 +320,23 @@ def parse_params(raw: Any, *, source: Path = PARAMS_FILE) -> Params:
         raise ParamsError(_describe(error, source)) from None
 
 
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")  # YAML 1.2 (DVC): yes, no, on, off are text
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2's booleans, as DVC has them: `dvc exp run -S` unquotes `'yes'`, which YAML 1.1 would make True."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - read by the loader, never mutated
+        first: [(tag, rx) for tag, rx in found if not tag.endswith(":bool")] or [("tag:yaml.org,2002:bool", _BOOL)]
+        for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def read_yaml(text: str) -> Any:
+    """A params.yaml's text as plain data, read as DVC reads it; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml."""
     try:
@@ -332,7 +344,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = read_yaml(text)
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
     return parse_params(raw, source=path)

@@ -16,7 +16,7 @@ import yaml
 from mltemplate.contract import infer
 from mltemplate.errors import CommandError
 from mltemplate.metrics import Task
-from mltemplate.params import parse_params
+from mltemplate.params import parse_params, read_yaml
 
 MAX_CLASSES = 10
 """A numeric target with at most this many distinct integers is a class label; with more, a quantity (regression)."""
@@ -171,5 +171,5 @@ monitor:           # `make monitor` over the production prediction log (docs/mon
     breaches: 2
     windows: 3
 """
-    parse_params(yaml.safe_load(text), source=Path("params.yaml (proposed)"))
+    parse_params(read_yaml(text), source=Path("params.yaml (proposed)"))
     return text

@@ -15,6 +15,7 @@ import yaml
 from mltemplate import dvcfiles, plots
 from mltemplate.dotted import flatten
 from mltemplate.metrics import SUPPORT, MetricsError, parse_metrics, read_metrics, scalar_metrics
+from mltemplate.params import read_yaml
 from mltemplate.paths import DATA_DVC, DVC_LOCK, METRICS_FILE, MODEL_FILE, PARAMS_FILE
 from mltemplate.report.schema import MAX_TEXT, Confusion, CurveName, Side
 
@@ -152,7 +153,7 @@ def base_params(ref: str) -> dict[str, Any] | None:
 def _params(text: str | None) -> dict[str, Any] | None:
     """A params.yaml's text as a mapping; None when absent or not a YAML mapping (it is shown, then refused)."""
     try:
-        found = yaml.safe_load(text) if text is not None else None
+        found = read_yaml(text) if text is not None else None
     except yaml.YAMLError:
         return None
     return found if isinstance(found, dict) else None
