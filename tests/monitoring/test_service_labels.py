@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,7 @@ class Caller:
     def __init__(self, url: str, database: sa.Engine, number: int, records: list[dict[str, Any]], label: str) -> None:
         self.url, self.db, self.name, self.records, self.label = url, database, f"caller-{number}", records, label
         self.answers: list[int] = []
+        self.ids: list[str] = []
 
     def stored(self, submission: str) -> int:
         l = store.labels.c  # noqa: E741
@@ -141,13 +142,21 @@ class Caller:
         with self.db.connect() as connection:
             return int(connection.execute(query).scalar() or 0)
 
-    def run(self) -> None:
-        ids = []
+    def predict(self) -> None:
+        """The records to label: 1000 per request, asked again after an overload answer (how slow depends on the
+        project's model; this is the set-up, the labels are the test)."""
         for start in range(0, LABELS_EACH, RECORDS_PER_REQUEST):
             chunk = [self.records[(start + i) % len(self.records)] for i in range(RECORDS_PER_REQUEST)]
-            ids.append(post(self.url, "/predict", {"records": chunk}).json()["request_id"])
+            while (reply := post(self.url, "/predict", {"records": chunk})).status in (429, 503, 504):
+                time.sleep(float(reply.headers.get("retry-after", "0.5")))
+            assert reply.status == 200, reply.text
+            self.ids.append(reply.json()["request_id"])
+
+    def post_labels(self) -> None:
         items = [
-            {"request_id": rid, "position": p, "label": self.label} for rid in ids for p in range(RECORDS_PER_REQUEST)
+            {"request_id": rid, "position": p, "label": self.label}
+            for rid in self.ids
+            for p in range(RECORDS_PER_REQUEST)
         ]
         for number, start in enumerate(range(0, LABELS_EACH, BATCH)):
             submission = f"{self.name}-{number}"
@@ -177,6 +186,13 @@ class Caller:
             time.sleep(float(reply.headers.get("retry-after", "0.5")))
 
 
+def everyone(jobs: Iterable[Callable[[], None]]) -> None:
+    """Run the jobs on threads of their own at once; a job's failure fails the test (a thread's would vanish)."""
+    with ThreadPoolExecutor(max_workers=CALLERS) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
 def test_16_callers_posting_10000_labels_each_beside_predictions_get_the_outcome_their_answers_say(
     repo: Path, records: list[dict[str, Any]], database: str, tmp_path: Path
 ) -> None:
@@ -187,12 +203,9 @@ def test_16_callers_posting_10000_labels_each_beside_predictions_get_the_outcome
     with served(repo, env=env(database, tmp_path / "spool", **settings)) as url:
         body = json.dumps({"records": records[:1]}).encode()
         callers = [Caller(url, engine, i, records, label) for i in range(CALLERS)]
+        everyone(caller.predict for caller in callers)
         with Load(url, body, clients=2) as load:
-            threads = [threading.Thread(target=caller.run) for caller in callers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            everyone(caller.post_labels for caller in callers)
         assert load.failed == 0
         answers = [status for caller in callers for status in caller.answers]
         print({status: answers.count(status) for status in sorted(set(answers))})
