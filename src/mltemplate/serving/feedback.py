@@ -1,5 +1,6 @@
 """POST /feedback: true labels for the service's answers, from authorised labellers only. The bearer credential is
-checked first (401, 403), then the body (400) and the labeller's rate (429). A label is accepted when it names a
+checked first (401, 403), then the body (400), the labels in progress in the worker and the labeller's rate (429).
+A label is accepted when it names a
 record the service answered: an id this service signed (known at once, in any worker, before the log has it) or one
 the log holds; the others are named, and stored with none unless the call asks for all or nothing. The accepted
 labels are stored as one submission (200), once however often it is sent, or, while the database is down, kept in
@@ -53,8 +54,28 @@ class Outcome:
         }
 
 
+class LabelsInProgress:
+    """Labels being checked and stored in one worker, all calls together: at most `limit`, except that a call is
+    always taken when none is in progress. Storing labels takes a thread, a database connection and a core; a
+    call that would pass the limit answers 429 at once, so a flood of labels cannot slow the predictions it labels
+    past their timeout, while many small calls (a label per answer) pass. Used on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.taken = limit, 0
+
+    def take(self, labels: int) -> bool:
+        if self.taken and self.taken + labels > self.limit:
+            return False
+        self.taken += labels
+        return True
+
+    def give_back(self, labels: int) -> None:
+        self.taken -= labels
+
+
 class FeedbackDesk:
-    """One per worker: who may label, how fast, which ids the service issued, and where labels go."""
+    """One per worker: who may label, how fast, how many labels at once, which ids the service issued, and where
+    labels go."""
 
     def __init__(
         self,
@@ -66,8 +87,10 @@ class FeedbackDesk:
         spool_dir: Path,
         classes: Sequence[str] | None,
         budget_s: float,
+        max_inflight_labels: int,
     ) -> None:
         self.labellers, self.ids, self.limit, self.db_url, self.classes = labellers, ids, limit, db_url, classes
+        self.in_progress = LabelsInProgress(max_inflight_labels)
         self.budget_s = budget_s
         """How long a call may take to commit; past it nothing is stored (503): less than the server's timeout."""
         self.db: sa.Engine | None = None
@@ -152,11 +175,21 @@ async def route(request: Request) -> JSONResponse:
         if not isinstance(error, feedback.FeedbackError):
             return _refusal(400, f"body is not valid JSON ({error})", "body")
         return _problems(400, error)
-    wait = desk.limit.take(labeller, len(submission.labels))
-    if wait:
-        message = f"labeller {labeller!r} sent more than {desk.limit.rate:g} labels a second; retry later"
-        return _refusal(429, message, "labels", headers={"Retry-After": retry_after(wait)})
-    return await _submit(desk, submission, labeller)
+    count, in_progress = len(submission.labels), desk.in_progress
+    if not in_progress.take(count):
+        message = (
+            f"{in_progress.taken} labels are being stored in this worker; {count} more would pass "
+            f"{in_progress.limit} (SERVE_MAX_INFLIGHT_LABELS); retry later"
+        )
+        return _refusal(429, message, "labels", headers={"Retry-After": retry_after(1)})
+    try:
+        wait = desk.limit.take(labeller, count)
+        if wait:
+            message = f"labeller {labeller!r} sent more than {desk.limit.rate:g} labels a second; retry later"
+            return _refusal(429, message, "labels", headers={"Retry-After": retry_after(wait)})
+        return await _submit(desk, submission, labeller)
+    finally:
+        in_progress.give_back(count)
 
 
 async def _submit(desk: FeedbackDesk, submission: feedback.Submission, labeller: str) -> JSONResponse:

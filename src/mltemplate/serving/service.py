@@ -123,6 +123,7 @@ class PredictionService:
                 spool_dir=store.spool_dir() / "labels",
                 classes=self.model.classes if self.model.schema.classification else None,
                 budget_s=SETTINGS.timeout_s * 0.8,
+                max_inflight_labels=SETTINGS.max_inflight_labels,
             )
             if SETTINGS.prediction_log
             else None

@@ -92,6 +92,12 @@ class ServingSettings(BaseModel):
         default=1000.0, gt=0, description="Labels a second each feedback credential may send, per worker (429 past it)."
     )
     feedback_burst: int = Field(default=10_000, ge=1, description="Labels a credential may send at once, per worker.")
+    max_inflight_labels: int = Field(
+        default=4000,
+        ge=1,
+        description="Labels being stored at once per worker, all POST /feedback calls together; a call past it gets "
+        "429 with Retry-After (a call is always taken when none is in progress).",
+    )
 
     @model_validator(mode="after")
     def _one_source_of_credentials(self) -> ServingSettings:
