@@ -1,11 +1,10 @@
 """POST /feedback: true labels for the service's answers, from authorised labellers only. The bearer credential is
-checked first (401, 403), then the body (400), the labels in progress in the worker and the labeller's rate (429).
-A label is accepted when it names a
-record the service answered: an id this service signed (known at once, in any worker, before the log has it) or one
-the log holds; the others are named, and stored with none unless the call asks for all or nothing. The accepted
-labels are stored as one submission (200), once however often it is sent, or, while the database is down, kept in
-the labels spool (202) and written when it answers. An answer is the outcome: a call that runs out of time before its
-commit stores nothing (503), and a retry of a timed-out call answers what is stored."""
+checked first (401, 403), then the body (400), the labels in progress in the worker and the labeller's rate (429). A
+label is accepted when it names a record the service answered: an id this service signed (known at once, in any
+worker, before the log has it) or one the log holds; the others are named, and stored with none unless the call asks
+for all or nothing. The accepted labels are stored as one submission (200), once however often it is sent, or, while
+the database is down, kept in the labels spool (202) and written when it answers. An answer is the outcome: a call
+that runs out of time before its commit stores nothing (503), and a retry of a timed-out call answers what is stored."""
 
 from __future__ import annotations
 
