@@ -1,4 +1,4 @@
-"""POST /feedback's route with its desk in hand (the service stubbed): how many calls a worker takes at once. The
+"""POST /feedback's route with its desk in hand (the service stubbed): how many labels a worker stores at once. The
 served endpoint, its credentials, rates and storage are tested under `bentoml serve` (tests/monitoring)."""
 
 from __future__ import annotations
